@@ -1,0 +1,78 @@
+"""Every setting of Atelier, read once from the environment (prefix ``ATELIER_``) or a ``.env`` file.
+
+This module is shared by the web app, the Celery worker and the command line. It imports
+nothing heavier than pydantic, so importing it never drags in FastAPI or TensorFlow.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DATA_DIR = Path("data")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
+
+    # --- connections and places -------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker, result backend and job store.")
+    storage_dir: Path = Field(DATA_DIR / "storage", description="Local directory shared by web and workers.")
+
+    # --- model ----------------------------------------------------------------------------------
+    weights: str = Field(
+        "imagenet",
+        description="VGG19 weights: 'imagenet' (downloaded once into model_dir), a path to a local .h5 "
+        "weights file, or 'random' (seeded; tests and offline demos only).",
+    )
+    model_dir: Path = Field(DATA_DIR / "models", description="Where the ImageNet weights are cached.")
+    weights_seed: int = Field(0, description="Seed for weights='random'.")
+
+    # --- upload limits ---------------------------------------------------------------------------
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
+    max_upload_pixels: int = Field(40_000_000, ge=64, description="Decompression-bomb guard, per image.")
+    min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
+    max_style_images: int = Field(4, ge=1, le=16)
+
+    # --- job limits ------------------------------------------------------------------------------
+    max_size: int = Field(1024, ge=32, description="Largest output side a job may ask for.")
+    max_iterations: int = Field(2000, ge=1, description="Most optimisation steps a job may ask for.")
+    preview_every: int = Field(10, ge=1, description="Steps between live previews.")
+    progress_interval_seconds: float = Field(0.25, gt=0, description="Throttle for progress writes to Redis.")
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="How long finished jobs and files are kept.")
+    job_soft_time_limit: int = Field(3600, ge=10, description="Seconds; the partial image is saved.")
+    job_hard_time_limit: int = Field(3900, ge=11, description="Seconds; the worker process is killed.")
+    broker_visibility_timeout: int = Field(
+        4 * 3600, ge=60, description="Must outlast the longest job, or Redis redelivers it."
+    )
+    queue_name: str = Field("atelier", description="Celery queue the web sends jobs to.")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("weights")
+    @classmethod
+    def _weights_known(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("ATELIER_WEIGHTS must be 'imagenet', 'random' or a path to a weights file")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _limits_consistent(self) -> Settings:
+        if self.job_hard_time_limit <= self.job_soft_time_limit:
+            raise ValueError("ATELIER_JOB_HARD_TIME_LIMIT must be larger than ATELIER_JOB_SOFT_TIME_LIMIT")
+        if self.broker_visibility_timeout <= self.job_hard_time_limit:
+            raise ValueError(
+                "ATELIER_BROKER_VISIBILITY_TIMEOUT must be larger than ATELIER_JOB_HARD_TIME_LIMIT, "
+                "or Redis hands a running job to a second worker"
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use (tests clear the cache to re-read the env)."""
+    return Settings()
