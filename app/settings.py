@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DATA_DIR = Path("data")
@@ -20,8 +20,17 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
 
     # --- connections and places -------------------------------------------------------------
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker, result backend and job store.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker, result backend, job store.")
     storage_dir: Path = Field(DATA_DIR / "storage", description="Local directory shared by web and workers.")
+    storage_url: str = Field(
+        "",
+        description="Where job files live: empty (storage_dir), file:///path (a local directory) or "
+        "s3://bucket/prefix (S3-compatible object storage, shared by web and workers on many hosts).",
+    )
+    s3_endpoint_url: str = Field("", description="S3 API endpoint, e.g. http://minio:9000; empty: AWS S3.")
+    s3_region: str = Field("", description="S3 region; empty: from the AWS config or AWS_DEFAULT_REGION.")
+    s3_access_key_id: str = Field("", description="Empty: the standard AWS chain (AWS_ACCESS_KEY_ID, ...).")
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="Goes with s3_access_key_id.")
 
     # --- model ----------------------------------------------------------------------------------
     weights: str = Field(
@@ -43,7 +52,7 @@ class Settings(BaseSettings):
     max_iterations: int = Field(2000, ge=1, description="Most optimisation steps a job may ask for.")
     preview_every: int = Field(10, ge=1, description="Steps between live previews.")
     progress_interval_seconds: float = Field(0.25, gt=0, description="Throttle for progress writes to Redis.")
-    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="How long finished jobs and files are kept.")
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="How long finished jobs are kept.")
     job_soft_time_limit: int = Field(3600, ge=10, description="Seconds; the partial image is saved.")
     job_hard_time_limit: int = Field(3900, ge=11, description="Seconds; the worker process is killed.")
     broker_visibility_timeout: int = Field(
@@ -59,6 +68,16 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("ATELIER_WEIGHTS must be 'imagenet', 'random' or a path to a weights file")
         return value.strip()
+
+    @field_validator("storage_url")
+    @classmethod
+    def _storage_url_known(cls, value: str) -> str:
+        value = value.strip()
+        if value and not value.startswith(("file://", "s3://")):
+            raise ValueError("ATELIER_STORAGE_URL must be empty, file:///path or s3://bucket/prefix")
+        if value.startswith("s3://") and not value.removeprefix("s3://").split("/", 1)[0]:
+            raise ValueError("ATELIER_STORAGE_URL s3://bucket/prefix needs a bucket name")
+        return value
 
     @model_validator(mode="after")
     def _limits_consistent(self) -> Settings:

@@ -1,0 +1,71 @@
+"""The web application: create_app() gathers the routers; `app` is what uvicorn serves."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.limits import BodySizeLimit
+from app.logs import configure_logging
+from app.routes import events, health, jobs, pages
+from app.settings import get_settings
+from app.templating import STATIC_DIR
+
+logger = logging.getLogger(__name__)
+
+# Multipart framing and option fields on top of the images themselves.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+
+
+def readable_validation_error(errors: list[dict]) -> str:
+    """'size: Input should be less than or equal to 1024; ...' from FastAPI's validation errors."""
+    parts = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        parts.append(f"{'.'.join(location)}: {message}" if location else message)
+    return "; ".join(parts) or "invalid request"
+
+
+async def _validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # "input" may hold an uploaded file object or a huge value: never echo it back.
+    errors = jsonable_encoder([{k: v for k, v in error.items() if k != "input"} for error in exc.errors()])
+    return JSONResponse(
+        status_code=422, content={"detail": readable_validation_error(errors), "errors": errors}
+    )
+
+
+def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    app = FastAPI(
+        title="Atelier",
+        summary="Neural style transfer as a service (Gatys et al., VGG19).",
+        description="Submit a content image and style images; a worker optimises the result while "
+        "you watch its progress and previews. See docs/api.md for curl examples.",
+        version="0.1.0",
+    )
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
+    max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    for router in (health.router, jobs.router, pages.router, events.router):
+        app.include_router(router)
+    logger.info("web app created (redis %s, storage %s)", _redacted(settings.redis_url), settings.storage_dir)
+    return app
+
+
+def _redacted(url: str) -> str:
+    """The URL without a password, for logs."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return f"{scheme}{sep}{rest}"
+
+
+app = create_app()

@@ -1,0 +1,150 @@
+"""HTML pages: the upload form (GET /), its submission (POST /jobs) and a job's page (GET /jobs/{id}).
+
+The pages work without JavaScript (a real multipart form, server-rendered job state); static/js/
+enhances them. Job state always comes from the job store, so a reload or a second browser shows
+the same thing as the first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from app.jobs import get_job_store
+from app.settings import get_settings
+from app.status import public_status
+from app.storage import get_storage, style_key
+from app.submission import SubmissionError, options_from_form, submit_job
+from app.templating import templates
+from app.timing import REFERENCE_NOTE, preset_choices
+
+router = APIRouter(tags=["pages"], include_in_schema=False)
+
+# Form fields that have their own error slot on the upload page; other errors show at the top only.
+FIELDS_WITH_ERROR_SLOT = frozenset(
+    {
+        "content",
+        "style",
+        "style_blend",
+        "preset",
+        "size",
+        "iterations",
+        "style_weight",
+        "tv_weight",
+        "optimizer",
+        "preview_every",
+    }
+)
+
+
+def render_not_found(request: Request, message: str = "There is no page at this address.") -> HTMLResponse:
+    """The 404 page (also usable as the app's HTML 404 handler)."""
+    return templates.TemplateResponse(request, "404.html", {"message": message}, status_code=404)
+
+
+def _render_index(
+    request: Request, *, values: dict[str, str] | None = None, error: SubmissionError | None = None
+) -> HTMLResponse:
+    settings = get_settings()
+    field_errors: dict[str, str] = {}
+    if error is not None and error.field in FIELDS_WITH_ERROR_SLOT:
+        field_errors[error.field] = error.detail
+    context = {
+        "presets": preset_choices(settings.max_size, settings.max_iterations),
+        "timing_note": REFERENCE_NOTE,
+        "limits": settings,
+        "values": values or {},
+        "error": error,
+        "field_errors": field_errors,
+    }
+    return templates.TemplateResponse(
+        request, "index.html", context, status_code=error.status_code if error else 200
+    )
+
+
+@router.get("/", response_class=HTMLResponse)
+def upload_page(request: Request) -> HTMLResponse:
+    """The upload form."""
+    return _render_index(request)
+
+
+def _chosen_files(values: list[Any]) -> list[UploadFile]:
+    """File parts the user actually filled: an untouched optional file input still sends an empty part.
+
+    (request.form() yields Starlette's UploadFile; FastAPI's is a subclass, so check the base.)
+    """
+    return [value for value in values if isinstance(value, UploadFile) and (value.filename or value.size)]
+
+
+def _blend_weights(blend: str, style_count: int) -> str:
+    """The page's single slider (share of the first style, 0..1) as style_blend's one-weight-per-style list."""
+    if style_count != 2 or not blend.strip():
+        return ""
+    try:
+        first = float(blend)
+    except ValueError as error:
+        raise SubmissionError(
+            422, "style_blend: the blend must be a number between 0 and 1", "style_blend"
+        ) from error
+    if not 0 <= first <= 1:
+        raise SubmissionError(422, "style_blend: the blend must be between 0 and 1", "style_blend")
+    return f"{first:g},{1 - first:g}"
+
+
+@router.post("/jobs")
+async def submit_form(request: Request) -> Response:
+    """The upload form's target: 303 to the new job's page, or the form again with the problem shown."""
+    form = await request.form()
+    values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    try:
+        contents = _chosen_files(form.getlist("content"))
+        styles = _chosen_files(form.getlist("style"))
+        # An untouched field is "not given" (the options' defaults apply), not an empty value.
+        fields = {name: value for name, value in values.items() if value.strip()}
+        fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
+        options = options_from_form(fields)
+        record = await submit_job(contents[0] if contents else None, styles, options)
+    except SubmissionError as error:
+        return _render_index(request, values=values, error=error)
+    finally:
+        await form.close()
+    return RedirectResponse(f"/jobs/{record.id}", status_code=303)
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(request: Request, job_id: str) -> HTMLResponse:
+    """A job's live page: the server renders the current state, static/js/job.js keeps it live."""
+    store = get_job_store()
+    record = store.get(job_id)
+    if record is None:
+        return render_not_found(
+            request, "There is no job with this id. Finished jobs are kept for a limited time."
+        )
+    status = public_status(record, store)
+    return templates.TemplateResponse(request, "job.html", {"job": status})
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_form(request: Request, job_id: str) -> Response:
+    """Cancel without JavaScript (the page's Cancel button is a form); back to the job's page."""
+    store = get_job_store()
+    if store.get(job_id) is None:
+        return render_not_found(request, "There is no job with this id.")
+    store.request_cancel(job_id)
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.get("/jobs/{job_id}/styles/{index}")
+def style_image(request: Request, job_id: str, index: int) -> Response:
+    """A job's style image (PNG, as stored): "use this style again" copies it into a new upload form."""
+    record = get_job_store().get(job_id)
+    if record is None or not 0 <= index < record.style_count:
+        return render_not_found(request, "This job has no such style image.")
+    try:
+        data = get_storage().read_bytes(style_key(job_id, index))
+    except FileNotFoundError:
+        return render_not_found(request, "This job's style image is no longer stored.")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

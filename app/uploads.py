@@ -1,0 +1,105 @@
+"""Checking uploaded images: decoded by Pillow (the content type and file name are never trusted),
+bounded in bytes and pixels, and re-encoded as a metadata-free RGB PNG.
+
+No TensorFlow and no worker import here: the web process does this before anything is queued.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+from typing import Protocol
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Only plain raster formats: Pillow can also open formats that shell out (EPS runs Ghostscript).
+ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+CHUNK_BYTES = 1024 * 1024
+
+
+class UploadRejected(Exception):
+    """An upload that cannot be used; status_code is 400, 413, 415 or 422."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+class AsyncReadable(Protocol):
+    async def read(self, size: int = -1) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class CleanImage:
+    """An accepted upload: RGB PNG bytes without metadata, and its size after EXIF rotation."""
+
+    png: bytes
+    width: int
+    height: int
+
+
+async def read_limited(upload: AsyncReadable, max_bytes: int) -> bytes:
+    """Read an upload in chunks, refusing (413) as soon as it grows past max_bytes."""
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := await upload.read(CHUNK_BYTES):
+        total += len(chunk)
+        if total > max_bytes:
+            raise UploadRejected(413, f"the file is larger than the limit of {_megabytes(max_bytes)}")
+        chunks.append(chunk)
+    if total == 0:
+        raise UploadRejected(400, "the file is empty")
+    return b"".join(chunks)
+
+
+def clean_image(data: bytes, *, max_pixels: int, min_side: int) -> CleanImage:
+    """Decode data as an image and return it re-encoded; raises UploadRejected when it is unusable."""
+    with warnings.catch_warnings():
+        # Pillow warns (and above 2x its own limit raises) on huge images; our explicit check below
+        # gives the person a clearer message, so treat the warning as an error too.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS) as image:
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise UploadRejected(
+                        413, f"the image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels"
+                    )
+                image.load()
+                rgb = _to_rgb(ImageOps.exif_transpose(image))
+        except UploadRejected:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise UploadRejected(413, f"the image has too many pixels ({error})") from error
+        except UnidentifiedImageError as error:
+            raise UploadRejected(
+                415, f"not an image this service reads (accepted: {', '.join(ALLOWED_FORMATS)})"
+            ) from error
+        except (OSError, SyntaxError, ValueError) as error:
+            # Pillow reports truncated or corrupt data as OSError ("image file is truncated") or
+            # SyntaxError (broken PNG chunks).
+            raise UploadRejected(422, f"the image is truncated or corrupt ({error})") from error
+    if min(rgb.size) < min_side:
+        raise UploadRejected(
+            422, f"the image is {rgb.width}x{rgb.height} pixels; each side must be at least {min_side} pixels"
+        )
+    # A fresh image carries no EXIF, ICC profile, text chunks or other metadata of the upload.
+    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    buffer = io.BytesIO()
+    clean.save(buffer, format="PNG")
+    return CleanImage(png=buffer.getvalue(), width=clean.width, height=clean.height)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, with any transparency composited onto white (transparent pixels are often black)."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB" if size >= 1024 * 1024 else f"{size} bytes"

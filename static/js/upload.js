@@ -1,0 +1,288 @@
+// The upload page: thumbnails, checks before upload, the style mix slider, preset hints and
+// "use this style again". The form is a plain multipart POST to /jobs and works without this file.
+(function () {
+  "use strict";
+
+  const form = document.getElementById("job-form");
+  if (!form) return;
+
+  // What the server decodes (app/uploads.py ALLOWED_FORMATS); browsers name them with these types.
+  const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"];
+  const PREVIEWABLE_BY_BROWSER = (type) => type !== "image/tiff";
+  const maxBytes = Number(form.dataset.maxBytes);
+
+  const contentInput = document.getElementById("content-input");
+  const styleInput = document.getElementById("style-input");
+  const style2Input = document.getElementById("style2-input");
+  const blendInput = document.getElementById("blend");
+  const submitButton = document.getElementById("submit-button");
+  const submitStatus = document.getElementById("submit-status");
+
+  function formatBytes(bytes) {
+    if (bytes < 1024) return bytes + " bytes";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(0) + " KB";
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
+  }
+
+  function fieldOf(element) {
+    return element.closest(".field");
+  }
+
+  function showError(input, message) {
+    const field = fieldOf(input);
+    const slot = field.querySelector("[data-error]");
+    slot.textContent = message;
+    field.classList.toggle("has-error", Boolean(message));
+    if (message) input.setAttribute("aria-invalid", "true");
+    else input.removeAttribute("aria-invalid");
+  }
+
+  // --- image drop zones ------------------------------------------------------------------------
+
+  // Per input: the problem with its chosen file ("" when fine), so submit can refuse early.
+  const fileProblems = new Map();
+
+  function checkFile(file) {
+    if (!IMAGE_TYPES.includes(file.type)) {
+      return `“${file.name}” is not an image Atelier can read. Choose a PNG, JPEG, WebP, GIF, BMP or TIFF file.`;
+    }
+    if (file.size === 0) return `“${file.name}” is empty.`;
+    if (file.size > maxBytes) {
+      return `“${file.name}” is ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
+    }
+    return "";
+  }
+
+  function setupDropzone(input) {
+    const field = fieldOf(input);
+    const zone = field.querySelector("[data-dropzone]");
+    const thumb = field.querySelector("[data-thumb]");
+    const filename = field.querySelector("[data-filename]");
+    let objectUrl = null;
+
+    // Only JS can empty a file input, so the "Remove" button exists only when JS runs.
+    const removeButton = document.createElement("button");
+    removeButton.type = "button";
+    removeButton.className = "button button-secondary";
+    removeButton.textContent = "Remove";
+    removeButton.hidden = true;
+    removeButton.setAttribute("aria-label", "Remove " + field.querySelector("label").textContent.trim());
+    filename.after(removeButton);
+    removeButton.addEventListener("click", () => {
+      input.value = "";
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+      input.focus();
+    });
+
+    function clearThumb() {
+      if (objectUrl) URL.revokeObjectURL(objectUrl);
+      objectUrl = null;
+      thumb.hidden = true;
+      thumb.removeAttribute("src");
+      zone.classList.remove("has-file");
+    }
+
+    input.addEventListener("change", () => {
+      clearThumb();
+      const file = input.files[0];
+      removeButton.hidden = !file;
+      if (!file) {
+        filename.textContent = "";
+        fileProblems.set(input, "");
+        showError(input, "");
+        return;
+      }
+      filename.textContent = `${file.name} · ${formatBytes(file.size)}`;
+      const problem = checkFile(file);
+      fileProblems.set(input, problem);
+      showError(input, problem);
+      if (problem || !PREVIEWABLE_BY_BROWSER(file.type)) return;
+      objectUrl = URL.createObjectURL(file);
+      thumb.alt = "Thumbnail of " + file.name;
+      thumb.src = objectUrl;
+      thumb.hidden = false;
+      zone.classList.add("has-file");
+    });
+
+    // A file whose bytes the browser cannot decode would be refused by the server too.
+    thumb.addEventListener("error", () => {
+      if (!thumb.getAttribute("src")) return;
+      const name = input.files[0] ? input.files[0].name : "This file";
+      const problem = `“${name}” could not be read as an image; it may be damaged or not really an image.`;
+      clearThumb();
+      fileProblems.set(input, problem);
+      showError(input, problem);
+    });
+
+    // The input covers the zone, so the browser drops files into it natively; this only highlights.
+    let depth = 0;
+    zone.addEventListener("dragenter", () => {
+      depth += 1;
+      zone.classList.add("is-dragover");
+    });
+    zone.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (depth === 0) zone.classList.remove("is-dragover");
+    });
+    zone.addEventListener("drop", () => {
+      depth = 0;
+      zone.classList.remove("is-dragover");
+    });
+  }
+
+  [contentInput, styleInput, style2Input].forEach(setupDropzone);
+
+  // --- style mix ---------------------------------------------------------------------------------
+
+  const blendHelp = document.querySelector("[data-blend-help]");
+  function updateBlend() {
+    const hasSecond = style2Input.files.length > 0;
+    blendInput.disabled = !hasSecond;
+    const first = Math.round(Number(blendInput.value) * 100);
+    blendInput.setAttribute("aria-valuetext", `${first}% first style, ${100 - first}% second style`);
+    blendHelp.textContent = hasSecond
+      ? `${first}% first style, ${100 - first}% second style.`
+      : "Add a second style image to mix two styles.";
+  }
+  blendInput.addEventListener("input", updateBlend);
+  style2Input.addEventListener("change", updateBlend);
+  updateBlend();
+
+  // --- presets: show what an empty size / iterations field means --------------------------------
+
+  const sizeInput = document.getElementById("size");
+  const iterationsInput = document.getElementById("iterations");
+  function updatePresetHints() {
+    const preset = form.querySelector("input[name=preset]:checked");
+    if (!preset) return;
+    sizeInput.placeholder = `${preset.dataset.size} (from preset)`;
+    iterationsInput.placeholder = `${preset.dataset.iterations} (from preset)`;
+  }
+  form.querySelectorAll("input[name=preset]").forEach((radio) => radio.addEventListener("change", updatePresetHints));
+  updatePresetHints();
+
+  // --- number fields: the browser's own range checks, shown next to the field ------------------
+
+  const numberInputs = Array.from(form.querySelectorAll("input[type=number]"));
+  function numberProblem(input) {
+    const label = form.querySelector(`label[for="${input.id}"]`).textContent.trim();
+    const v = input.validity;
+    if (v.badInput) return `${label}: enter a number.`;
+    if (v.rangeUnderflow) return `${label}: the smallest allowed value is ${input.min}.`;
+    if (v.rangeOverflow) return `${label}: the largest allowed value is ${input.max}.`;
+    if (v.stepMismatch) return `${label}: enter a whole number.`;
+    return "";
+  }
+  numberInputs.forEach((input) => input.addEventListener("change", () => showError(input, numberProblem(input))));
+
+  // --- submit --------------------------------------------------------------------------------------
+
+  form.noValidate = true; // our messages next to each field replace the browser's bubbles
+
+  function problems() {
+    const found = [];
+    const required = [
+      [contentInput, "Choose a content image: the photo to paint."],
+      [styleInput, "Choose a style image: the picture whose style to copy."],
+    ];
+    for (const [input, message] of required) {
+      if (!input.files.length) {
+        showError(input, message);
+        found.push(input);
+      }
+    }
+    for (const input of [contentInput, styleInput, style2Input]) {
+      const problem = fileProblems.get(input);
+      if (problem) {
+        showError(input, problem);
+        found.push(input);
+      }
+    }
+    for (const input of numberInputs) {
+      const problem = numberProblem(input);
+      showError(input, problem);
+      if (problem) found.push(input);
+    }
+    return found;
+  }
+
+  form.addEventListener("submit", (event) => {
+    const invalid = problems();
+    if (invalid.length) {
+      event.preventDefault();
+      const first = invalid[0];
+      const advanced = first.closest("details");
+      if (advanced) advanced.open = true;
+      submitStatus.textContent = "Please fix the highlighted field first.";
+      first.focus();
+      return;
+    }
+    submitButton.disabled = true;
+    submitButton.textContent = "Uploading…";
+    submitStatus.textContent = "Uploading your images; the job page opens next.";
+  });
+
+  // Coming back with the Back button restores the page from cache with the button still disabled.
+  window.addEventListener("pageshow", () => {
+    submitButton.disabled = false;
+    submitButton.textContent = "Start painting";
+    submitStatus.textContent = "";
+  });
+
+  // --- "use this style again": /?reuse=<job id> copies that job's style images and settings --------
+
+  async function fetchFile(url, name) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`${url} answered ${response.status}`);
+    const blob = await response.blob();
+    return new File([blob], name, { type: blob.type || "image/png" });
+  }
+
+  function putFile(input, file) {
+    const transfer = new DataTransfer();
+    transfer.items.add(file);
+    input.files = transfer.files;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+  }
+
+  async function reuseJob(jobId) {
+    const response = await fetch(`/api/jobs/${encodeURIComponent(jobId)}`);
+    if (!response.ok) throw new Error(`that job is not available any more (${response.status})`);
+    const job = await response.json();
+    const inputs = [styleInput, style2Input];
+    const count = Math.min(job.style_count, inputs.length);
+    for (let index = 0; index < count; index += 1) {
+      const file = await fetchFile(`/jobs/${job.id}/styles/${index}`, `style-${index + 1}-of-job-${job.id.slice(0, 8)}.png`);
+      putFile(inputs[index], file);
+    }
+    const options = job.options || {};
+    const preset = form.querySelector(`input[name=preset][value="${options.preset}"]`);
+    if (preset) preset.checked = true;
+    for (const name of ["size", "iterations", "style_weight", "tv_weight", "preview_every"]) {
+      const input = document.getElementById(name);
+      if (input && options[name] !== null && options[name] !== undefined) input.value = options[name];
+    }
+    if (options.optimizer) document.getElementById("optimizer").value = options.optimizer;
+    document.getElementById("preserve_colors").checked = Boolean(options.preserve_colors);
+    if (Array.isArray(options.style_blend) && options.style_blend.length === 2) {
+      const total = options.style_blend[0] + options.style_blend[1];
+      blendInput.value = String(total > 0 ? options.style_blend[0] / total : 0.5);
+    }
+    updatePresetHints();
+    updateBlend();
+    return count;
+  }
+
+  const reuseId = new URLSearchParams(window.location.search).get("reuse");
+  if (reuseId) {
+    submitStatus.textContent = "Copying the style from your earlier job…";
+    reuseJob(reuseId)
+      .then((count) => {
+        submitStatus.textContent = `Style image${count > 1 ? "s" : ""} and settings copied from job ${reuseId.slice(0, 8)}. Now choose a new photo.`;
+        contentInput.focus();
+      })
+      .catch((error) => {
+        submitStatus.textContent = `Could not copy the style: ${error.message}.`;
+      });
+  }
+})();

@@ -1,0 +1,87 @@
+"""Bad submissions are refused with a 4xx JSON message; nothing is queued and nothing is stored."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.support.images import flat_png_bytes, png_bytes
+from tests.support.stack import Stack
+
+GOOD = png_bytes(48, 48, seed=30)
+STYLE = png_bytes(48, 48, seed=31)
+TRUNCATED = GOOD[: len(GOOD) // 2]
+NOT_AN_IMAGE = b"%PDF-1.7 this is certainly not a picture\n" * 20
+OVER_BYTE_LIMIT = os.urandom(1_000_001)  # the stack's ATELIER_MAX_UPLOAD_BYTES is 1_000_000
+OVER_PIXEL_LIMIT = flat_png_bytes(1100, 1000)  # small file, 1.1 M pixels > ATELIER_MAX_UPLOAD_PIXELS
+
+
+@pytest.mark.parametrize(
+    ("content", "styles", "options", "status", "words"),
+    [
+        (NOT_AN_IMAGE, [STYLE], {}, 415, "content: not an image"),
+        (GOOD, [NOT_AN_IMAGE], {}, 415, "style: not an image"),
+        (TRUNCATED, [STYLE], {}, 422, "content: the image is truncated or corrupt"),
+        (b"", [STYLE], {}, 400, "content: the file is empty"),
+        (GOOD, [b""], {}, 400, "style: the file is empty"),
+        (OVER_BYTE_LIMIT, [STYLE], {}, 413, "content: the file is larger than the limit"),
+        (OVER_PIXEL_LIMIT, [STYLE], {}, 413, "over the limit of 1,000,000 pixels"),
+        (png_bytes(10, 40), [STYLE], {}, 422, "each side must be at least 16 pixels"),
+        (GOOD, [], {}, 422, "style: at least one style image is required"),
+        (None, [STYLE], {}, 422, "content: a content image is required"),
+        (GOOD, [STYLE] * 5, {}, 422, "at most 4 style images"),
+        (GOOD, [STYLE], {"size": 16}, 422, "size: Input should be greater than or equal to 32"),
+        (GOOD, [STYLE], {"size": 4096}, 422, "size must be at most 1024"),
+        (GOOD, [STYLE], {"iterations": 0}, 422, "iterations: Input should be greater than or equal to 1"),
+        (GOOD, [STYLE], {"iterations": 10**6}, 422, "iterations must be at most 2000"),
+        (GOOD, [STYLE], {"content_weight": -1}, 422, "content_weight"),
+        (GOOD, [STYLE], {"style_weight": "inf"}, 422, "style_weight"),
+        (GOOD, [STYLE], {"tv_weight": "nan"}, 422, "tv_weight"),
+        (GOOD, [STYLE], {"content_weight": 0, "style_weight": 0}, 422, "cannot both be 0"),
+        (GOOD, [STYLE], {"optimizer": "sgd"}, 422, "optimizer"),
+        (GOOD, [STYLE], {"preset": "ultra"}, 422, "preset"),
+        (GOOD, [STYLE], {"style_blend": "0.5,0.5"}, 422, "style_blend has 2 weights but 1 style image"),
+        (GOOD, [STYLE], {"style_blend": "0"}, 422, "style_blend needs at least one weight above 0"),
+        (GOOD, [STYLE], {"iteration": 5}, 422, "unknown field(s): iteration"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_bad_submission_is_refused_and_leaves_no_trace(
+    stack: Stack, content: bytes | None, styles: list[bytes], options: dict, status: int, words: str
+) -> None:
+    queued_before, files_before = stack.queue_length(), stack.stored_files()
+
+    response = stack.submit(content, styles, **options)
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert words in response.json()["detail"]
+    assert stack.queue_length() == queued_before
+    assert stack.stored_files() == files_before
+
+
+def test_body_over_the_total_limit_is_refused_before_it_is_read(stack: Stack) -> None:
+    queued_before, files_before = stack.queue_length(), stack.stored_files()
+    huge = os.urandom(7_000_000)  # > (4 styles + 1) x 1 MB + 1 MB of form overhead
+
+    response = stack.submit(huge, [STYLE])
+
+    assert response.status_code == 413
+    assert "larger than the limit" in response.json()["detail"]
+    assert stack.queue_length() == queued_before
+    assert stack.stored_files() == files_before
+
+
+def test_type_and_name_are_not_trusted_only_the_decoded_bytes(stack: Stack) -> None:
+    files = [
+        ("content", ("../../etc/passwd.txt", GOOD, "text/plain")),
+        ("style", ("style.exe", STYLE, "application/octet-stream")),
+    ]
+    with stack.client as client:
+        response = client.post("/api/jobs", files=files, data={"size": "32", "iterations": "1"})
+    assert response.status_code == 202, response.text
+    job_id = response.json()["id"]
+    assert stack.wait_for(job_id, {"succeeded", "failed"}, timeout=60)["status"] == "succeeded"
+    assert {path for path in stack.stored_files() if "passwd" in path or ".exe" in path} == set()
+    assert (stack.storage_dir / "jobs" / job_id / "content.png").is_file()

@@ -1,0 +1,105 @@
+"""The job store against a real Redis (the test stack's, in a database of its own)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from app.jobs import QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
+from tests.support.stack import Stack
+
+OPTIONS = {"size": 64, "iterations": 10}
+
+
+@pytest.fixture
+def store(stack: Stack) -> Iterator[JobStore]:
+    redis = Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + "/3", decode_responses=True)
+    redis.flushdb()
+    yield JobStore(redis, ttl_seconds=600)
+    redis.flushdb()
+    redis.close()
+
+
+def test_create_get_and_queue_positions(store: JobStore) -> None:
+    first, second = new_job_id(), new_job_id()
+    record = store.create(first, OPTIONS, style_count=2)
+    store.create(second, OPTIONS, style_count=1)
+
+    assert record.status == "queued" and record.style_count == 2 and record.options == OPTIONS
+    assert record.iterations == 10 and record.step == 0 and record.started_at is None
+    assert store.queue_position(first) == 1
+    assert store.queue_position(second) == 2
+    assert store.get(new_job_id()) is None
+    assert store.get("../../etc/passwd") is None
+
+    assert store.start(first, "w1") is True
+    assert store.queue_position(first) is None
+    assert store.queue_position(second) == 1
+    assert store.start(first, "w2") is False  # a second delivery does not start it again
+    assert store.get(first).worker == "w1"
+
+
+def test_cancel_queued_job_is_final_and_it_can_never_start(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+
+    assert store.request_cancel(job_id) == "queued"
+    record = store.get(job_id)
+    assert record.status == "cancelled" and record.finished_at is not None
+    assert store.start(job_id, "w1") is False
+    assert store.get(job_id).status == "cancelled"
+    assert store.redis.zscore(QUEUE_KEY, job_id) is None
+    assert 0 < store.redis.ttl(job_key(job_id)) <= 600
+
+
+def test_cancel_running_job_sets_the_flag_until_it_finishes(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    store.start(job_id, "w1")
+    assert store.cancel_requested(job_id) is False
+
+    assert store.request_cancel(job_id) == "running"
+    assert store.cancel_requested(job_id) is True
+    assert store.get(job_id).status == "running"  # the worker decides when it has stopped
+
+    store.finish(job_id, "cancelled", error="cancelled after 3 step(s)")
+    assert store.redis.exists(cancel_key(job_id)) == 0
+    assert store.request_cancel(job_id) == "cancelled"  # finished jobs stay as they are
+    assert store.get(job_id).status == "cancelled"
+    assert store.request_cancel(new_job_id()) is None
+
+
+def test_progress_preview_and_finish_with_ttl(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    store.start(job_id, "w1")
+    store.set_progress(job_id, 4, 10, {"total": 2.5}, 0.8)
+    store.set_preview(job_id, 4)
+
+    running = store.get(job_id)
+    assert (running.step, running.iterations, running.loss, running.elapsed) == (4, 10, {"total": 2.5}, 0.8)
+    assert running.preview_step == 4
+    assert store.redis.ttl(job_key(job_id)) == -1  # no expiry while it runs
+
+    store.finish(job_id, "succeeded", has_result=True, stats={"steps": 10})
+    done = store.get(job_id)
+    assert done.status == "succeeded" and done.has_result and done.stats == {"steps": 10}
+    assert 0 < store.redis.ttl(job_key(job_id)) <= 600
+    with pytest.raises(ValueError):
+        store.finish(job_id, "running")  # type: ignore[arg-type]
+
+
+def test_worker_heartbeats(store: JobStore) -> None:
+    assert store.workers_last_seen() == {}
+    store.worker_seen("gpu-1@host")
+    assert list(store.workers_last_seen()) == ["gpu-1@host"]
+
+
+def test_delete_removes_every_key(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    store.delete(job_id)
+    assert store.get(job_id) is None
+    assert store.queue_position(job_id) is None

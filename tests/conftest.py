@@ -1,0 +1,52 @@
+"""Fixtures shared by the whole suite.
+
+stack          a running Atelier (redis-server + Celery worker + uvicorn) for the whole session;
+               see tests/support/stack.py for what it offers (base_url, client, submit, wait_for,
+               queue_length, stored_files, redis_url, storage_dir).
+stack_factory  start_stack(name, env) -> another running stack with extra environment (e.g. S3
+               storage); each distinct name starts once per session and stops at the end.
+When a test fails, the last lines of every running stack's process logs are added to its report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.stack import Stack, start_stack
+
+_running: list[Stack] = []
+
+
+@pytest.fixture(scope="session")
+def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
+    stacks: dict[str, Stack] = {}
+    with contextlib.ExitStack() as exits:
+
+        def start(name: str, env: dict[str, str] | None = None, *, worker: bool = True) -> Stack:
+            if name not in stacks:
+                base_dir = tmp_path_factory.mktemp(f"stack-{name}")
+                stacks[name] = exits.enter_context(start_stack(base_dir, env, worker=worker))
+                _running.append(stacks[name])
+            return stacks[name]
+
+        yield start
+        _running.clear()
+
+
+@pytest.fixture(scope="session")
+def stack(stack_factory: Callable[..., Stack]) -> Stack:
+    """The default stack: local storage, random weights, one solo worker."""
+    return stack_factory("default")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for index, running in enumerate(_running):
+            for name, tail in running.log_tails().items():
+                report.sections.append((f"stack {index} {name} log (tail)", tail))

@@ -1,0 +1,185 @@
+"""docker-compose.yml and its variants: what an operator's `docker compose up` would start."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import Settings
+from tests.deploy.compose_files import (
+    BASE_FILE,
+    CPU_FILE,
+    MULTI_GPU_FILE,
+    REPO_ROOT,
+    Tagged,
+    compose_command,
+    load,
+    with_defaults,
+)
+
+# Variables the images' scripts read besides the settings (docker/start-worker.sh, docker/claim-gpu.sh).
+SCRIPT_VARIABLES = {"ATELIER_WORKER_QUEUES", "ATELIER_GPU_LOCK_DIR"}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load(BASE_FILE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return compose["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    return {name: with_defaults(str(value)) for name, value in service.get("environment", {}).items()}
+
+
+def test_plain_up_starts_redis_web_and_worker_and_flower_is_opt_in(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", "web", "worker", "flower"}
+    for name in ("redis", "web", "worker"):
+        assert "profiles" not in services[name], name
+    assert services["flower"]["profiles"] == ["monitoring"]
+
+
+def test_every_service_has_a_healthcheck(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check["test"][0] in ("CMD", "CMD-SHELL"), name
+        assert {"interval", "timeout", "retries"} <= set(check), name
+
+
+def test_images_are_pinned_to_versions(services: dict[str, Any]) -> None:
+    for name, service in services.items():
+        image = with_defaults(service["image"])
+        repository, _, tag = image.rpartition(":")
+        assert repository and re.fullmatch(r"\d+\.\d+\.\d+", tag), f"{name}: {image} is not pinned"
+    assert with_defaults(services["redis"]["image"]).startswith("redis:7.")
+
+
+def test_redis_persists_appendonly_on_a_named_volume(
+    compose: dict[str, Any], services: dict[str, Any]
+) -> None:
+    redis = services["redis"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert "redis-data:/data" in redis["volumes"]
+    assert "redis-data" in compose["volumes"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+
+
+def test_web_publishes_8000_checks_healthz_and_waits_for_redis(services: dict[str, Any]) -> None:
+    web = services["web"]
+    assert web["build"]["target"] == "web"
+    assert [with_defaults(port) for port in web["ports"]] == ["8000:8000"]
+    assert any("http://127.0.0.1:8000/healthz" in part for part in web["healthcheck"]["test"])
+    assert web["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+def test_worker_reserves_one_nvidia_gpu_and_waits_for_redis(services: dict[str, Any]) -> None:
+    worker = services["worker"]
+    assert worker["build"]["target"] == "worker"
+    assert worker["deploy"]["resources"]["reservations"]["devices"] == [
+        {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
+    ]
+    assert worker["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    assert worker["healthcheck"]["test"] == ["CMD", "worker-healthcheck.sh"]
+
+
+def test_worker_takes_one_job_at_a_time() -> None:
+    script = (REPO_ROOT / "docker" / "start-worker.sh").read_text()
+    assert "--concurrency 1" in script
+    assert "--prefetch-multiplier 1" in script
+
+
+def test_web_and_worker_share_the_storage_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
+    mounts = {name: services[name]["volumes"] for name in ("web", "worker")}
+    assert mounts["web"] == mounts["worker"] == ["storage:/data/storage"]
+    assert "storage" in compose["volumes"]
+    for name in ("web", "worker"):
+        env = environment(services[name])
+        assert env["ATELIER_STORAGE_DIR"] == "/data/storage"
+        assert env["ATELIER_STORAGE_URL"] == ""  # local storage unless the operator sets s3://...
+
+
+def test_environment_names_are_real_settings(services: dict[str, Any]) -> None:
+    known = {f"ATELIER_{name.upper()}" for name in Settings.model_fields} | SCRIPT_VARIABLES
+    for name in ("web", "worker"):
+        env = environment(services[name])
+        unknown = {variable for variable in env if variable.startswith("ATELIER_")} - known
+        assert not unknown, f"{name} sets variables no setting reads: {unknown}"
+        assert env["ATELIER_REDIS_URL"] == "redis://redis:6379/0"
+        Settings(
+            **{
+                key.removeprefix("ATELIER_").lower(): value
+                for key, value in env.items()
+                if key.startswith("ATELIER_") and key not in SCRIPT_VARIABLES and value != ""
+            }
+        )
+
+
+def test_flower_is_pinned_loopback_only_and_uses_the_broker(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    command = [with_defaults(part) for part in flower["command"]]
+    assert command[:3] == ["celery", "--broker=redis://redis:6379/0", "flower"]
+    assert [with_defaults(port) for port in flower["ports"]] == ["127.0.0.1:5555:5555"]
+    assert flower["depends_on"] == {"redis": {"condition": "service_healthy"}}
+
+
+def test_cpu_variant_builds_worker_cpu_and_drops_the_gpu() -> None:
+    worker = load(CPU_FILE)["services"]["worker"]
+    assert worker["build"]["target"] == "worker-cpu"
+    assert worker["deploy"] == Tagged("reset", {})
+    assert "worker-cpu" in with_defaults(worker["image"])
+
+
+def test_multi_gpu_variant_shows_every_gpu_and_claims_one_per_worker() -> None:
+    variant = load(MULTI_GPU_FILE)
+    worker = variant["services"]["worker"]
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert devices == Tagged("override", [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}])
+    lock_dir = worker["environment"]["ATELIER_GPU_LOCK_DIR"]
+    assert worker["volumes"] == [f"gpu-locks:{lock_dir}"]
+    assert "gpu-locks" in variant["volumes"]
+
+
+# --- the real Docker Compose CLI, where this machine has one ---------------------------------------------
+
+COMPOSE = compose_command()
+needs_compose = pytest.mark.skipif(COMPOSE is None, reason="no docker compose / docker-compose CLI here")
+needs_compose_v2 = pytest.mark.skipif(
+    COMPOSE is None or COMPOSE[1] < 2, reason="!reset / !override need Docker Compose v2.24+"
+)
+
+
+def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
+    assert COMPOSE is not None
+    return subprocess.run(
+        [*COMPOSE[0], *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@needs_compose
+@pytest.mark.parametrize("profile", [[], ["--profile", "monitoring"]])
+def test_compose_config_accepts_the_file(profile: list[str]) -> None:
+    result = run_compose("-f", str(BASE_FILE), *profile, "config", "-q")
+    assert result.returncode == 0, result.stderr
+
+
+@needs_compose_v2
+@pytest.mark.parametrize("variant", [CPU_FILE, MULTI_GPU_FILE])
+def test_compose_config_merges_the_variants(variant: Path) -> None:
+    result = run_compose("-f", str(BASE_FILE), "-f", str(variant), "config", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    worker = json.loads(result.stdout)["services"]["worker"]
+    if variant == CPU_FILE:
+        assert worker["build"]["target"] == "worker-cpu"
+        assert "resources" not in worker.get("deploy", {})
+    else:
+        devices = worker["deploy"]["resources"]["reservations"]["devices"]
+        assert devices == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]

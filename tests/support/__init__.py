@@ -1,0 +1,1 @@
+"""Shared test helpers: a real Redis + Celery worker + uvicorn stack, and generated images."""

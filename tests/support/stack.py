@@ -1,0 +1,285 @@
+"""A real running Atelier for tests: redis-server, a Celery worker process and uvicorn, on free ports.
+
+    with start_stack(tmp_dir, env={"ATELIER_...": "..."}) as stack:
+        response = stack.client.post("/api/jobs", files=...)
+        stack.wait_for(job_id, {"succeeded"})
+
+Every process gets the same ATELIER_* environment: random VGG19 weights (no download), storage in
+the temporary directory, fast progress writes and small upload limits (see TEST_ENV). Process logs
+go to files in the directory; `stack.log_tails()` returns their ends for failure reports.
+Nothing here touches the Redis on the default port: the stack's redis-server listens on its own port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from redis import Redis
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+QUEUE_NAME = "atelier-test"
+
+# Settings every test stack runs with (override per stack with start_stack(env=...)).
+TEST_ENV = {
+    "ATELIER_WEIGHTS": "random",
+    "ATELIER_PROGRESS_INTERVAL_SECONDS": "0.05",
+    "ATELIER_PREVIEW_EVERY": "5",
+    "ATELIER_MAX_UPLOAD_BYTES": str(1_000_000),
+    "ATELIER_MAX_UPLOAD_PIXELS": str(1_000_000),
+    "ATELIER_QUEUE_NAME": QUEUE_NAME,
+    "ATELIER_LOG_LEVEL": "INFO",
+}
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Process:
+    """A child process whose output goes to a log file."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self, grace_seconds: float = 15.0) -> None:
+        if self.popen.poll() is not None:
+            return
+        self.popen.send_signal(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait(timeout=10)
+
+    def check_alive(self) -> None:
+        code = self.popen.poll()
+        if code is not None:
+            raise RuntimeError(f"{self.name} exited with code {code}:\n{self.tail()}")
+
+
+def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Process:
+    log_path = log_dir / f"{name}.log"
+    log_file = log_path.open("wb")
+    popen = subprocess.Popen(
+        args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    log_file.close()  # the child holds its own descriptor
+    return Process(name, popen, log_path)
+
+
+@dataclass
+class Stack:
+    """A started stack. base_url: the web app; redis_url: its Redis (job store and broker)."""
+
+    base_url: str
+    redis_url: str
+    storage_dir: Path
+    queue_name: str
+    env: dict[str, str]
+    processes: dict[str, Process] = field(default_factory=dict)
+
+    @property
+    def client(self) -> httpx.Client:
+        """An HTTP client for base_url (a new one each time; use it in a with block or let it go)."""
+        return httpx.Client(base_url=self.base_url, timeout=30)
+
+    def redis(self) -> Redis:
+        return Redis.from_url(self.redis_url, decode_responses=True)
+
+    def queue_length(self) -> int:
+        """Messages waiting in the Celery queue (not counting one a worker holds)."""
+        with self.redis() as redis:
+            return int(redis.llen(self.queue_name))
+
+    def stored_files(self) -> set[str]:
+        """Every file under the storage directory's jobs/ folder, relative to storage_dir."""
+        jobs = self.storage_dir / "jobs"
+        if not jobs.exists():
+            return set()
+        return {str(path.relative_to(self.storage_dir)) for path in jobs.rglob("*") if path.is_file()}
+
+    def submit(self, content: bytes | None, styles: list[bytes], **options: Any) -> httpx.Response:
+        """POST /api/jobs with PNG uploads and form options (values are sent as strings)."""
+        files: list[tuple[str, tuple[str, bytes, str]]] = []
+        if content is not None:
+            files.append(("content", ("content.png", content, "image/png")))
+        files += [("style", (f"style{index}.png", data, "image/png")) for index, data in enumerate(styles)]
+        data = {name: str(value) for name, value in options.items()}
+        with self.client as client:
+            return client.post("/api/jobs", files=files or None, data=data)
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        with self.client as client:
+            response = client.get(f"/api/jobs/{job_id}")
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for(
+        self, job_id: str, statuses: set[str], timeout: float = 120, on_poll: Any = None
+    ) -> dict[str, Any]:
+        """Poll the job until its status is one of statuses; on_poll(status_dict) sees every poll."""
+        deadline = time.monotonic() + timeout
+        while True:
+            current = self.status(job_id)
+            if on_poll is not None:
+                on_poll(current)
+            if current["status"] in statuses:
+                return current
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {current['status']} after {timeout} s: {current}")
+            for process in self.processes.values():
+                process.check_alive()
+            time.sleep(0.05)
+
+    def log_tails(self, lines: int = 60) -> dict[str, str]:
+        return {name: process.tail(lines) for name, process in self.processes.items()}
+
+    def stop(self) -> None:
+        # Web first, then the worker (it finishes or abandons its job), Redis last.
+        for name in ("web", "worker", "redis"):
+            if name in self.processes:
+                self.processes[name].stop()
+
+
+def _wait(what: str, check: Any, timeout: float, processes: dict[str, Process]) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        for process in processes.values():
+            process.check_alive()
+        try:
+            if check():
+                return
+        except Exception as error:  # not up yet: keep the last reason for the timeout message
+            last_error = error
+        time.sleep(0.1)
+    tails = "\n".join(f"--- {name} ---\n{process.tail()}" for name, process in processes.items())
+    raise TimeoutError(f"{what} not ready after {timeout} s (last error: {last_error})\n{tails}")
+
+
+@contextlib.contextmanager
+def start_stack(
+    base_dir: Path, env: dict[str, str] | None = None, *, worker: bool = True, timeout: float = 90
+) -> Iterator[Stack]:
+    """Start redis-server, (optionally) a Celery worker and uvicorn; stop them all on exit.
+
+    base_dir: an empty directory for storage, models, Redis files and logs. env: extra or
+    overriding environment variables for the web app and the worker (e.g. another storage backend).
+    """
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        raise RuntimeError("redis-server is not installed (make system-deps installs it)")
+    storage_dir = base_dir / "storage"
+    log_dir = base_dir / "logs"
+    for folder in (storage_dir, log_dir, base_dir / "redis", base_dir / "models"):
+        folder.mkdir(parents=True, exist_ok=True)
+    redis_port, web_port = free_port(), free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    stack_env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        **TEST_ENV,
+        "ATELIER_REDIS_URL": redis_url,
+        "ATELIER_STORAGE_DIR": str(storage_dir),
+        "ATELIER_MODEL_DIR": str(base_dir / "models"),
+        **(env or {}),
+    }
+    stack = Stack(
+        base_url=f"http://127.0.0.1:{web_port}",
+        redis_url=stack_env["ATELIER_REDIS_URL"],
+        storage_dir=Path(stack_env["ATELIER_STORAGE_DIR"]),
+        queue_name=stack_env["ATELIER_QUEUE_NAME"],
+        env=stack_env,
+    )
+    processes = stack.processes
+    try:
+        processes["redis"] = spawn(
+            "redis",
+            [
+                redis_server,
+                "--port",
+                str(redis_port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(base_dir / "redis"),
+            ],
+            stack_env,
+            log_dir,
+        )
+        _wait("redis-server", lambda: Redis(port=redis_port).ping(), timeout, processes)
+        if worker:
+            processes["worker"] = spawn(
+                "worker",
+                [
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "worker.celery_app",
+                    "worker",
+                    "--pool=solo",
+                    "--concurrency=1",
+                    "-Q",
+                    stack.queue_name,
+                    "--loglevel=INFO",
+                    "--hostname",
+                    f"test-{redis_port}@%h",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                stack_env,
+                log_dir,
+            )
+        processes["web"] = spawn(
+            "web",
+            [
+                str(VENV_BIN / "uvicorn"),
+                "app.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(web_port),
+                "--log-level",
+                "info",
+            ],
+            stack_env,
+            log_dir,
+        )
+
+        def ready() -> bool:
+            if not worker:  # a web-only stack may be broken on purpose: alive is enough
+                return httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200
+            body = httpx.get(f"{stack.base_url}/readyz", timeout=5).json()
+            return body["status"] == "ready" and body["worker_seen"]
+
+        _wait("the web app (and worker)", ready, timeout, processes)
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,56 @@
+"""Jobs that cannot finish end as `failed` with a message a person can act on."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.support.images import image_size, png_bytes
+from tests.support.stack import Stack
+
+
+def test_engine_error_fails_the_job_with_its_message_and_the_worker_goes_on(stack: Stack) -> None:
+    # 256x16 passes the upload checks, but at size 64 it would be 64x4 pixels: the engine refuses.
+    response = stack.submit(png_bytes(256, 16, seed=40), [png_bytes(48, 48, seed=41)], size=64, iterations=5)
+    job_id = response.json()["id"]
+
+    final = stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert final["status"] == "failed"
+    assert "less elongated image or a larger size" in final["error"]
+    assert final["finished_at"] is not None and final["result_url"] is None
+    after = stack.submit(png_bytes(48, 48, seed=42), [png_bytes(48, 48, seed=43)], size=32, iterations=2)
+    assert stack.wait_for(after.json()["id"], {"succeeded", "failed"}, timeout=60)["status"] == "succeeded"
+
+
+def test_missing_weights_file_fails_jobs_with_the_weights_message(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    offline = stack_factory("missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"})
+    response = offline.submit(png_bytes(48, 48, seed=44), [png_bytes(48, 48, seed=45)], size=32, iterations=2)
+    assert response.status_code == 202
+
+    final = offline.wait_for(response.json()["id"], {"succeeded", "failed"}, timeout=60)
+
+    assert final["status"] == "failed"
+    assert "/nonexistent/vgg19_weights.h5 does not exist" in final["error"]
+    assert "ATELIER_WEIGHTS" in final["error"]
+
+
+def test_soft_time_limit_keeps_the_partial_image(stack_factory: Callable[..., Stack]) -> None:
+    limited = stack_factory(
+        "time-limit", {"ATELIER_JOB_SOFT_TIME_LIMIT": "10", "ATELIER_JOB_HARD_TIME_LIMIT": "20"}
+    )
+    response = limited.submit(
+        png_bytes(64, 64, seed=46), [png_bytes(64, 64, seed=47)], size=64, iterations=2000
+    )
+    job_id = response.json()["id"]
+
+    final = limited.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert final["status"] == "failed"
+    assert "time limit of 10 s" in final["error"] and "partial image" in final["error"]
+    assert 0 < final["step"] < 2000
+    with limited.client as client:
+        partial = client.get(final["result_url"])
+    assert partial.status_code == 200
+    assert image_size(partial.content) == (64, 64)

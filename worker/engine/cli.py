@@ -1,0 +1,229 @@
+"""``atelier``: stylize images from the command line, and fetch the VGG19 ImageNet weights.
+
+    atelier stylize content.jpg style.jpg -o out.png --size 512 --iterations 500
+    atelier fetch-weights --model-dir data/models
+
+Inputs and options are checked before TensorFlow is imported, so mistakes fail in a fraction of a
+second with one line on stderr (exit 2 for usage, 1 for unusable files or weights).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before anything imports TensorFlow
+
+import argparse
+import contextlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from worker.engine.errors import EngineError, ImageError, OptionsError
+from worker.engine.images import load_image, output_format, save_image
+from worker.engine.options import INITS, OPTIMIZERS, StyleOptions
+
+logger = logging.getLogger("atelier")
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (the full usage stays in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="atelier", description="Neural style transfer (Gatys et al.) with VGG19.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stylize = commands.add_parser("stylize", help="render CONTENT in the style of STYLE(s)")
+    stylize.add_argument("content", type=Path, metavar="CONTENT")
+    stylize.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
+    stylize.add_argument("-o", "--output", type=Path, required=True, help="output file, .png or .jpg")
+    stylize.add_argument("--size", type=int, dest="max_size", help="longest output side (default 512)")
+    stylize.add_argument("--iterations", type=int, help="optimisation steps (default 1000)")
+    stylize.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or lbfgs")
+    stylize.add_argument("--content-weight", type=float, help="default 1e4")
+    stylize.add_argument("--style-weight", type=float, help="default 1e-2")
+    stylize.add_argument("--tv-weight", type=float, help="total variation weight, default 30")
+    stylize.add_argument("--style-blend", type=_weights, help="one weight per style image, e.g. 0.7,0.3")
+    stylize.add_argument("--style-scale", type=float, help="style size relative to the content (default 1)")
+    stylize.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
+    stylize.add_argument("--init", choices=INITS, help="starting image (default content)")
+    stylize.add_argument("--seed", type=int, help="seed of the noise start (default 0)")
+    stylize.add_argument("--weights", help="imagenet, random or a weights file (default: ATELIER_WEIGHTS)")
+    stylize.add_argument(
+        "--model-dir", type=Path, help="ImageNet weights directory (default: ATELIER_MODEL_DIR)"
+    )
+    stylize.add_argument("--preview-every", type=int, help="also save OUT_<step> every N steps")
+    stylize.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
+
+    fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
+    fetch.add_argument("--model-dir", type=Path, help="default: ATELIER_MODEL_DIR")
+    return parser
+
+
+def _weights(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="atelier: %(levelname)s: %(message)s"
+    )
+    try:
+        if args.command == "fetch-weights":
+            return _fetch_weights(args)
+        return _stylize(args)
+    except OptionsError as error:
+        return _fail(EXIT_USAGE, error)
+    except (EngineError, OSError) as error:
+        return _fail(EXIT_FAILURE, error)
+
+
+def _fail(code: int, error: Exception) -> int:
+    message = " ".join(str(error).split())  # exactly one line, whatever the message holds
+    sys.stderr.write(f"atelier: error: {message}\n")
+    return code
+
+
+_OPTION_ARGUMENTS = (
+    "max_size", "iterations", "optimizer", "content_weight", "style_weight", "tv_weight", "style_blend",
+    "style_scale", "init", "seed", "preview_every",
+)  # fmt: skip
+
+
+def _stylize(args: argparse.Namespace) -> int:
+    given = {name: getattr(args, name) for name in _OPTION_ARGUMENTS if getattr(args, name) is not None}
+    options = StyleOptions(preserve_colors=args.preserve_colors, **given)
+    output_format(args.output)  # refuse an unsupported extension before hours of work
+    if not args.output.parent.is_dir():
+        raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
+    content = load_image(args.content)
+    styles = [load_image(path) for path in args.styles]
+    weights, model_dir, weights_seed = _model_settings(args)
+
+    with _native_stderr_silenced():  # TensorFlow's C++ start-up banner ignores TF_CPP_MIN_LOG_LEVEL
+        from worker.engine.model import load_extractor
+        from worker.engine.optimize import Progress, stylize
+
+    extractor = load_extractor(
+        weights, model_dir, seed=weights_seed, content_layers=options.content_layers,
+        style_layers=options.style_layers,
+    )  # fmt: skip
+    stop = _StopOnInterrupt()
+    with _progress_bar(options.iterations) as bar:
+
+        def on_progress(progress: Progress) -> None:
+            if bar is not None:
+                bar.update(progress.step - bar.n)
+                bar.set_postfix(loss=f"{progress.loss['total']:.4g}", refresh=False)
+
+        def on_preview(step: int, image: Any) -> None:
+            save_image(image, args.output.with_name(f"{args.output.stem}_{step:04d}{args.output.suffix}"))
+
+        result = stylize(
+            content, styles, options, extractor=extractor, on_progress=on_progress,
+            on_preview=on_preview, should_stop=stop,
+        )  # fmt: skip
+    save_image(result.image, args.output)
+    height, width = result.image.shape[:2]
+    if args.json:
+        summary = {
+            "output": str(args.output),
+            "width": width,
+            "height": height,
+            "iterations": result.steps,
+            "seconds": round(result.seconds, 3),
+            "loss": {"initial": result.loss_initial, "final": result.loss_final},
+        }
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(
+            f"wrote {args.output} ({width}x{height}, {result.steps} steps, {result.seconds:.1f} s)\n"
+        )
+    if result.stopped:
+        sys.stderr.write(f"atelier: interrupted after {result.steps} steps; the partial image was saved\n")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _fetch_weights(args: argparse.Namespace) -> int:
+    _, model_dir, _ = _model_settings(args)
+    with _native_stderr_silenced():
+        from worker.engine.model import fetch_weights
+    sys.stdout.write(f"{fetch_weights(model_dir)}\n")
+    return 0
+
+
+def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
+    """--weights / --model-dir, else ATELIER_WEIGHTS / ATELIER_MODEL_DIR / ATELIER_WEIGHTS_SEED."""
+    from app.settings import get_settings  # pydantic only; the numeric modules never import app
+
+    try:
+        settings = get_settings()
+    except ValueError as error:  # pydantic's ValidationError: a bad ATELIER_* variable
+        raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
+    weights = getattr(args, "weights", None) or settings.weights
+    return weights, args.model_dir or settings.model_dir, settings.weights_seed
+
+
+class _StopOnInterrupt:
+    """The first Ctrl-C ends the run after the current step (the partial image is saved); a second kills."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextlib.contextmanager
+def _progress_bar(total: int) -> Iterator[Any]:
+    """A tqdm bar (step, loss, ETA) on stderr when it is a terminal; None otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True) as bar:
+        yield bar
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null (C++ libraries write there directly), then restore it."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

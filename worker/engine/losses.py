@@ -1,0 +1,41 @@
+"""The loss terms of Gatys et al., as small pure functions on tensors (shape (1, H, W, C))."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import tensorflow as tf
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """Channel correlations (batch, C, C), averaged over the H*W positions (as in the TF tutorial)."""
+    gram = tf.einsum("bijc,bijd->bcd", features, features)
+    shape = tf.shape(features)
+    positions = tf.cast(shape[1] * shape[2], features.dtype)
+    return gram / positions
+
+
+def content_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    """Mean squared feature distance, averaged over the content layers (unweighted)."""
+    distances = [tf.reduce_mean(tf.square(features[name] - target)) for name, target in targets.items()]
+    return tf.add_n(distances) / len(distances)
+
+
+def style_loss(
+    grams: Mapping[str, tf.Tensor],
+    targets: Mapping[str, tf.Tensor],
+    layer_weights: Sequence[float] | None = None,
+) -> tf.Tensor:
+    """Sum over style layers of weight * mean squared Gram distance; equal weights (1 / layers) by default."""
+    names = list(targets)
+    weights = layer_weights if layer_weights is not None else [1.0 / len(names)] * len(names)
+    distances = [
+        weight * tf.reduce_mean(tf.square(grams[name] - targets[name]))
+        for name, weight in zip(names, weights, strict=True)
+    ]
+    return tf.add_n(distances)
+
+
+def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
+    """Sum of absolute differences between neighbouring pixels (tf.image.total_variation), over the batch."""
+    return tf.reduce_sum(tf.image.total_variation(image))

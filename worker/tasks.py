@@ -1,0 +1,206 @@
+"""The Celery task: load a job by id, run the engine, report progress, store the result.
+
+Thin on purpose: job state goes through app.jobs, files through app.storage, the numeric work
+through worker.engine (imported on first use, so a prefork parent never initialises TensorFlow).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from app.jobs import JobStore, get_job_store, is_job_id
+from app.settings import get_settings
+from app.storage import Storage, content_key, get_storage, preview_key, result_key, style_key
+from worker.celery_app import app
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from worker.engine import FeatureExtractor, Progress, StyleOptions
+
+logger = logging.getLogger(__name__)
+
+CANCEL_CHECK_SECONDS = 0.1  # one Redis EXISTS at most this often
+PREVIEW_JPEG_QUALITY = 85
+
+
+@functools.cache
+def _extractor(weights: str, model_dir: str, seed: int) -> FeatureExtractor:
+    """The VGG19 feature extractor, built once per process and weights setting."""
+    from worker.engine import load_extractor
+
+    return load_extractor(weights=weights, model_dir=model_dir, seed=seed)
+
+
+def style_options(options: dict[str, Any]) -> StyleOptions:
+    """The engine's options from a job record's options (engine defaults for what the job leaves out)."""
+    from worker.engine import StyleOptions
+
+    chosen: dict[str, Any] = {
+        "max_size": int(options["size"]),
+        "iterations": int(options["iterations"]),
+        "optimizer": options.get("optimizer", "adam"),
+        "preserve_colors": bool(options.get("preserve_colors", False)),
+        "preview_every": int(options.get("preview_every") or 0),
+    }
+    for name in ("content_weight", "style_weight", "tv_weight"):
+        if options.get(name) is not None:
+            chosen[name] = float(options[name])
+    if options.get("style_blend"):
+        chosen["style_blend"] = tuple(float(weight) for weight in options["style_blend"])
+    return StyleOptions(**chosen)
+
+
+class JobCallbacks:
+    """The engine's on_progress / on_preview / should_stop for one job, wired to Redis and storage."""
+
+    def __init__(self, job_id: str, store: JobStore, storage: Storage, deadline: float) -> None:
+        self.job_id = job_id
+        self.store = store
+        self.storage = storage
+        self.deadline = deadline  # time.monotonic() after which the run stops (soft time limit)
+        self.progress_interval = get_settings().progress_interval_seconds
+        self._last_progress_write = 0.0
+        self._last_cancel_check = 0.0
+        self.cancelled = False
+        self.timed_out = False
+        self.latest_image: np.ndarray | None = None  # last preview, saved if the time limit strikes
+
+    def on_progress(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.step < progress.total and now - self._last_progress_write < self.progress_interval:
+            return
+        self._last_progress_write = now
+        self.store.set_progress(self.job_id, progress.step, progress.total, progress.loss, progress.elapsed)
+
+    def on_preview(self, step: int, image: np.ndarray) -> None:
+        from worker.engine.images import encode_image
+
+        self.latest_image = image
+        self.storage.write_bytes(preview_key(self.job_id), encode_image(image, "JPEG", PREVIEW_JPEG_QUALITY))
+        self.store.set_preview(self.job_id, step)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if now >= self.deadline:
+            self.timed_out = True
+            return True
+        if now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
+            self._last_cancel_check = now
+            self.cancelled = self.store.cancel_requested(self.job_id)
+        return self.cancelled
+
+
+@app.task(name="worker.tasks.stylize", bind=True)
+def stylize(self: Any, job_id: str) -> dict[str, Any]:
+    """Run one job; every outcome (success, cancel, error, time limit) ends up in the job record."""
+    if not is_job_id(job_id):
+        logger.error("job %r: refused, not a job id", job_id)
+        return {"status": "refused"}
+    store, storage = get_job_store(), get_storage()
+    record = store.get(job_id)
+    if record is None:
+        logger.warning("job %s: no record (expired or never created); nothing to do", job_id)
+        return {"status": "missing"}
+    hostname = str(self.request.hostname or "worker")
+    store.worker_seen(hostname)
+    if not store.start(job_id, hostname):
+        # Cancelled while queued (or already handled by another delivery): it never runs.
+        logger.info("job %s: not started, status is %s", job_id, record.status)
+        return {"status": record.status}
+    logger.info("job %s: running on %s", job_id, hostname)
+    settings = get_settings()
+    margin = min(5.0, settings.job_soft_time_limit * 0.1)
+    callbacks = JobCallbacks(job_id, store, storage, time.monotonic() + settings.job_soft_time_limit - margin)
+    try:
+        return _run(job_id, record.style_count, record.options, store, storage, callbacks)
+    except SoftTimeLimitExceeded:
+        return _timed_out(job_id, store, storage, callbacks.latest_image, steps=None)
+    except Exception as error:
+        from worker.engine.errors import EngineError
+
+        if isinstance(error, EngineError):
+            logger.warning("job %s: failed: %s", job_id, error)
+            store.finish(job_id, "failed", error=str(error))
+        else:
+            logger.exception("job %s: failed with an unexpected error", job_id)
+            store.finish(
+                job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
+            )
+        return {"status": "failed"}
+
+
+def _run(
+    job_id: str,
+    style_count: int,
+    options: dict[str, Any],
+    store: JobStore,
+    storage: Storage,
+    callbacks: JobCallbacks,
+) -> dict[str, Any]:
+    from worker.engine import stylize as run_engine
+    from worker.engine.images import encode_image, load_image
+
+    settings = get_settings()
+    engine_options = style_options(options)
+    content = load_image(storage.read_bytes(content_key(job_id)))
+    styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(style_count)]
+    extractor = _extractor(settings.weights, str(settings.model_dir), settings.weights_seed)
+    result = run_engine(
+        content,
+        styles,
+        engine_options,
+        extractor=extractor,
+        on_progress=callbacks.on_progress,
+        on_preview=callbacks.on_preview,
+        should_stop=callbacks.should_stop,
+        job_id=job_id,
+    )
+    stats = {
+        "engine_seconds": round(result.seconds, 2),
+        "steps": result.steps,
+        "loss_initial": result.loss_initial,
+        "loss_final": result.loss_final,
+    }
+    store.set_progress(job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds)
+    if result.stopped and callbacks.timed_out:
+        callbacks.latest_image = result.image
+        return _timed_out(job_id, store, storage, result.image, steps=result.steps, stats=stats)
+    if result.stopped:
+        store.finish(job_id, "cancelled", error=f"cancelled after {result.steps} step(s)", stats=stats)
+        logger.info("job %s: cancelled after %d step(s)", job_id, result.steps)
+        return {"status": "cancelled", **stats}
+    storage.write_bytes(result_key(job_id), encode_image(result.image, "PNG"))
+    store.finish(job_id, "succeeded", has_result=True, stats=stats)
+    logger.info("job %s: succeeded, %d step(s) in %.1f s", job_id, result.steps, result.seconds)
+    return {"status": "succeeded", **stats}
+
+
+def _timed_out(
+    job_id: str,
+    store: JobStore,
+    storage: Storage,
+    image: np.ndarray | None,
+    steps: int | None,
+    stats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The soft time limit struck: keep the partial image (if there is one) and fail the job."""
+    from worker.engine.images import encode_image
+
+    limit = get_settings().job_soft_time_limit
+    done = f" after {steps} step(s)" if steps is not None else ""
+    message = f"stopped at the time limit of {limit} s{done}"
+    if image is not None:
+        storage.write_bytes(result_key(job_id), encode_image(image, "PNG"))
+        message += "; the partial image is kept as the result"
+    else:
+        message += "; no partial image was ready"
+    message += " (ask for fewer iterations or a smaller size)"
+    store.finish(job_id, "failed", error=message, has_result=image is not None, stats=stats)
+    logger.warning("job %s: %s", job_id, message)
+    return {"status": "failed", "error": message}
