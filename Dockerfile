@@ -4,7 +4,8 @@
 #   worker      Celery worker on an NVIDIA GPU: TensorFlow 2.21 with its CUDA/cuDNN wheels; VGG19 weights baked in.
 #   worker-cpu  The same worker on tensorflow-cpu, for machines without a GPU.
 # Every Python package is pinned by constraints.txt (and docker/constraints-gpu.txt for the CUDA wheels).
-# Every wheel used is a binary wheel, so no stage needs a compiler; the final stages copy a ready virtualenv.
+# Dependencies install from binary wheels only (--only-binary): no stage needs a compiler, and the final
+# stages copy a ready virtualenv.
 
 # ---- base: the one pinned OS + Python every stage starts from; the non-root user ----------------------------
 FROM python:3.11.14-slim-bookworm AS base
@@ -30,16 +31,16 @@ RUN python -m venv /opt/venv
 
 FROM deps AS deps-web
 RUN python /build/requirements.py /build/pyproject.toml web > /build/requirements.txt \
-    && pip install -c /build/constraints.txt -r /build/requirements.txt
+    && pip install --only-binary=:all: -c /build/constraints.txt -r /build/requirements.txt
 
 FROM deps AS deps-worker-cpu
 RUN python /build/requirements.py /build/pyproject.toml worker tf-cpu > /build/requirements.txt \
-    && pip install -c /build/constraints.txt -r /build/requirements.txt
+    && pip install --only-binary=:all: -c /build/constraints.txt -r /build/requirements.txt
 
 FROM deps AS deps-worker-gpu
 COPY docker/constraints-gpu.txt /build/
 RUN python /build/requirements.py /build/pyproject.toml worker tf-gpu > /build/requirements.txt \
-    && pip install -c /build/constraints.txt -c /build/constraints-gpu.txt -r /build/requirements.txt
+    && pip install --only-binary=:all: -c /build/constraints.txt -c /build/constraints-gpu.txt -r /build/requirements.txt
 
 # ---- web ----------------------------------------------------------------------------------------------------
 FROM base AS web
@@ -55,9 +56,10 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---- weights: fetched once at build time (MD5-checked by the engine), so a worker starts without internet ----
-# Only the engine is copied here, so a change to the service code does not download the weights again.
+# Only the engine (and the settings its CLI reads) is copied, so other code changes do not download them again.
 FROM deps-worker-cpu AS weights
 COPY pyproject.toml README.md /src/
+COPY app/__init__.py app/settings.py /src/app/
 COPY worker/__init__.py /src/worker/__init__.py
 COPY worker/engine /src/worker/engine
 RUN pip install --no-deps -e /src \

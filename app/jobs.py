@@ -4,6 +4,8 @@ Keys (prefix ``atelier:``):
   job:{id}          hash, the job record (see JobRecord); expires job_ttl_seconds after it finishes
   job:{id}:cancel   string "1" while a cancel has been requested
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
+  finished          sorted set of finished job ids, scored by finish time (their files are deleted
+                    once the record's TTL has passed: see expired_job_ids)
   worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz)
 
 State changes that race between the web and a worker (queued -> running, queued -> cancelled) are
@@ -31,6 +33,7 @@ FINISHED: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 PREFIX = "atelier:"
 QUEUE_KEY = PREFIX + "queue"
+FINISHED_KEY = PREFIX + "finished"
 WORKERS_KEY = PREFIX + "worker:last_seen"
 WORKER_HEARTBEAT_SECONDS = 10.0  # how often a worker process writes its heartbeat
 WORKER_FRESH_SECONDS = 60.0  # /readyz counts a worker as seen if it beat this recently
@@ -118,7 +121,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# Cancel. KEYS: job, cancel flag, queue; ARGV: id, now, ttl.
+# Cancel. KEYS: job, cancel flag, queue, finished; ARGV: id, now, ttl.
 # Returns the status the job had: queued jobs become cancelled at once; running ones get the flag.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -127,6 +130,7 @@ if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[2],
              'error', 'cancelled before it started')
   redis.call('ZREM', KEYS[3], ARGV[1])
+  redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
 elseif status == 'running' then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
@@ -178,8 +182,11 @@ class JobStore:
 
     def delete(self, job_id: str) -> None:
         """Forget a job entirely (used to undo a submission that could not be enqueued)."""
-        self.redis.delete(job_key(job_id), cancel_key(job_id))
-        self.redis.zrem(QUEUE_KEY, job_id)
+        with self.redis.pipeline() as pipe:
+            pipe.delete(job_key(job_id), cancel_key(job_id))
+            pipe.zrem(QUEUE_KEY, job_id)
+            pipe.zrem(FINISHED_KEY, job_id)
+            pipe.execute()
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job a worker will take, 2 for the one after, ...; None if not queued."""
@@ -198,7 +205,7 @@ class JobStore:
         they are.
         """
         status = self._cancel(
-            keys=[job_key(job_id), cancel_key(job_id), QUEUE_KEY],
+            keys=[job_key(job_id), cancel_key(job_id), QUEUE_KEY, FINISHED_KEY],
             args=[job_id, repr(time.time()), self.ttl_seconds],
         )
         return status or None
@@ -236,9 +243,10 @@ class JobStore:
         """Set a final status, the finish time and the TTL that lets the record expire."""
         if status not in FINISHED:
             raise ValueError(f"not a final status: {status}")
+        now = time.time()
         fields = {
             "status": status,
-            "finished_at": repr(time.time()),
+            "finished_at": repr(now),
             "has_result": "1" if has_result else "0",
             "error": error or "",
             "stats": json.dumps(stats or {}),
@@ -246,9 +254,17 @@ class JobStore:
         with self.redis.pipeline() as pipe:
             pipe.hset(job_key(job_id), mapping=fields)
             pipe.zrem(QUEUE_KEY, job_id)
+            pipe.zadd(FINISHED_KEY, {job_id: now})
             pipe.expire(job_key(job_id), self.ttl_seconds)
             pipe.delete(cancel_key(job_id))
             pipe.execute()
+
+    def take_expired_job_ids(self, limit: int = 100) -> list[str]:
+        """Finished jobs older than the TTL (their records have expired): removed from the index and
+        returned, so the caller deletes their files. Each id is handed out once."""
+        cutoff = time.time() - self.ttl_seconds
+        expired = self.redis.zrangebyscore(FINISHED_KEY, "-inf", cutoff, start=0, num=limit)
+        return [job_id for job_id in expired if self.redis.zrem(FINISHED_KEY, job_id)]
 
     # --- workers ---------------------------------------------------------------------------------
     def worker_seen(self, hostname: str) -> None:
@@ -263,7 +279,14 @@ class JobStore:
 @lru_cache
 def get_redis() -> Redis:
     """The process-wide Redis client for settings.redis_url (strings in, strings out)."""
-    return Redis.from_url(get_settings().redis_url, decode_responses=True, health_check_interval=30)
+    return Redis.from_url(
+        get_settings().redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        # Fail a request instead of hanging it when Redis is unreachable.
+        socket_connect_timeout=5,
+        socket_timeout=15,
+    )
 
 
 def get_job_store() -> JobStore:

@@ -9,6 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
+from redis.exceptions import RedisError
 
 from app.limits import BodySizeLimit
 from app.logs import configure_logging
@@ -40,6 +41,13 @@ async def _validation_error_handler(request: Request, exc: RequestValidationErro
     )
 
 
+async def _redis_error_handler(request: Request, exc: RedisError) -> JSONResponse:
+    logger.error("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=503, content={"detail": "the job store (Redis) is unavailable; try again"}
+    )
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
@@ -51,6 +59,7 @@ def create_app() -> FastAPI:
         version="0.1.0",
     )
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(RedisError, _redis_error_handler)  # type: ignore[arg-type]
     max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

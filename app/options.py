@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from app.settings import get_settings
 
@@ -90,17 +90,34 @@ class JobOptionsIn(BaseModel):
         None, ge=0, description="Steps between live previews; 0: none; ATELIER_PREVIEW_EVERY if empty."
     )
 
+    # The upper limits are settings, so they are checked here rather than in Field(le=...).
+    @field_validator("size")
+    @classmethod
+    def _size_within_limit(cls, size: int | None) -> int | None:
+        limit = get_settings().max_size
+        if size is not None and size > limit:
+            raise ValueError(f"must be at most {limit} pixels (ATELIER_MAX_SIZE)")
+        return size
+
+    @field_validator("iterations")
+    @classmethod
+    def _iterations_within_limit(cls, iterations: int | None) -> int | None:
+        limit = get_settings().max_iterations
+        if iterations is not None and iterations > limit:
+            raise ValueError(f"must be at most {limit} (ATELIER_MAX_ITERATIONS)")
+        return iterations
+
+    @field_validator("style_blend")
+    @classmethod
+    def _blend_not_all_zero(cls, blend: list[float] | None) -> list[float] | None:
+        if blend is not None and not math.fsum(blend) > 0:
+            raise ValueError("needs at least one weight above 0")
+        return blend
+
     @model_validator(mode="after")
-    def _within_limits(self) -> JobOptionsIn:
-        settings = get_settings()
-        if self.size is not None and self.size > settings.max_size:
-            raise ValueError(f"size must be at most {settings.max_size} pixels")
-        if self.iterations is not None and self.iterations > settings.max_iterations:
-            raise ValueError(f"iterations must be at most {settings.max_iterations}")
+    def _weights_not_all_zero(self) -> JobOptionsIn:
         if self.content_weight == 0 and self.style_weight == 0:
             raise ValueError("content_weight and style_weight cannot both be 0")
-        if self.style_blend is not None and not math.fsum(self.style_blend) > 0:
-            raise ValueError("style_blend needs at least one weight above 0")
         return self
 
     def resolve(self, style_count: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     max_iterations: int = Field(2000, ge=1, description="Most optimisation steps a job may ask for.")
     preview_every: int = Field(10, ge=1, description="Steps between live previews.")
     progress_interval_seconds: float = Field(0.25, gt=0, description="Throttle for progress writes to Redis.")
-    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="How long finished jobs are kept.")
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="Keep finished jobs (and files).")
     job_soft_time_limit: int = Field(3600, ge=10, description="Seconds; the partial image is saved.")
     job_hard_time_limit: int = Field(3900, ge=11, description="Seconds; the worker process is killed.")
     broker_visibility_timeout: int = Field(

@@ -13,6 +13,7 @@ from celery.signals import worker_ready, worker_shutdown
 
 from app.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
 from app.settings import get_settings
+from app.storage import get_storage
 
 logger = logging.getLogger(__name__)
 settings = get_settings()
@@ -39,13 +40,24 @@ app.conf.update(
 _heartbeat_stop = threading.Event()
 
 
+def delete_expired_files() -> int:
+    """Delete the files of finished jobs whose records have expired; returns how many jobs."""
+    store, storage = get_job_store(), get_storage()
+    expired = store.take_expired_job_ids()
+    for job_id in expired:
+        storage.delete_job(job_id)
+        logger.info("job %s: expired, files deleted", job_id)
+    return len(expired)
+
+
 def _beat(hostname: str) -> None:
-    """Write this worker's heartbeat until shutdown; a failed write is logged and retried."""
+    """Heartbeat and housekeeping until shutdown; a failure is logged and tried again next beat."""
     while True:
         try:
             get_job_store().worker_seen(hostname)
+            delete_expired_files()
         except Exception:
-            logger.exception("worker %s: heartbeat to Redis failed", hostname)
+            logger.exception("worker %s: heartbeat or file clean-up failed", hostname)
         if _heartbeat_stop.wait(WORKER_HEARTBEAT_SECONDS):
             return
 

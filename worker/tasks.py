@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -122,9 +123,7 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
     except SoftTimeLimitExceeded:
         return _timed_out(job_id, store, storage, callbacks.latest_image, steps=None)
     except Exception as error:
-        from worker.engine.errors import EngineError
-
-        if isinstance(error, EngineError):
+        if _is_engine_error(error):
             logger.warning("job %s: failed: %s", job_id, error)
             store.finish(job_id, "failed", error=str(error))
         else:
@@ -133,6 +132,13 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
                 job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
             )
         return {"status": "failed"}
+
+
+def _is_engine_error(error: Exception) -> bool:
+    """An EngineError (its message is meant for people), checked without importing the engine here:
+    if the engine raised it, its module is loaded; if the engine failed to import, it is not one."""
+    engine_errors = sys.modules.get("worker.engine.errors")
+    return engine_errors is not None and isinstance(error, engine_errors.EngineError)
 
 
 def _run(
@@ -169,7 +175,6 @@ def _run(
     }
     store.set_progress(job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds)
     if result.stopped and callbacks.timed_out:
-        callbacks.latest_image = result.image
         return _timed_out(job_id, store, storage, result.image, steps=result.steps, stats=stats)
     if result.stopped:
         store.finish(job_id, "cancelled", error=f"cancelled after {result.steps} step(s)", stats=stats)

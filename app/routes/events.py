@@ -4,8 +4,9 @@ Each event's data is exactly the JSON of GET /api/jobs/{id} (app.status.public_s
 polls the job store every POLL_SECONDS in a worker thread (the Redis client is synchronous, so the
 event loop never blocks), sends an event only when the JSON changed, a comment line as a heartbeat
 when nothing changed for HEARTBEAT_SECONDS (so proxies keep the connection open), and ends after a
-final state. Polling Redis keeps the worker simple (it only writes the job record) at the price of
-one small read per open page every quarter second.
+final state (with `event: end`) or after MAX_STREAM_SECONDS (without it: the browser reconnects).
+Polling Redis keeps the worker simple (it only writes the job record) at the price of one small read
+per open page every quarter second.
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ from app.status import public_status
 router = APIRouter(tags=["jobs"])
 
 POLL_SECONDS = 0.25
-HEARTBEAT_SECONDS = 15.0
-RETRY_MILLISECONDS = 2000  # how long EventSource waits before reconnecting after a dropped stream
+HEARTBEAT_SECONDS = 10.0
+# A stream ends after this long and the browser's EventSource reconnects on its own (after
+# RETRY_MILLISECONDS). ASGI tells a running response nothing when the server shuts down, so without a
+# limit one open job page would hold uvicorn's graceful shutdown (Ctrl-C) until the job finished.
+MAX_STREAM_SECONDS = 15.0
+RETRY_MILLISECONDS = 500
 
 
 def _current_status(job_id: str) -> dict[str, Any] | None:
@@ -45,7 +50,7 @@ async def _status_events(request: Request, job_id: str, first: dict[str, Any]) -
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     status: dict[str, Any] | None = first
     last_payload = ""
-    last_sent = time.monotonic()
+    started = last_sent = time.monotonic()
     while status is not None:
         payload = json.dumps(status, separators=(",", ":"))
         if payload != last_payload:
@@ -59,7 +64,7 @@ async def _status_events(request: Request, job_id: str, first: dict[str, Any]) -
             yield _event(json.dumps({"status": status["status"]}), event="end")
             return
         await asyncio.sleep(POLL_SECONDS)
-        if await request.is_disconnected():
+        if await request.is_disconnected() or time.monotonic() - started > MAX_STREAM_SECONDS:
             return
         status = await run_in_threadpool(_current_status, job_id)
     # The record expired while the page was open.

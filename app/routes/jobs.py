@@ -72,6 +72,7 @@ async def create_job(
     try:
         record = await submit_job(content, style or [], options)
     except SubmissionError as error:
+        logger.info("submission refused (%d): %s", error.status_code, error.detail)
         raise HTTPException(status_code=error.status_code, detail=error.detail) from error
     urls = job_urls(record.id)
     return {

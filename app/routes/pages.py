@@ -51,7 +51,8 @@ def _render_index(
     settings = get_settings()
     field_errors: dict[str, str] = {}
     if error is not None and error.field in FIELDS_WITH_ERROR_SLOT:
-        field_errors[error.field] = error.detail
+        # Next to the field its name is redundant: "size: must be ..." reads "must be ...".
+        field_errors[error.field] = error.detail.removeprefix(f"{error.field}: ")
     context = {
         "presets": preset_choices(settings.max_size, settings.max_iterations),
         "timing_note": REFERENCE_NOTE,
@@ -80,7 +81,7 @@ def _chosen_files(values: list[Any]) -> list[UploadFile]:
 
 
 def _blend_weights(blend: str, style_count: int) -> str:
-    """The page's single slider (share of the first style, 0..1) as style_blend's one-weight-per-style list."""
+    """The page's one slider (share of the first style, 0..1) as style_blend: one weight per style."""
     if style_count != 2 or not blend.strip():
         return ""
     try:

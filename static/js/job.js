@@ -129,7 +129,7 @@
     ];
     if (useLog) nodes.push(svg("text", { class: "axis-text", x: left + 4, y: top + 14 }, "log scale"));
     el.chart.replaceChildren(...nodes);
-    el.chart.hidden = false;
+    el.chart.removeAttribute("hidden"); // SVG elements have no `hidden` property
     const first = history[0], last = history[history.length - 1];
     el.lossSummary.textContent =
       `Total loss ${formatLoss(first[1])} at step ${first[0]}, ${formatLoss(last[1])} at step ${last[0]}.`;
@@ -288,16 +288,28 @@
       return;
     }
     const source = new EventSource(`/api/jobs/${job.id}/events`);
-    source.addEventListener("message", (event) => apply(JSON.parse(event.data)));
+    let failures = 0;
+    source.addEventListener("message", (event) => {
+      failures = 0;
+      apply(JSON.parse(event.data));
+    });
     source.addEventListener("end", (event) => {
       source.close();
       if (JSON.parse(event.data).status === "expired") showExpired();
     });
     source.addEventListener("error", () => {
-      // The stream broke before the job finished (proxy, server restart): poll instead of retrying.
-      source.close();
-      console.warn("Atelier: the live event stream failed; polling the status instead");
-      if (!FINISHED.has(job.status)) poll();
+      if (FINISHED.has(job.status)) {
+        source.close();
+        return;
+      }
+      // The server ends each stream after a while and EventSource reconnects by itself. Poll instead
+      // when it gave up (an HTTP error) or keeps failing (a proxy that cuts or buffers streams).
+      failures += 1;
+      if (source.readyState === EventSource.CLOSED || failures >= 3) {
+        source.close();
+        console.warn("Atelier: the live event stream failed; polling the status instead");
+        poll();
+      }
     });
   }
 

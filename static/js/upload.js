@@ -63,11 +63,15 @@
     // Only JS can empty a file input, so the "Remove" button exists only when JS runs.
     const removeButton = document.createElement("button");
     removeButton.type = "button";
-    removeButton.className = "button button-secondary";
+    removeButton.className = "button button-secondary button-small";
     removeButton.textContent = "Remove";
     removeButton.hidden = true;
     removeButton.setAttribute("aria-label", "Remove " + field.querySelector("label").textContent.trim());
-    filename.after(removeButton);
+    // Keep the file name and its Remove button on one line.
+    const row = document.createElement("div");
+    row.className = "file-row";
+    filename.replaceWith(row);
+    row.append(filename, removeButton);
     removeButton.addEventListener("click", () => {
       input.value = "";
       input.dispatchEvent(new Event("change", { bubbles: true }));

@@ -32,9 +32,9 @@ OVER_PIXEL_LIMIT = flat_png_bytes(1100, 1000)  # small file, 1.1 M pixels > ATEL
         (None, [STYLE], {}, 422, "content: a content image is required"),
         (GOOD, [STYLE] * 5, {}, 422, "at most 4 style images"),
         (GOOD, [STYLE], {"size": 16}, 422, "size: Input should be greater than or equal to 32"),
-        (GOOD, [STYLE], {"size": 4096}, 422, "size must be at most 1024"),
+        (GOOD, [STYLE], {"size": 4096}, 422, "size: must be at most 1024 pixels"),
         (GOOD, [STYLE], {"iterations": 0}, 422, "iterations: Input should be greater than or equal to 1"),
-        (GOOD, [STYLE], {"iterations": 10**6}, 422, "iterations must be at most 2000"),
+        (GOOD, [STYLE], {"iterations": 10**6}, 422, "iterations: must be at most 2000"),
         (GOOD, [STYLE], {"content_weight": -1}, 422, "content_weight"),
         (GOOD, [STYLE], {"style_weight": "inf"}, 422, "style_weight"),
         (GOOD, [STYLE], {"tv_weight": "nan"}, 422, "tv_weight"),
@@ -42,7 +42,7 @@ OVER_PIXEL_LIMIT = flat_png_bytes(1100, 1000)  # small file, 1.1 M pixels > ATEL
         (GOOD, [STYLE], {"optimizer": "sgd"}, 422, "optimizer"),
         (GOOD, [STYLE], {"preset": "ultra"}, 422, "preset"),
         (GOOD, [STYLE], {"style_blend": "0.5,0.5"}, 422, "style_blend has 2 weights but 1 style image"),
-        (GOOD, [STYLE], {"style_blend": "0"}, 422, "style_blend needs at least one weight above 0"),
+        (GOOD, [STYLE], {"style_blend": "0"}, 422, "style_blend: needs at least one weight above 0"),
         (GOOD, [STYLE], {"iteration": 5}, 422, "unknown field(s): iteration"),
     ],
     ids=lambda value: value if isinstance(value, str) else None,
@@ -68,7 +68,31 @@ def test_body_over_the_total_limit_is_refused_before_it_is_read(stack: Stack) ->
     response = stack.submit(huge, [STYLE])
 
     assert response.status_code == 413
-    assert "larger than the limit" in response.json()["detail"]
+    assert "the request body is larger than the limit" in response.json()["detail"]
+    assert stack.queue_length() == queued_before
+    assert stack.stored_files() == files_before
+
+
+def test_chunked_body_over_the_total_limit_is_cut_off(stack: Stack) -> None:
+    queued_before, files_before = stack.queue_length(), stack.stored_files()
+    boundary = "atelier-test-boundary"
+
+    def chunked_body():  # no Content-Length: the server has to count
+        disposition = 'Content-Disposition: form-data; name="content"; filename="a.png"'
+        yield f"--{boundary}\r\n{disposition}\r\n\r\n".encode()
+        for _ in range(70):
+            yield os.urandom(100_000)
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    with stack.client as client:
+        response = client.post(
+            "/api/jobs",
+            content=chunked_body(),
+            headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+        )
+
+    assert response.status_code == 413
+    assert "the request body is larger than the limit" in response.json()["detail"]
     assert stack.queue_length() == queued_before
     assert stack.stored_files() == files_before
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
 from redis import Redis
 
-from app.jobs import QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
+from app.jobs import FINISHED_KEY, QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
 from tests.support.stack import Stack
 
 OPTIONS = {"size": 64, "iterations": 10}
@@ -103,3 +104,21 @@ def test_delete_removes_every_key(store: JobStore) -> None:
     store.delete(job_id)
     assert store.get(job_id) is None
     assert store.queue_position(job_id) is None
+
+
+def test_finished_jobs_are_handed_out_for_file_deletion_once_their_ttl_has_passed(store: JobStore) -> None:
+    recent, old, cancelled = new_job_id(), new_job_id(), new_job_id()
+    for job_id in (recent, old, cancelled):
+        store.create(job_id, OPTIONS, style_count=1)
+    store.start(recent, "w1")
+    store.finish(recent, "succeeded", has_result=True)
+    store.start(old, "w1")
+    store.finish(old, "failed", error="boom")
+    store.request_cancel(cancelled)  # cancelled while queued: finished too
+    assert store.take_expired_job_ids() == []
+
+    for job_id in (old, cancelled):  # as if they had finished an hour ago (TTL 600 s)
+        store.redis.zadd(FINISHED_KEY, {job_id: time.time() - 3600})
+
+    assert sorted(store.take_expired_job_ids()) == sorted([old, cancelled])
+    assert store.take_expired_job_ids() == []

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -28,7 +29,7 @@ class S3Server:
     access_key_id: str = S3_CREDENTIALS["access_key_id"]
     secret_access_key: str = S3_CREDENTIALS["secret_access_key"]
 
-    def client(self):  # -> botocore S3 client
+    def client(self) -> Any:  # a botocore S3 client (its class is generated at run time)
         import boto3
 
         return boto3.session.Session().client(

@@ -68,9 +68,10 @@ def test_preserve_colors_keeps_the_content_chroma(extractor: FeatureExtractor) -
     assert np.percentile(_chroma_error(kept.image, content), 95) < 1.0
     assert _chroma_error(free.image, content).mean() > 10.0  # without it, the colours do change
     # Only colour is taken from the content: the luminance is the optimised image's.
-    np.testing.assert_allclose(
-        rgb_to_ycbcr(to_float(kept.image))[..., 0], rgb_to_ycbcr(to_float(free.image))[..., 0], atol=0.02
+    luminance_change = np.abs(
+        rgb_to_ycbcr(to_float(kept.image))[..., 0] - rgb_to_ycbcr(to_float(free.image))[..., 0]
     )
+    assert np.percentile(luminance_change, 95) < 2 / 255
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])

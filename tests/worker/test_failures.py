@@ -54,3 +54,22 @@ def test_soft_time_limit_keeps_the_partial_image(stack_factory: Callable[..., St
         partial = client.get(final["result_url"])
     assert partial.status_code == 200
     assert image_size(partial.content) == (64, 64)
+
+
+def test_unexpected_error_fails_the_job_with_a_generic_message_and_a_logged_traceback(stack: Stack) -> None:
+    blocker = stack.submit(png_bytes(64, 64, seed=48), [png_bytes(64, 64, seed=49)], size=64, iterations=2000)
+    blocker_id = blocker.json()["id"]
+    stack.wait_for(blocker_id, {"running"})
+    victim = stack.submit(png_bytes(48, 48, seed=50), [png_bytes(48, 48, seed=51)], size=32, iterations=2)
+    victim_id = victim.json()["id"]
+    (stack.storage_dir / "jobs" / victim_id / "style-0.png").unlink()  # storage lost a file
+
+    with stack.client as client:
+        client.post(f"/api/jobs/{blocker_id}/cancel")
+    final = stack.wait_for(victim_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert final["status"] == "failed"
+    assert final["error"] == "internal error (FileNotFoundError); see the worker log"
+    worker_log = stack.processes["worker"].tail(400)
+    assert f"job {victim_id}: failed with an unexpected error" in worker_log
+    assert "Traceback" in worker_log

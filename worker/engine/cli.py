@@ -111,6 +111,7 @@ _OPTION_ARGUMENTS = (
 def _stylize(args: argparse.Namespace) -> int:
     given = {name: getattr(args, name) for name in _OPTION_ARGUMENTS if getattr(args, name) is not None}
     options = StyleOptions(preserve_colors=args.preserve_colors, **given)
+    options.normalized_blend(len(args.styles))  # one --style-blend weight per style image
     output_format(args.output)  # refuse an unsupported extension before hours of work
     if not args.output.parent.is_dir():
         raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")

@@ -24,6 +24,7 @@ DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
 OPTIMIZERS = ("adam", "lbfgs")
 INITS = ("content", "style", "noise")
 MIN_SIZE = 16
+MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ class StyleOptions:
         _require(
             self.content_weight + self.style_weight > 0, "content_weight and style_weight cannot both be 0"
         )
-        _require(_is_positive(self.style_scale), "style_scale must be a finite number > 0")
+        _require(
+            _is_positive(self.style_scale) and self.style_scale <= MAX_STYLE_SCALE,
+            f"style_scale must be a number > 0 and <= {MAX_STYLE_SCALE}",
+        )
         _require(_is_positive(self.learning_rate), "learning_rate must be a finite number > 0")
         _require(0 <= self.beta_1 < 1, "beta_1 must be in [0, 1)")
         _require(_is_positive(self.epsilon), "epsilon must be a finite number > 0")

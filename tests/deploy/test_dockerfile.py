@@ -1,0 +1,218 @@
+"""The Dockerfile, read as BuildKit reads it (no Docker engine runs here): targets, pins, users, context."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+FINAL_TARGETS = ("web", "worker", "worker-cpu")
+
+
+@dataclass
+class Stage:
+    name: str
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)  # (INSTRUCTION, arguments)
+
+    def arguments(self, instruction: str) -> list[str]:
+        return [arguments for name, arguments in self.instructions if name == instruction]
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """Stages in order; continuation lines joined, comments and the syntax directive dropped."""
+    logical: list[str] = []
+    pending = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        logical.append(pending + stripped)
+        pending = ""
+    stages: list[Stage] = []
+    for line in logical:
+        instruction, _, arguments = line.partition(" ")
+        instruction = instruction.upper()
+        if instruction == "FROM":
+            parts = arguments.split()
+            assert len(parts) == 3 and parts[1].upper() == "AS", f"FROM without a stage name: {line}"
+            stages.append(Stage(name=parts[2], base=parts[0]))
+        else:
+            assert stages, f"{instruction} before the first FROM"
+            stages[-1].instructions.append((instruction, arguments.strip()))
+    return stages
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, Stage]:
+    parsed = parse_dockerfile((REPO_ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    names = [stage.name for stage in parsed]
+    assert len(names) == len(set(names)), f"duplicate stage names: {names}"
+    return {stage.name: stage for stage in parsed}
+
+
+def lineage(stages: dict[str, Stage], name: str) -> list[Stage]:
+    """The stage and the stages it is built FROM, nearest first."""
+    chain = [stages[name]]
+    while chain[-1].base in stages:
+        chain.append(stages[chain[-1].base])
+    return chain
+
+
+def test_targets_exist(stages: dict[str, Stage]) -> None:
+    assert set(FINAL_TARGETS) <= set(stages)
+
+
+def test_base_images_are_pinned_versions(stages: dict[str, Stage]) -> None:
+    external = [stage.base for stage in stages.values() if stage.base not in stages]
+    assert external, "no base image"
+    for image in external:
+        repository, _, tag = image.partition(":")
+        assert tag and tag != "latest" and re.match(r"\d+\.\d+\.\d+", tag), f"{image} is not pinned"
+        assert "$" not in image, f"{image}: a base image from a build argument is not pinned"
+
+
+def test_every_pip_install_of_requirements_is_constrained(stages: dict[str, Stage]) -> None:
+    installs = [run for stage in stages.values() for run in stage.arguments("RUN") if "pip install" in run]
+    assert installs
+    for run in installs:
+        for command in run.split("&&"):
+            if "pip install" not in command:
+                continue
+            words = shlex.split(command)
+            constrained = "-c" in words and "/build/constraints.txt" in words
+            project_only = "--no-deps" in words  # the project itself: its dependencies come from above
+            assert constrained or project_only, f"unpinned install: {command.strip()}"
+            if constrained:  # a missing wheel must fail the build, not reach for a compiler
+                assert "--only-binary=:all:" in words, f"may build from source: {command.strip()}"
+
+
+def test_final_stages_run_as_the_non_root_user(stages: dict[str, Stage]) -> None:
+    base_runs = " ".join(run for stage in stages.values() for run in stage.arguments("RUN"))
+    assert re.search(r"useradd .*--uid 10001 .*atelier", base_runs)
+    for target in FINAL_TARGETS:
+        users = stages[target].arguments("USER")
+        assert users and users[-1] == "atelier", f"{target} does not end as USER atelier"
+        after_user = stages[target].instructions[
+            max(i for i, (name, _) in enumerate(stages[target].instructions) if name == "USER") :
+        ]
+        assert not [arguments for name, arguments in after_user if name == "RUN"], f"{target}: RUN after USER"
+
+
+def test_final_stages_install_no_compilers(stages: dict[str, Stage]) -> None:
+    for target in FINAL_TARGETS:
+        for stage in lineage(stages, target):
+            for run in stage.arguments("RUN"):
+                assert not re.search(r"apt-get|build-essential|gcc|g\+\+", run), f"{stage.name}: {run}"
+
+
+def test_web_image_has_no_tensorflow_and_ships_templates_and_static(stages: dict[str, Stage]) -> None:
+    web = stages["web"]
+    copies = web.arguments("COPY")
+    assert "--from=deps-web /opt/venv /opt/venv" in copies
+    assert "templates ./templates" in copies and "static ./static" in copies
+    assert not [copy for copy in copies if copy.startswith("worker")]
+    runs = " ".join(run for stage in lineage(stages, "deps-web") for run in stage.arguments("RUN"))
+    extras = re.search(r"requirements\.py \S+ ([\w -]+) >", runs)
+    assert extras and extras.group(1).split() == ["web"]
+    requirements = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "docker" / "requirements.py"),
+            str(REPO_ROOT / "pyproject.toml"),
+            "web",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "fastapi" in requirements and "tensorflow" not in requirements.lower()
+
+
+def test_workers_ship_the_imagenet_weights_fetched_at_build_time(stages: dict[str, Stage]) -> None:
+    assert any(
+        "atelier fetch-weights --model-dir /models" in run for run in stages["weights"].arguments("RUN")
+    )
+    for target in ("worker", "worker-cpu"):
+        assert "--from=weights /models /models" in stages[target].arguments("COPY")
+        env = " ".join(stages[target].arguments("ENV"))
+        assert "ATELIER_MODEL_DIR=/models" in env and "ATELIER_WEIGHTS=imagenet" in env
+
+
+def test_gpu_worker_gets_the_cuda_build_and_the_cpu_worker_tensorflow_cpu(stages: dict[str, Stage]) -> None:
+    gpu_runs = " ".join(stages["deps-worker-gpu"].arguments("RUN"))
+    cpu_runs = " ".join(stages["deps-worker-cpu"].arguments("RUN"))
+    assert "worker tf-gpu" in gpu_runs and "-c /build/constraints-gpu.txt" in gpu_runs
+    assert "worker tf-cpu" in cpu_runs
+    assert "--from=deps-worker-gpu /opt/venv /opt/venv" in stages["worker"].arguments("COPY")
+    assert "--from=deps-worker-cpu /opt/venv /opt/venv" in stages["worker-cpu"].arguments("COPY")
+
+
+def test_gpu_pins_pin_tensorflow_exactly_and_do_not_contradict_constraints() -> None:
+    def pins(path: Path) -> dict[str, str]:
+        lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+        assert all("==" in line for line in lines), f"{path.name}: every line must be NAME==VERSION"
+        return {
+            re.sub(r"[-_.]+", "-", name).lower(): version
+            for name, version in (line.split("==") for line in lines)
+        }
+
+    gpu, shared = pins(REPO_ROOT / "docker" / "constraints-gpu.txt"), pins(REPO_ROOT / "constraints.txt")
+    assert gpu["tensorflow"] == shared["tensorflow-cpu"] == "2.21.0"
+    assert any(name.startswith("nvidia-cudnn") for name in gpu)
+    assert not set(gpu) & set(shared), "a package pinned in both files"
+
+
+def dockerignore_patterns() -> list[str]:
+    lines = (REPO_ROOT / ".dockerignore").read_text().splitlines()
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+
+
+def is_ignored(path: str, patterns: list[str]) -> bool:
+    """Whether the build context leaves path out (.dockerignore patterns: prefixes and globs)."""
+    for pattern in patterns:
+        bare = pattern.removeprefix("**/")
+        if fnmatch.fnmatch(path, pattern) or path == pattern or path.startswith(pattern + "/"):
+            return True
+        if pattern.startswith("**/") and any(fnmatch.fnmatch(part, bare) for part in path.split("/")):
+            return True
+    return False
+
+
+def test_dockerignore_leaves_out_venv_data_and_caches() -> None:
+    patterns = dockerignore_patterns()
+    for path in (
+        ".venv",
+        ".venv/bin/python",
+        "data/storage/jobs/x",
+        "tests/artifacts/a.png",
+        ".git/HEAD",
+        "app/__pycache__/main.cpython-311.pyc",
+        ".pytest_cache",
+        ".env",
+    ):
+        assert is_ignored(path, patterns), path
+
+
+def test_every_copied_source_is_in_the_build_context(stages: dict[str, Stage]) -> None:
+    patterns = dockerignore_patterns()
+    for stage in stages.values():
+        for copy in stage.arguments("COPY"):
+            words = [word for word in copy.split() if not word.startswith("--")]
+            if any(word.startswith("--from=") for word in copy.split()):
+                continue
+            for source in words[:-1]:
+                assert (REPO_ROOT / source).exists(), f"{stage.name}: COPY {source}: no such file"
+                assert not is_ignored(source, patterns), (
+                    f"{stage.name}: COPY {source}: left out by .dockerignore"
+                )

@@ -1,0 +1,90 @@
+"""Small helpers shared by the browser tests: generated uploads, the form, reading the job page."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import FilePayload, Page
+
+from tests.support.images import png_bytes
+
+JOB_URL = re.compile(r"/jobs/([0-9a-f]{32})$")
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def png_payload(name: str, width: int = 64, height: int = 48, seed: int = 0) -> FilePayload:
+    return {"name": name, "mimeType": "image/png", "buffer": png_bytes(width, height, seed=seed)}
+
+
+def fill_form(page: Page, *, size: int, iterations: int, preview_every: int | None = None) -> None:
+    """Choose a generated content and style image through the real file inputs and set the options."""
+    page.set_input_files("#content-input", png_payload("content.png", 64, 48, seed=1))
+    page.set_input_files("#style-input", png_payload("style.png", 48, 48, seed=2))
+    page.click("#advanced summary")
+    page.fill("#size", str(size))
+    page.fill("#iterations", str(iterations))
+    if preview_every is not None:
+        page.fill("#preview_every", str(preview_every))
+
+
+def submit_form(page: Page) -> str:
+    """Click "Start painting" and return the new job's id from the job page's URL."""
+    page.click("#submit-button")
+    page.wait_for_url(JOB_URL)
+    match = JOB_URL.search(page.url)
+    assert match, page.url
+    return match.group(1)
+
+
+def page_status(page: Page) -> str:
+    return page.eval_on_selector("#job", "element => element.dataset.status")
+
+
+def bar_value(page: Page) -> float:
+    return page.eval_on_selector("#progress-bar", "bar => bar.value")
+
+
+def image_loaded(page: Page, selector: str) -> bool:
+    """The image is shown and its pixels arrived (naturalWidth > 0)."""
+    return page.eval_on_selector(
+        selector, "img => !img.closest('[hidden]') && img.complete && img.naturalWidth > 0"
+    )
+
+
+def wait_for_image(page: Page, selector: str, timeout_ms: int = 20_000) -> None:
+    page.wait_for_function(
+        "selector => { const img = document.querySelector(selector);"
+        " return img && !img.closest('[hidden]') && img.complete && img.naturalWidth > 0; }",
+        arg=selector,
+        timeout=timeout_ms,
+    )
+
+
+def wait_for_status(page: Page, statuses: set[str], timeout_s: float = 60) -> str:
+    page.wait_for_function(
+        "statuses => statuses.includes(document.getElementById('job').dataset.status)",
+        arg=sorted(statuses),
+        timeout=timeout_s * 1000,
+    )
+    return page_status(page)
+
+
+def screenshot(page: Page, directory: Path, name: str) -> Path:
+    path = directory / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def no_horizontal_scroll(page: Page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def wait_until(check: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout_s} s")
+        time.sleep(0.05)

@@ -1,0 +1,143 @@
+"""A job in a real Chromium: upload through the form, watch it live, download the result; cancel; polling."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+from PIL import Image
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from app.routes.events import MAX_STREAM_SECONDS
+from tests.e2e.helpers import (
+    FINISHED,
+    bar_value,
+    fill_form,
+    image_loaded,
+    page_status,
+    screenshot,
+    submit_form,
+    wait_for_image,
+    wait_for_status,
+    wait_until,
+)
+from tests.support.images import png_bytes
+from tests.support.stack import Stack
+
+
+def test_upload_watch_progress_and_download(
+    page: Page, browser: Browser, stack: Stack, artifacts: Path
+) -> None:
+    page.goto("/")
+    fill_form(page, size=48, iterations=60, preview_every=5)
+    expect(page.locator("#field-content-input [data-thumb]")).to_be_visible()
+    screenshot(page, artifacts, "upload-page")
+
+    job_id = submit_form(page)
+
+    bar_values: list[float] = []
+    preview_seen = False
+    live_within_a_second = False
+    second_browser_checked = False
+    deadline = time.monotonic() + 90
+    while (status := page_status(page)) not in FINISHED:
+        assert time.monotonic() < deadline, f"job still {status} after 90 s"
+        value = bar_value(page)
+        if not bar_values or value != bar_values[-1]:
+            bar_values.append(value)
+        if status == "running" and not preview_seen and image_loaded(page, "#preview-image"):
+            preview_seen = True
+            screenshot(page, artifacts, "job-running")
+        if status == "running" and not live_within_a_second:
+            # The worker's progress as the API reports it now must reach the bar within a second.
+            api_step = stack.status(job_id)["step"]
+            page.wait_for_function(
+                "step => document.getElementById('progress-bar').value >= step", arg=api_step, timeout=1000
+            )
+            live_within_a_second = True
+        if status == "running" and not second_browser_checked and bar_values[-1] > 0:
+            # Another browser opening the URL sees the same live state (it comes from the server).
+            with browser.new_context(base_url=stack.base_url) as other:
+                other_page = other.new_page()
+                other_page.goto(f"/jobs/{job_id}")
+                assert page_status(other_page) in {"running", "succeeded"}
+                assert bar_value(other_page) > 0
+            second_browser_checked = True
+        time.sleep(0.05)
+
+    assert status == "succeeded", page.locator("#job-message").inner_text()
+    rises = sum(1 for before, after in zip(bar_values, bar_values[1:], strict=False) if after > before)
+    assert rises >= 2, f"the progress bar rose {rises} time(s): {bar_values}"
+    assert preview_seen, "no live preview image appeared while the job ran"
+    assert live_within_a_second and second_browser_checked
+
+    expect(page.locator("#status-badge")).to_have_text("Done")
+    expect(page.locator("#progress-percent")).to_have_text("100%")
+    wait_for_image(page, "#result-image")
+    wait_for_image(page, "#compare-before")
+    expect(page.locator("#cancel-form")).to_be_hidden()
+    expect(page.locator("#loss-chart polyline")).to_have_count(1)
+    screenshot(page, artifacts, "job-finished")
+
+    with page.expect_download() as download_info:
+        page.click("#download-link")
+    download = download_info.value
+    assert download.suggested_filename.endswith(".png")
+    data = Path(download.path()).read_bytes()
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        assert image.size == (48, 36)  # 64x48 content scaled to a longest side of 48
+
+    # A reload shows the same finished state.
+    page.reload()
+    expect(page.locator("#status-badge")).to_have_text("Done")
+    wait_for_image(page, "#result-image")
+
+
+def test_a_long_job_stays_live_across_stream_reconnects_and_can_be_cancelled(
+    page: Page, stack: Stack
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/")
+    fill_form(page, size=48, iterations=2000)  # minutes of work: only a cancel ends it quickly
+    job_id = submit_form(page)
+    page.wait_for_function("document.getElementById('progress-bar').value > 0", timeout=60_000)
+    expect(page.locator("#status-badge")).to_have_text("Running")
+
+    # The server ends each event stream after MAX_STREAM_SECONDS; the page reconnects and stays live.
+    wait_until(
+        lambda: sum("/events" in url for url in requested) >= 2, MAX_STREAM_SECONDS + 10, "an SSE reconnect"
+    )
+    value = bar_value(page)
+    page.wait_for_function("value => document.getElementById('progress-bar').value > value", arg=value)
+    assert not any(url.endswith(f"/api/jobs/{job_id}") for url in requested), "fell back to polling"
+
+    page.click("#cancel-button")
+
+    expect(page.locator("#status-badge")).to_have_text("Cancelled", timeout=15_000)
+    expect(page.locator("#job-message")).to_contain_text("cancelled")
+    expect(page.locator("#cancel-form")).to_be_hidden()
+    status = stack.status(job_id)
+    assert status["status"] == "cancelled"
+    assert 0 < status["step"] < 2000
+    page.reload()
+    expect(page.locator("#status-badge")).to_have_text("Cancelled")
+
+
+def test_job_page_polls_when_event_source_is_unavailable(context: BrowserContext, stack: Stack) -> None:
+    context.add_init_script("delete window.EventSource;")
+    page = context.new_page()
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    response = stack.submit(png_bytes(40, 32, seed=5), [png_bytes(32, 32, seed=6)], size=32, iterations=30)
+    job_id = response.json()["id"]
+
+    page.goto(f"/jobs/{job_id}")
+
+    assert wait_for_status(page, FINISHED, timeout_s=60) == "succeeded"
+    assert bar_value(page) == page.eval_on_selector("#progress-bar", "bar => bar.max")
+    wait_for_image(page, "#result-image")
+    assert any(url.endswith(f"/api/jobs/{job_id}") for url in requested), "the page never polled the status"
+    assert not any("/events" in url for url in requested)

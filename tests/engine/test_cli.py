@@ -1,0 +1,110 @@
+"""The ``atelier`` command, run as a user runs it: a separate process, files in, files and JSON out."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.engine.conftest import gradient, stripes
+from worker.engine.images import save_image
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = Path(sys.executable).with_name("atelier")  # the console script pip installs from pyproject.toml
+
+
+def atelier(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "worker.engine.cli"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "ATELIER_MODEL_DIR": str(cwd / "models"),  # never the shared data/ directory
+    }
+    return subprocess.run(
+        [*command, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> tuple[Path, Path]:
+    content, style = tmp_path / "content.png", tmp_path / "style.jpg"
+    save_image(gradient(48, 40), content)  # 40 wide, 48 high
+    save_image(stripes(32, 32), style)
+    return content, style
+
+
+def test_json_run_prints_one_summary_and_writes_the_image(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, style = images
+    output = tmp_path / "out.png"
+    done = atelier(
+        "stylize", content, style, "-o", output, "--size", "36", "--iterations", "4", "--weights", "random",
+        "--init", "noise", "--tv-weight", "0", "--preview-every", "2", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)  # exactly one JSON document, nothing else on stdout
+    assert done.stdout.count("\n") == 1
+    assert set(summary) == {"output", "width", "height", "iterations", "seconds", "loss"}
+    assert (summary["output"], summary["width"], summary["height"]) == (str(output), 30, 36)
+    assert summary["iterations"] == 4 and summary["seconds"] > 0
+    for stage in ("initial", "final"):
+        assert set(summary["loss"][stage]) == {"total", "content", "style", "tv"}
+    assert summary["loss"]["final"]["total"] < summary["loss"]["initial"]["total"]
+    with Image.open(output) as written:
+        assert (written.format, written.size) == ("PNG", (30, 36))
+    assert (tmp_path / "out_0002.png").is_file() and (tmp_path / "out_0004.png").is_file()
+    assert "random weights" in done.stderr  # the warning that the output is not art
+    assert "Traceback" not in done.stderr
+
+
+def _assert_one_line_failure(done: subprocess.CompletedProcess[str], code: int, expected: str) -> None:
+    assert done.returncode == code, done.stderr
+    assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_missing_file_fails_with_one_line(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    _, style = images
+    done = atelier("stylize", tmp_path / "absent.png", style, "-o", tmp_path / "out.png", cwd=tmp_path)
+    _assert_one_line_failure(done, 1, "absent.png: no such file")
+
+
+def test_corrupt_file_fails_with_one_line(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, _ = images
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    done = atelier("stylize", content, corrupt, "-o", tmp_path / "out.png", cwd=tmp_path)
+    _assert_one_line_failure(done, 1, "corrupt.png")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (["--iterations", "0"], "iterations must be >= 1"),
+        (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
+        (["--style-blend", "a,b"], "comma-separated numbers"),
+        (["--style-blend", "1,2"], "2 weights for 1 style"),
+    ],
+)
+def test_bad_option_fails_with_one_line(
+    tmp_path: Path, images: tuple[Path, Path], option: list[str], expected: str
+) -> None:
+    content, style = images
+    done = atelier(
+        "stylize", content, style, "-o", tmp_path / "out.png", "--weights", "random", *option, cwd=tmp_path
+    )
+    _assert_one_line_failure(done, 2, expected)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_missing_weights_file_fails_with_one_line(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, style = images
+    done = atelier(
+        "stylize", content, style, "-o", tmp_path / "out.png", "--weights", tmp_path / "vgg.h5", cwd=tmp_path
+    )
+    _assert_one_line_failure(done, 1, "does not exist")
