@@ -29,6 +29,8 @@ def readable_validation_error(errors: list[dict]) -> str:
     for error in errors:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
         message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if message.startswith("Expected UploadFile"):
+            message = "must be a file (a multipart/form-data part with a filename)"
         parts.append(f"{'.'.join(location)}: {message}" if location else message)
     return "; ".join(parts) or "invalid request"
 

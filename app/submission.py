@@ -1,6 +1,6 @@
 """Creating a job: the one code path the JSON API (POST /api/jobs) and the HTML form (POST /jobs) share.
 
-Usage from a route (async or sync handler both work; the function is async):
+Usage from an async route (submit_job is a coroutine; the slow parts run in a thread pool):
 
     from app.submission import SubmissionError, options_from_form, submit_job
 

@@ -1,8 +1,8 @@
 """Rough run-time estimates shown next to the presets on the upload page.
 
-A VGG19 step costs roughly in proportion to the number of pixels, so one measured reference point
-per device class is enough for an order of magnitude. Where the numbers come from is shown on the
-page too (REFERENCE_NOTE); update both when docs/engine.md has better measurements.
+A VGG19 step costs roughly in proportion to the number of pixels, so one reference point per device
+class is enough for an order of magnitude. The CPU numbers are docs/engine.md's measurements ("Speed
+(measured)"); the page states where the numbers come from (REFERENCE_NOTE): update both together.
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from app.options import PRESETS
 
 REFERENCE_SIDE = 256
-# Seconds per optimisation step for a square REFERENCE_SIDE image.
-CPU_SECONDS_PER_STEP = 1.0  # measured: 2-core CPU, tensorflow-cpu 2.21 (~0.07 s at 64 px)
-GPU_SECONDS_PER_STEP = 0.02  # assumed for a recent data-centre GPU; not measured here
+# Seconds per Adam step for a square REFERENCE_SIDE image.
+CPU_SECONDS_PER_STEP_QUIET = 0.45  # measured: 2 CPU cores, tensorflow-cpu 2.21, nothing else running
+CPU_SECONDS_PER_STEP_BUSY = 1.5  # measured: the same cores shared with other work
+GPU_SECONDS_PER_STEP = 0.01  # assumed (about 50x the quiet CPU); no GPU was measured
 REFERENCE_NOTE = (
-    "Times are rough: measured about 1 s per step at 256 px on a 2-core CPU; "
-    "GPU times assume about 50× that speed. A step costs in proportion to the pixel count; "
-    "non-square images are faster."
+    "Times are rough. CPU: measured 0.45 s per step at 256 px on 2 idle cores, up to 1.5 s when they are "
+    "busy. GPU: assumed about 50× faster, not measured. Time grows with the pixel count, so non-square "
+    "images are faster."
 )
 
 
@@ -38,16 +39,27 @@ def estimate_seconds(size: int, iterations: int, seconds_per_step_at_reference: 
 
 
 def humanize_duration(seconds: float) -> str:
-    """'under 10 s', 'about 40 s', 'about 3 min', 'about 1 h 15 min': a person's rounding."""
+    """'under 10 s', '40 s', '3 min', '1 h 15 min': a person's rounding, not a stopwatch's."""
     if seconds < 10:
         return "under 10 s"
     if seconds < 90:
-        return f"about {round(seconds / 10) * 10:.0f} s"
+        return f"{round(seconds / 10) * 10:.0f} s"
     minutes = round(seconds / 60)
     if minutes < 60:
-        return f"about {minutes} min"
+        return f"{minutes} min"
     hours, minutes = divmod(round(seconds / 300) * 5, 60)
-    return f"about {hours} h {minutes} min" if minutes else f"about {hours} h"
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def humanize_range(low_seconds: float, high_seconds: float) -> str:
+    """'1–3 min' style range; one value when both ends round the same."""
+    low, high = humanize_duration(low_seconds), humanize_duration(high_seconds)
+    if low == high:
+        return low
+    low_number, _, low_unit = low.partition(" ")
+    if low_unit == high.partition(" ")[2] and low_number.isdigit():
+        return f"{low_number}–{high}"
+    return f"{low} – {high}"
 
 
 def preset_choices(max_size: int, max_iterations: int) -> list[PresetChoice]:
@@ -62,7 +74,10 @@ def preset_choices(max_size: int, max_iterations: int) -> list[PresetChoice]:
                 size=size,
                 iterations=iterations,
                 gpu_time=humanize_duration(estimate_seconds(size, iterations, GPU_SECONDS_PER_STEP)),
-                cpu_time=humanize_duration(estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP)),
+                cpu_time=humanize_range(
+                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_QUIET),
+                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_BUSY),
+                ),
             )
         )
     return choices

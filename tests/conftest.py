@@ -6,6 +6,10 @@ stack          a running Atelier (redis-server + Celery worker + uvicorn) for th
 stack_factory  start_stack(name, env) -> another running stack with extra environment (e.g. S3
                storage); each distinct name starts once per session and stops at the end.
 When a test fails, the last lines of every running stack's process logs are added to its report.
+
+The session stack has ONE solo worker shared by every test: a test must not leave a job queued or
+running (cancel long jobs it started; an autouse fixture cancels leftovers after each test that
+uses `stack`); tests that count the queue call stack.wait_idle() first.
 """
 
 from __future__ import annotations
@@ -40,6 +44,22 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
     """The default stack: local storage, random weights, one solo worker."""
     return stack_factory("default")
+
+
+@pytest.fixture(autouse=True)
+def _cancel_jobs_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test on the shared stack, cancel whatever it left queued or running (a failed test
+    often does), so the next test starts with an idle worker instead of failing in turn."""
+    yield
+    if "stack" not in request.fixturenames:
+        return
+    shared: Stack = request.getfixturevalue("stack")
+    leftovers = shared.busy_job_ids()
+    if leftovers:
+        with shared.client as client:
+            for job_id in leftovers:
+                client.post(f"/api/jobs/{job_id}/cancel")
+        shared.wait_idle(timeout=30)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -97,6 +97,15 @@ def test_chunked_body_over_the_total_limit_is_cut_off(stack: Stack) -> None:
     assert stack.stored_files() == files_before
 
 
+def test_text_field_instead_of_a_file_is_refused_with_a_readable_message(stack: Stack) -> None:
+    with stack.client as client:
+        response = client.post(
+            "/api/jobs", data={"content": "photo.png"}, files=[("style", ("s.png", STYLE))]
+        )
+    assert response.status_code == 422
+    assert response.json()["detail"] == "content: must be a file (a multipart/form-data part with a filename)"
+
+
 def test_type_and_name_are_not_trusted_only_the_decoded_bytes(stack: Stack) -> None:
     files = [
         ("content", ("../../etc/passwd.txt", GOOD, "text/plain")),

@@ -56,6 +56,7 @@ def test_job_runs_to_success_with_progress_preview_and_result(stack: Stack) -> N
 
 
 def test_two_styles_with_blend_and_queue_position(stack: Stack) -> None:
+    stack.wait_idle()
     long_job = stack.submit(png_bytes(64, 64, seed=3), [png_bytes(48, 48, seed=4)], size=64, iterations=2000)
     long_id = long_job.json()["id"]
     stack.wait_for(long_id, {"running"})

@@ -10,6 +10,7 @@ from typing import Any
 from playwright.sync_api import FilePayload, Page
 
 from tests.support.images import png_bytes
+from tests.support.stack import Stack
 
 JOB_URL = re.compile(r"/jobs/([0-9a-f]{32})$")
 FINISHED = {"succeeded", "failed", "cancelled"}
@@ -82,9 +83,19 @@ def no_horizontal_scroll(page: Page) -> bool:
     return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
-def wait_until(check: Any, timeout_s: float, what: str) -> None:
+def wait_until(page: Page, check: Any, timeout_s: float, what: str) -> None:
+    """Wait for check() to be true, letting Playwright deliver the page's events meanwhile
+    (the sync API only dispatches them, e.g. page.on("request"), inside its own calls)."""
     deadline = time.monotonic() + timeout_s
     while not check():
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not happen within {timeout_s} s")
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
+
+
+def cancel_unless_finished(stack: Stack, job_id: str) -> None:
+    """Cleanup after a test with a long job: never leave the shared worker busy for the next test."""
+    if stack.status(job_id)["status"] not in FINISHED:
+        with stack.client as client:
+            client.post(f"/api/jobs/{job_id}/cancel")
+        stack.wait_for(job_id, FINISHED, timeout=30)

@@ -13,6 +13,7 @@ from app.routes.events import MAX_STREAM_SECONDS
 from tests.e2e.helpers import (
     FINISHED,
     bar_value,
+    cancel_unless_finished,
     fill_form,
     image_loaded,
     page_status,
@@ -103,12 +104,22 @@ def test_a_long_job_stays_live_across_stream_reconnects_and_can_be_cancelled(
     page.goto("/")
     fill_form(page, size=48, iterations=2000)  # minutes of work: only a cancel ends it quickly
     job_id = submit_form(page)
+    try:
+        watch_live_and_cancel(page, stack, job_id, requested)
+    finally:
+        cancel_unless_finished(stack, job_id)
+
+
+def watch_live_and_cancel(page: Page, stack: Stack, job_id: str, requested: list[str]) -> None:
     page.wait_for_function("document.getElementById('progress-bar').value > 0", timeout=60_000)
     expect(page.locator("#status-badge")).to_have_text("Running")
 
     # The server ends each event stream after MAX_STREAM_SECONDS; the page reconnects and stays live.
     wait_until(
-        lambda: sum("/events" in url for url in requested) >= 2, MAX_STREAM_SECONDS + 10, "an SSE reconnect"
+        page,
+        lambda: sum("/events" in url for url in requested) >= 2,
+        MAX_STREAM_SECONDS + 10,
+        "an SSE reconnect",
     )
     value = bar_value(page)
     page.wait_for_function("value => document.getElementById('progress-bar').value > value", arg=value)

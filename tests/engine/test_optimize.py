@@ -7,7 +7,7 @@ import pytest
 
 from tests.engine.conftest import gradient, noise, stripes
 from worker.engine import Progress, StyleOptions, stylize
-from worker.engine.errors import ImageError, OptionsError
+from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.images import rgb_to_ycbcr, to_float
 from worker.engine.model import FeatureExtractor, load_extractor
 
@@ -166,3 +166,18 @@ def test_extractor_must_provide_the_option_layers() -> None:
     shallow = load_extractor("random", content_layers=("block2_conv1",), style_layers=("block1_conv1",))
     with pytest.raises(OptionsError, match="built without layer"):
         stylize(gradient(), [stripes()], StyleOptions(), extractor=shallow)
+
+
+def test_style_scale_resizes_the_style_images(extractor: FeatureExtractor) -> None:
+    def initial_style_loss(style_scale: float) -> float:
+        options = StyleOptions(max_size=64, iterations=1, init="style", style_scale=style_scale)
+        return stylize(gradient(), [stripes()], options, extractor=extractor).loss_initial["style"]
+
+    same_size = initial_style_loss(1.0)  # the start image is the style image at its own scale
+    assert initial_style_loss(0.5) > 1000 * max(same_size, 1e-12)
+
+
+def test_a_diverging_run_is_reported(extractor: FeatureExtractor) -> None:
+    options = StyleOptions(max_size=32, iterations=3, content_weight=1e38, style_weight=1e38)
+    with pytest.raises(EngineError, match="loss became inf at step 1"):
+        stylize(gradient(32, 32), [stripes(32, 32)], options, extractor=extractor)

@@ -155,6 +155,23 @@ class Stack:
                 process.check_alive()
             time.sleep(0.05)
 
+    def busy_job_ids(self) -> list[str]:
+        """Jobs queued or running right now (read straight from the job store)."""
+        busy = []
+        with self.redis() as redis:
+            for key in redis.scan_iter(match="atelier:job:*", count=500):
+                if key.count(":") == 2 and redis.hget(key, "status") in ("queued", "running"):
+                    busy.append(key.rsplit(":", 1)[1])
+        return busy
+
+    def wait_idle(self, timeout: float = 60) -> None:
+        """Wait until no job is queued or running (tests that count the queue start from idle)."""
+        deadline = time.monotonic() + timeout
+        while busy := self.busy_job_ids():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jobs still queued or running after {timeout} s: {busy}")
+            time.sleep(0.1)
+
     def log_tails(self, lines: int = 60) -> dict[str, str]:
         return {name: process.tail(lines) for name, process in self.processes.items()}
 

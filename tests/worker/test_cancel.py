@@ -44,6 +44,7 @@ def test_cancel_during_run_stops_within_seconds_and_worker_takes_next_job(stack:
 
 
 def test_job_cancelled_while_queued_never_runs(stack: Stack) -> None:
+    stack.wait_idle()
     blocker = _submit(stack, 20, **LONG)
     stack.wait_for(blocker, {"running"})
     queued = _submit(stack, 22, size=32, iterations=3)

@@ -147,7 +147,7 @@ def output_format(path: str | os.PathLike[str]) -> str:
 def encode_image(image: np.ndarray, image_format: str = "PNG", quality: int = 95) -> bytes:
     """``image`` (uint8 HxWx3) encoded as PNG or JPEG bytes."""
     buffer = io.BytesIO()
-    options = {"quality": quality} if image_format.upper() == "JPEG" else {"optimize": False}
+    options = {"quality": quality} if image_format.upper() == "JPEG" else {}
     Image.fromarray(image).save(buffer, format=image_format.upper(), **options)
     return buffer.getvalue()
 

@@ -33,7 +33,7 @@ IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 class VGGPreprocess(keras.layers.Layer):
     """[0, 1] RGB -> VGG19 input: 0..255 BGR minus the ImageNet channel means."""
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         bgr = keras.ops.flip(inputs * 255.0, axis=-1)
         return bgr - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
 
@@ -48,11 +48,6 @@ class FeatureExtractor:
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.model(images, training=False)
-
-
-def vgg19_layer_names() -> tuple[str, ...]:
-    """Every layer of VGG19 without its classifier that can be used as a feature layer."""
-    return tuple(layer.name for layer in _bare_vgg19().layers[1:])
 
 
 def load_extractor(

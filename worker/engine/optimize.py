@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import scipy.optimize
 import tensorflow as tf
 
 from worker.engine import images as imaging
-from worker.engine.errors import ImageError, OptionsError
+from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
 from worker.engine.options import MIN_SIZE, StyleOptions
@@ -95,6 +96,7 @@ def stylize(
             f"each side needs at least {MIN_SIZE} pixels (use a less elongated image or a larger size)"
         )
     style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
+    first_style = styles[0]  # init="style" resizes the original to the content's size
     styles = [imaging.resize_to_longest(style, style_side) for style in styles]
     logger.info(
         "%s: %dx%d, %d style image(s), %s x %d, weights %s",
@@ -115,7 +117,7 @@ def stylize(
         should_stop=should_stop or (lambda: False),
     )
     optimise = run.adam if options.optimizer == "adam" else run.lbfgs
-    final, steps, stopped, loss_initial = optimise(initial_image(content, styles[0], options))
+    final, steps, stopped, loss_initial = optimise(initial_image(content, first_style, options))
     loss_final = run.loss_of(final)
     seconds = time.perf_counter() - started
     logger.info(
@@ -269,6 +271,10 @@ class _Run:
         return imaging.to_uint8(image)
 
     def report(self, step: int, parts: dict[str, float], image: Callable[[], np.ndarray]) -> None:
+        if not math.isfinite(parts["total"]):
+            raise EngineError(
+                f"the loss became {parts['total']} at step {step}; lower the learning rate or loss weights"
+            )
         if self.on_progress is not None:
             elapsed = time.perf_counter() - self.started
             self.on_progress(Progress(step=step, total=self.options.iterations, loss=parts, elapsed=elapsed))

@@ -8,7 +8,7 @@ beta_1=0.99, epsilon=0.1), style_weight=1e-2, content_weight=1e4, total_variatio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 from worker.engine.errors import OptionsError
@@ -114,10 +114,6 @@ class StyleOptions:
         weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
         total = sum(weights)
         return tuple(w / total for w in weights)
-
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(field.name for field in fields(cls))
 
 
 def _require(condition: bool, message: str) -> None:

@@ -1,0 +1,27 @@
+"""The engine's import rules (docs/architecture.md), checked in a fresh interpreter."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+CHECK = """
+import sys
+import worker.engine.cli, worker.engine.images, worker.engine.options
+assert "tensorflow" not in sys.modules, "checking files and options must not load TensorFlow"
+from worker.engine import StyleOptions, load_extractor, stylize
+import worker.engine.model, worker.engine.optimize
+assert "tensorflow" in sys.modules
+loaded = sorted(name for name in ("celery", "fastapi", "redis", "app") if name in sys.modules)
+assert not loaded, f"the engine imported {loaded}"
+"""
+
+
+def test_engine_imports_no_web_queue_or_redis_and_loads_tensorflow_lazily() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
