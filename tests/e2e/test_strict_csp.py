@@ -24,7 +24,10 @@ document.addEventListener("securitypolicyviolation", (event) => {
 
 
 def with_strict_policy(route: Route) -> None:
-    response = route.fetch()
+    if route.request.resource_type != "document":
+        route.continue_()  # scripts, images and the event stream go straight through
+        return
+    response = route.fetch(max_redirects=0)  # let the browser follow the form's 303 itself
     headers = dict(response.headers)
     if headers.get("content-type", "").startswith("text/html"):
         headers["content-security-policy"] = STRICT_POLICY
