@@ -1,12 +1,15 @@
 """The job store: every Redis key Atelier uses lives in this module.
 
 Keys (prefix ``atelier:``):
-  job:{id}          hash, the job record (see JobRecord); expires job_ttl_seconds after it finishes
+  job:{id}          hash, the job record (see JobRecord); expires job_ttl_seconds after it finishes.
+                    While running it holds a lease (lease_until, worker) renewed by the worker that
+                    runs it, the delivery count (attempts) and the last checkpoint step (docs/reliability.md)
   job:{id}:cancel   string "1" while a cancel has been requested
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
   finished          sorted set of finished job ids, scored by finish time (their files are deleted
                     once the record's TTL has passed: see expired_job_ids)
   worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz)
+  ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
 
 State changes that race between the web and a worker (queued -> running, queued -> cancelled) are
 single Lua scripts, so a job cancelled while queued can never also start.
@@ -24,6 +27,10 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from app.settings import get_settings
 
@@ -59,6 +66,17 @@ def cancel_key(job_id: str) -> str:
     return job_key(job_id) + ":cancel"
 
 
+def rate_limit_key(client: str, window: int) -> str:
+    """The submission counter of one client (an IP address) in one time window (a minute number)."""
+    # The client string comes from the connection, not the user; still keep it to a key-safe shape.
+    safe_client = re.sub(r"[^0-9A-Za-z.:_-]", "_", client)[:64]
+    return f"{PREFIX}ratelimit:{safe_client}:{window}"
+
+
+class QueueFull(Exception):
+    """The job was not created: ATELIER_MAX_QUEUED_JOBS jobs are already waiting."""
+
+
 @dataclass(frozen=True)
 class JobRecord:
     """One job as stored in Redis. Times are Unix seconds (float) or None."""
@@ -80,6 +98,8 @@ class JobRecord:
     worker: str | None = None
     cancel_requested: bool = False
     stats: dict[str, Any] = field(default_factory=dict)  # set when finished: engine seconds, losses
+    attempts: int = 0  # deliveries that ran it: 1 normally, 2+ after a worker crashed mid-job
+    checkpoint_step: int = 0  # step of the image saved under storage.checkpoint_key (0: none)
 
     @property
     def finished(self) -> bool:
@@ -110,7 +130,27 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         worker=raw.get("worker") or None,
         cancel_requested=cancel_requested,
         stats=json.loads(raw.get("stats", "{}")),
+        attempts=int(raw.get("attempts") or 0),
+        checkpoint_step=int(raw.get("checkpoint_step") or 0),
     )
+
+
+ClaimOutcome = Literal["started", "resumed", "leased", "exhausted", "finished", "missing"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a delivery of a job may do (JobStore.claim).
+
+    started: queued -> running, attempt 1. resumed: the job was running but its worker's lease lapsed
+    (the worker died): this delivery takes it over as attempt ``attempts``. leased: another worker
+    holds a live lease until ``lease_until``. exhausted: it already ran ``attempts`` times (the cap).
+    finished / missing: nothing to do.
+    """
+
+    outcome: ClaimOutcome
+    attempts: int = 0
+    lease_until: float = 0.0
 
 
 # queued -> running, only if still queued. KEYS: job, queue; ARGV: id, now, worker.
@@ -118,6 +158,47 @@ _START = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3])
 redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# Create a queued job unless the queue is full. KEYS: job, queue; ARGV: id, now, max queued (0 = no
+# cap), then the record's field/value pairs. One script, so concurrent submissions cannot overshoot.
+_CREATE = """
+local cap = tonumber(ARGV[3])
+if cap > 0 and redis.call('ZCARD', KEYS[2]) >= cap then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 4))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1
+"""
+
+# Claim a delivered job. KEYS: job, queue; ARGV: id, now, worker, lease seconds, max attempts.
+# Returns {outcome, attempts or lease_until} (see Claim). Redelivered running jobs are taken over only
+# once the lease of the worker that ran them has lapsed, so two live workers never run one job.
+_CLAIM = """
+local status = redis.call('HGET', KEYS[1], 'status')
+local now = tonumber(ARGV[2])
+local lease_until = tostring(now + tonumber(ARGV[4]))
+if status == 'queued' then
+  redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3],
+             'attempts', '1', 'lease_until', lease_until)
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  return {'started', '1'}
+end
+if status ~= 'running' then return {status and 'finished' or 'missing', '0'} end
+local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
+if lease > now then return {'leased', tostring(lease)} end
+local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1') or 1
+if attempts >= tonumber(ARGV[5]) then return {'exhausted', tostring(attempts)} end
+redis.call('HSET', KEYS[1], 'attempts', tostring(attempts + 1), 'worker', ARGV[3],
+           'lease_until', lease_until)
+return {'resumed', tostring(attempts + 1)}
+"""
+
+# Renew a running job's lease if this worker still holds it. KEYS: job; ARGV: worker, lease_until.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
 return 1
 """
 
@@ -147,10 +228,26 @@ class JobStore:
         self.ttl_seconds = ttl_seconds if ttl_seconds is not None else get_settings().job_ttl_seconds
         self._start = redis.register_script(_START)
         self._cancel = redis.register_script(_CANCEL)
+        self._claim = redis.register_script(_CLAIM)
+        self._renew = redis.register_script(_RENEW)
+        self._create = redis.register_script(_CREATE)
 
     # --- creating and reading ------------------------------------------------------------------
-    def create(self, job_id: str, options: dict[str, Any], style_count: int) -> JobRecord:
-        """Store a new queued job and put it at the back of the queue order."""
+    def create(
+        self,
+        job_id: str,
+        options: dict[str, Any],
+        style_count: int,
+        *,
+        token_hash: str = "",
+        max_queued: int = 0,
+    ) -> JobRecord:
+        """Store a new queued job and put it at the back of the queue order.
+
+        token_hash: app.job_tokens.hash_job_token of the submitter's token (empty: nobody may
+        cancel or delete it through the API). max_queued: refuse with QueueFull when that many jobs
+        are already queued (0: no cap).
+        """
         now = time.time()
         fields = {
             "status": "queued",
@@ -159,11 +256,14 @@ class JobStore:
             "created_at": repr(now),
             "iterations": str(options.get("iterations", 0)),
             "step": "0",
+            "token_hash": token_hash,
         }
-        with self.redis.pipeline() as pipe:
-            pipe.hset(job_key(job_id), mapping=fields)
-            pipe.zadd(QUEUE_KEY, {job_id: now})
-            pipe.execute()
+        pairs = [item for name_value in fields.items() for item in name_value]
+        created = self._create(
+            keys=[job_key(job_id), QUEUE_KEY], args=[job_id, repr(now), max_queued, *pairs]
+        )
+        if not created:
+            raise QueueFull(f"{max_queued} jobs are already queued")
         record = self.get(job_id)
         assert record is not None  # just written
         return record
@@ -179,6 +279,16 @@ class JobStore:
         if not raw:
             return None
         return _decode(job_id, raw, bool(cancel_flag))
+
+    def token_hash(self, job_id: str) -> str | None:
+        """The stored hash of the job's token ("" for a job created without one; None if no job)."""
+        if not is_job_id(job_id):
+            return None
+        return self.redis.hget(job_key(job_id), "token_hash")
+
+    def queued_count(self) -> int:
+        """Jobs waiting for a worker (not counting running ones)."""
+        return int(self.redis.zcard(QUEUE_KEY))
 
     def delete(self, job_id: str) -> None:
         """Forget a job entirely (used to undo a submission that could not be enqueued)."""
@@ -197,6 +307,27 @@ class JobStore:
     def start(self, job_id: str, worker: str) -> bool:
         """queued -> running. False (and nothing changed) when the job is not queued any more."""
         return bool(self._start(keys=[job_key(job_id), QUEUE_KEY], args=[job_id, repr(time.time()), worker]))
+
+    def claim(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
+        """Decide what this delivery of the job does (see Claim): start it, resume it after a crashed
+        worker (attempts + 1, at most max_attempts), or leave it."""
+        outcome, value = self._claim(
+            keys=[job_key(job_id), QUEUE_KEY],
+            args=[job_id, repr(time.time()), worker, repr(float(lease_seconds)), max_attempts],
+        )
+        if outcome == "leased":
+            return Claim("leased", lease_until=float(value))
+        return Claim(outcome, attempts=int(value))
+
+    def renew_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend the running job's lease; False when this worker does not hold it any more (the job
+        finished, was deleted, or another worker took it over after this one stalled)."""
+        until = repr(time.time() + lease_seconds)
+        return bool(self._renew(keys=[job_key(job_id)], args=[worker, until]))
+
+    def set_checkpoint(self, job_id: str, step: int) -> None:
+        """Record that storage.checkpoint_key now holds the image after this step."""
+        self.redis.hset(job_key(job_id), "checkpoint_step", str(step))
 
     def request_cancel(self, job_id: str) -> str | None:
         """Cancel a job: a queued one is cancelled now, a running one is asked to stop.
@@ -266,6 +397,10 @@ class JobStore:
         expired = self.redis.zrangebyscore(FINISHED_KEY, "-inf", cutoff, start=0, num=limit)
         return [job_id for job_id in expired if self.redis.zrem(FINISHED_KEY, job_id)]
 
+    def mark_for_cleanup(self, job_id: str) -> None:
+        """Hand an expired job out again on the next take_expired_job_ids (its file deletion failed)."""
+        self.redis.zadd(FINISHED_KEY, {job_id: 0})
+
     # --- workers ---------------------------------------------------------------------------------
     def worker_seen(self, hostname: str) -> None:
         """Heartbeat of a worker process (for /readyz)."""
@@ -274,6 +409,14 @@ class JobStore:
     def workers_last_seen(self) -> dict[str, float]:
         """{hostname: unix time of its last heartbeat} for every worker ever seen by this Redis."""
         return {name: float(seen) for name, seen in self.redis.hgetall(WORKERS_KEY).items()}
+
+    def forget_workers(self, silent_seconds: float) -> list[str]:
+        """Drop heartbeats older than silent_seconds (workers that are gone), so the hash stays small."""
+        cutoff = time.time() - silent_seconds
+        gone = [name for name, seen in self.workers_last_seen().items() if seen < cutoff]
+        if gone:
+            self.redis.hdel(WORKERS_KEY, *gone)
+        return gone
 
 
 @lru_cache
@@ -286,6 +429,11 @@ def get_redis() -> Redis:
         # Fail a request instead of hanging it when Redis is unreachable.
         socket_connect_timeout=5,
         socket_timeout=15,
+        # After a Redis restart every pooled connection is dead: retry a command a few times on a new
+        # one (about 0.4 s in all), so the first request after the restart succeeds, while a Redis that
+        # stays down still fails fast (the web answers 503, the worker tolerates it: worker/tasks.py).
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
 
 

@@ -14,10 +14,13 @@ from redis.exceptions import RedisError
 from app.limits import BodySizeLimit
 from app.logs import configure_logging
 from app.routes import events, health, jobs, pages
+from app.security import SecurityHeaders
 from app.settings import get_settings
 from app.templating import STATIC_DIR
 
 logger = logging.getLogger(__name__)
+
+REDIS_RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 while Redis is unreachable
 
 # Multipart framing and option fields on top of the images themselves.
 FORM_OVERHEAD_BYTES = 1024 * 1024
@@ -45,8 +48,11 @@ async def _validation_error_handler(request: Request, exc: RequestValidationErro
 
 async def _redis_error_handler(request: Request, exc: RedisError) -> JSONResponse:
     logger.error("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
+    # Retry-After: Redis restarts take seconds; clients (and the pages' scripts) try again after it.
     return JSONResponse(
-        status_code=503, content={"detail": "the job store (Redis) is unavailable; try again"}
+        status_code=503,
+        content={"detail": "the job store (Redis) is unavailable; try again"},
+        headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)},
     )
 
 
@@ -64,6 +70,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RedisError, _redis_error_handler)  # type: ignore[arg-type]
     max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
+    app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in (health.router, jobs.router, pages.router, events.router):
         app.include_router(router)

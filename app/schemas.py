@@ -18,6 +18,10 @@ class ErrorOut(BaseModel):
 class JobCreatedOut(BaseModel):
     id: str = Field(description="Job id: 32 hexadecimal characters.")
     status: JobStatus = Field(description="Always 'queued' for a new job.")
+    token: str = Field(
+        description="Shown only here: send it as X-Job-Token (or Authorization: Bearer) to cancel or "
+        "delete the job. The response also sets it as an HttpOnly cookie for the job's paths."
+    )
     status_url: str = Field(description="GET it for the job's status (JSON).")
     page_url: str = Field(description="The job's page in a browser.")
 
@@ -43,6 +47,10 @@ class JobStatusOut(BaseModel):
     options: dict[str, Any] = Field(description="The options the job runs with (preset applied).")
     style_count: int = Field(description="Number of style images.")
     stats: dict[str, Any] = Field(description="When finished: engine seconds and initial/final loss.")
+    attempts: int = Field(
+        description="Workers that have run the job: 0 while queued, 1 normally, 2 or more when a worker "
+        "crashed mid-job and the job was redelivered (it resumes from its last checkpoint)."
+    )
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")

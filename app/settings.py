@@ -40,27 +40,57 @@ class Settings(BaseSettings):
     )
     model_dir: Path = Field(DATA_DIR / "models", description="Where the ImageNet weights are cached.")
     weights_seed: int = Field(0, description="Seed for weights='random'.")
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        "float32",
+        description="Convolutions' dtype in the worker (Gram matrices and losses stay float32): "
+        "mixed_bfloat16 for GPUs from Ampere on and CPUs with AMX/AVX512-BF16, see docs/performance.md.",
+    )
+    xla: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Compile the engine's steps with XLA; auto: on with a GPU, off on CPU (slower there).",
+    )
 
     # --- upload limits ---------------------------------------------------------------------------
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
     max_upload_pixels: int = Field(40_000_000, ge=64, description="Decompression-bomb guard, per image.")
     min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
-    max_style_images: int = Field(4, ge=1, le=16)
+    max_style_images: int = Field(4, ge=1, le=16, description="Most style images one job may blend.")
 
     # --- job limits ------------------------------------------------------------------------------
     max_size: int = Field(1024, ge=32, description="Largest output side a job may ask for.")
     max_iterations: int = Field(2000, ge=1, description="Most optimisation steps a job may ask for.")
     preview_every: int = Field(10, ge=1, description="Steps between live previews.")
     progress_interval_seconds: float = Field(0.25, gt=0, description="Throttle for progress writes to Redis.")
-    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=60, description="Keep finished jobs (and files).")
-    job_soft_time_limit: int = Field(3600, ge=10, description="Seconds; the partial image is saved.")
-    job_hard_time_limit: int = Field(3900, ge=11, description="Seconds; the worker process is killed.")
+    job_ttl_seconds: int = Field(7 * 24 * 3600, ge=1, description="Keep finished jobs (and files).")
+    job_soft_time_limit: int = Field(3600, ge=5, description="Seconds; the partial image is saved.")
+    job_hard_time_limit: int = Field(3900, ge=6, description="Seconds; the worker process is killed.")
     broker_visibility_timeout: int = Field(
-        4 * 3600, ge=60, description="Must outlast the longest job, or Redis redelivers it."
+        4 * 3600,
+        ge=7,
+        description="Seconds before Redis hands an unacknowledged job to another worker (a crashed "
+        "worker's job is redelivered after it); must outlast the hard time limit.",
+    )
+    checkpoint_every: int = Field(
+        50, ge=0, description="Steps between checkpoints a redelivered job resumes from; 0: none."
+    )
+    job_max_attempts: int = Field(
+        3, ge=1, description="Deliveries of one job (first run + redeliveries after crashes) before it fails."
+    )
+    job_lease_seconds: float = Field(
+        30, gt=0, description="A running job's lease, renewed by its worker; a redelivery waits it out."
+    )
+    cleanup_interval_seconds: float = Field(
+        60, gt=0, description="How often each worker deletes expired jobs' files."
     )
     queue_name: str = Field("atelier", description="Celery queue the web sends jobs to.")
+    max_queued_jobs: int = Field(
+        100, ge=1, description="Jobs that may wait at once; more get 503 with Retry-After."
+    )
+    rate_limit_per_minute: int = Field(
+        30, ge=1, description="Job submissions one client IP may make per minute; more get 429."
+    )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Web and worker log level.")
 
     @field_validator("weights")
     @classmethod

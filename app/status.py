@@ -58,5 +58,6 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         "options": record.options,
         "style_count": record.style_count,
         "stats": record.stats,
+        "attempts": record.attempts,
         **job_urls(record.id),
     }

@@ -50,6 +50,11 @@ def result_key(job_id: str) -> str:
     return f"{_job_prefix(job_id)}/result.png"
 
 
+def checkpoint_key(job_id: str) -> str:
+    """The running job's latest checkpoint image (PNG, lossless), deleted when the job ends."""
+    return f"{_job_prefix(job_id)}/checkpoint.png"
+
+
 def check_key(key: str) -> str:
     """Refuse any key that is not lowercase segments of [a-z0-9_.-] (no '..', no leading '/')."""
     if not _KEY.fullmatch(key) or ".." in key:
@@ -71,6 +76,10 @@ class Storage(ABC):
     @abstractmethod
     def exists(self, key: str) -> bool:
         """Whether key holds an object."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove the object under key (no error if there is none)."""
 
     @abstractmethod
     def delete_job(self, job_id: str) -> None:
@@ -115,6 +124,9 @@ class LocalStorage(Storage):
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
 
     def delete_job(self, job_id: str) -> None:
         job_dir = self._path(_job_prefix(job_id))
@@ -191,6 +203,10 @@ class S3Storage(Storage):
                 return False
             raise
         return True
+
+    def delete(self, key: str) -> None:
+        # S3 answers DeleteObject for a missing key with success too.
+        self._client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
 
     def delete_job(self, job_id: str) -> None:
         job_prefix = self._object_key(_job_prefix(job_id)) + "/"

@@ -5,17 +5,21 @@ Usage from an async route (submit_job is a coroutine; the slow parts run in a th
     from app.submission import SubmissionError, options_from_form, submit_job
 
     try:
+        await admit_submission(client_address(request))   # first: rate limit and queue cap
         options = options_from_form(form_fields)          # or a JobOptionsIn built by FastAPI
-        record = await submit_job(content, styles, options)
+        job = await submit_job(content, styles, options)
     except SubmissionError as error:
-        ...  # error.status_code (400/413/415/422/503), error.detail (for people), error.field (or None)
-    # record.id, record.status ("queued"); the job's page is /jobs/{record.id}
+        ...  # error.status_code (400/413/415/422/429/503), error.detail (for people), error.field
+        ...  # (or None), error.retry_after (seconds, for 429/503 when retrying later helps)
+    # job.id, job.record.status ("queued"), job.token (give it to the submitter: only it may cancel
+    # or delete the job; see app/job_tokens.py); the job's page is /jobs/{job.id}
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import UploadFile
@@ -23,9 +27,11 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
-from app.jobs import JobRecord, get_job_store, new_job_id
+from app.job_tokens import hash_job_token, new_job_token
+from app.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
 from app.options import JobOptionsIn
 from app.queue import enqueue
+from app.ratelimit import RateLimited, count_submission
 from app.settings import get_settings
 from app.storage import content_key, get_storage, style_key
 from app.uploads import CleanImage, UploadRejected, clean_image, read_limited
@@ -37,15 +43,42 @@ class SubmissionError(Exception):
     """A job could not be created; nothing was queued and nothing stays written.
 
     status_code: the HTTP status that fits (400 bad request, 413 too large, 415 not an image,
-    422 invalid option or image, 503 Redis or the broker unavailable); detail: a sentence a person can
-    act on; field: the form field at fault ("content", "style", an option name) or None.
+    422 invalid option or image, 429 too many submissions from this client, 503 Redis or the broker
+    unavailable or the queue full); detail: a sentence a person can act on; field: the form field at
+    fault ("content", "style", an option name) or None; retry_after: seconds to wait before trying
+    again (the Retry-After header), or None.
     """
 
-    def __init__(self, status_code: int, detail: str, field: str | None = None) -> None:
+    def __init__(
+        self, status_code: int, detail: str, field: str | None = None, retry_after: int | None = None
+    ) -> None:
         super().__init__(detail)
         self.status_code = status_code
         self.detail = detail
         self.field = field
+        self.retry_after = retry_after
+
+
+# Retry-After for a full queue: the queue drains at the pace of whole jobs (a minute or more each).
+QUEUE_FULL_RETRY_AFTER_SECONDS = 60
+REDIS_DOWN_RETRY_AFTER_SECONDS = 5  # a 503 while Redis or the broker is unreachable: restarts take seconds
+
+
+@dataclass(frozen=True)
+class SubmittedJob:
+    """A new job and its token; the token is shown to the submitter once and stored only hashed."""
+
+    record: JobRecord
+    token: str
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+def client_address(request: Any) -> str:
+    """The submitting client's IP address (a Starlette Request), the rate limit's key."""
+    return request.client.host if request.client else "unknown"
 
 
 def options_from_form(fields: Mapping[str, Any]) -> JobOptionsIn:
@@ -69,19 +102,30 @@ def submission_error_from_validation(error: ValidationError) -> SubmissionError:
     return SubmissionError(422, f"{field}: {message}" if field else message, field)
 
 
+async def admit_submission(client: str) -> None:
+    """Count one submission attempt of client (an IP address) and check the queue has room.
+
+    Call it before anything else of the request is validated, so every attempt counts against
+    ATELIER_RATE_LIMIT_PER_MINUTE (a client probing the validator is limited too). Raises
+    SubmissionError 429 (too many submissions) or 503 (queue full, or Redis down), with retry_after.
+    """
+    await run_in_threadpool(_check_rate_and_queue, client)
+
+
 async def submit_job(
     content: UploadFile | None, styles: list[UploadFile], options: JobOptionsIn
-) -> JobRecord:
+) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
     content: the content image upload; styles: one or more style image uploads (at most
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
-    checked; style_blend is checked against the number of styles here).
+    checked; style_blend is checked against the number of styles here). Call admit_submission
+    first.
 
     Order: everything is validated first (nothing written for bad input), then the images are
-    written to storage, then the job record is created, then the job is sent to the Celery queue.
-    If any step fails, whatever was written is removed and SubmissionError is raised.
-    Returns the new JobRecord (status "queued").
+    written to storage, then the job record is created (refused atomically if the queue is full),
+    then the job is sent to the Celery queue. If any step fails, whatever was written is removed
+    and SubmissionError is raised. Returns the new job (status "queued") and its token.
     """
     settings = get_settings()
     styles = [style for style in styles if _was_sent(style)]
@@ -105,6 +149,40 @@ async def submit_job(
     return await run_in_threadpool(_store_and_enqueue, content_image, style_images, resolved)
 
 
+def _check_rate_and_queue(client: str) -> None:
+    settings = get_settings()
+    try:
+        count_submission(get_redis(), client, settings.rate_limit_per_minute)
+        queued = get_job_store().queued_count()
+    except RedisError as error:
+        logger.error("submission refused: Redis unavailable while checking the limits: %s", error)
+        raise SubmissionError(
+            503,
+            "the job could not be created: the job store (Redis) is unavailable; try again",
+            retry_after=REDIS_DOWN_RETRY_AFTER_SECONDS,
+        ) from error
+    except RateLimited as error:
+        logger.warning("client %s: submission refused, %s", client, error)
+        raise SubmissionError(
+            429,
+            f"too many submissions: at most {error.limit} per minute (ATELIER_RATE_LIMIT_PER_MINUTE); "
+            f"try again in {error.retry_after} s",
+            retry_after=error.retry_after,
+        ) from error
+    # A cheap early refusal; JobStore.create checks the cap again atomically.
+    if queued >= settings.max_queued_jobs:
+        raise _queue_full()
+
+
+def _queue_full() -> SubmissionError:
+    limit = get_settings().max_queued_jobs
+    return SubmissionError(
+        503,
+        f"the queue is full ({limit} jobs waiting, ATELIER_MAX_QUEUED_JOBS); try again later",
+        retry_after=QUEUE_FULL_RETRY_AFTER_SECONDS,
+    )
+
+
 def _was_sent(upload: UploadFile | None) -> bool:
     # Browsers send an empty part with no file name for an untouched file input.
     return upload is not None and not (upload.filename == "" and upload.size == 0)
@@ -122,8 +200,12 @@ async def _clean_upload(upload: UploadFile, field: str) -> CleanImage:
         raise SubmissionError(error.status_code, f"{field}: {error.detail}", field) from error
 
 
-def _store_and_enqueue(content: CleanImage, styles: list[CleanImage], options: dict[str, Any]) -> JobRecord:
+def _store_and_enqueue(
+    content: CleanImage, styles: list[CleanImage], options: dict[str, Any]
+) -> SubmittedJob:
     job_id = new_job_id()
+    token = new_job_token()
+    settings = get_settings()
     storage = get_storage()
     store = get_job_store()
     stage = "storing the images"
@@ -132,15 +214,29 @@ def _store_and_enqueue(content: CleanImage, styles: list[CleanImage], options: d
         for index, style in enumerate(styles):
             storage.write_bytes(style_key(job_id, index), style.png)
         stage = "creating the job record"
-        record = store.create(job_id, options, style_count=len(styles))
+        record = store.create(
+            job_id,
+            options,
+            style_count=len(styles),
+            token_hash=hash_job_token(token),
+            max_queued=settings.max_queued_jobs,
+        )
         stage = "sending the job to the queue"
         enqueue(job_id)
+    except QueueFull as error:
+        logger.warning("job %s: refused, the queue is full; removing its images", job_id)
+        _undo(job_id)
+        raise _queue_full() from error
     except Exception as error:
         logger.exception("job %s: submission failed while %s; removing what was written", job_id, stage)
         _undo(job_id)
         unavailable = isinstance(error, RedisError | OSError) or stage.startswith("send")
         status = 503 if unavailable else 500
-        raise SubmissionError(status, f"the job could not be created: failure while {stage}") from error
+        raise SubmissionError(
+            status,
+            f"the job could not be created: failure while {stage}",
+            retry_after=REDIS_DOWN_RETRY_AFTER_SECONDS if unavailable else None,
+        ) from error
     logger.info(
         "job %s: queued (%dx%d content, %d style(s), size %s, %s iterations)",
         job_id,
@@ -150,7 +246,7 @@ def _store_and_enqueue(content: CleanImage, styles: list[CleanImage], options: d
         options["size"],
         options["iterations"],
     )
-    return record
+    return SubmittedJob(record, token)
 
 
 def _undo(job_id: str) -> None:

@@ -94,6 +94,9 @@ def clean_image(data: bytes, *, max_pixels: int, min_side: int) -> CleanImage:
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited onto white (transparent pixels are often black)."""
+    if image.mode in ("I", "I;16", "I;16L", "I;16B"):
+        # 16-bit grey (PNG, TIFF): scale to 8 bits; Pillow's plain convert clips at 255, all white.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

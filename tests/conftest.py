@@ -3,8 +3,9 @@
 stack          a running Atelier (redis-server + Celery worker + uvicorn) for the whole session;
                see tests/support/stack.py for what it offers (base_url, client, submit, wait_for,
                queue_length, stored_files, redis_url, storage_dir).
-stack_factory  start_stack(name, env) -> another running stack with extra environment (e.g. S3
-               storage); each distinct name starts once per session and stops at the end.
+stack_factory  start_stack(name, env, worker=True, **options) -> another running stack with extra
+               environment (e.g. S3 storage) or start_stack options (redis_persistent=True); each
+               distinct name starts once per session and stops at the end.
 When a test fails, the last lines of every running stack's process logs are added to its report.
 
 The session stack has ONE solo worker shared by every test: a test must not leave a job queued or
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -29,10 +31,12 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
     stacks: dict[str, Stack] = {}
     with contextlib.ExitStack() as exits:
 
-        def start(name: str, env: dict[str, str] | None = None, *, worker: bool = True) -> Stack:
+        def start(
+            name: str, env: dict[str, str] | None = None, *, worker: bool = True, **options: Any
+        ) -> Stack:
             if name not in stacks:
                 base_dir = tmp_path_factory.mktemp(f"stack-{name}")
-                stacks[name] = exits.enter_context(start_stack(base_dir, env, worker=worker))
+                stacks[name] = exits.enter_context(start_stack(base_dir, env, worker=worker, **options))
                 _running.append(stacks[name])
             return stacks[name]
 
@@ -56,9 +60,8 @@ def _cancel_jobs_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     shared: Stack = request.getfixturevalue("stack")
     leftovers = shared.busy_job_ids()
     if leftovers:
-        with shared.client as client:
-            for job_id in leftovers:
-                client.post(f"/api/jobs/{job_id}/cancel")
+        for job_id in leftovers:  # not through the API: a browser-submitted job's token is not ours
+            shared.cancel_in_store(job_id)
         shared.wait_idle(timeout=30)
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
 from app.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
+from app.retention import cleanup
 from app.settings import get_settings
-from app.storage import get_storage
 
 logger = logging.getLogger(__name__)
 settings = get_settings()
@@ -24,41 +25,48 @@ app.conf.update(
     # A job is acknowledged when it ends, not when it starts: a worker that dies mid-job leaves it
     # in Redis, which hands it out again after the visibility timeout (longer than any job may run).
     task_acks_late=True,
+    # A prefork child killed mid-job (OOM killer, SIGKILL) puts the job straight back on the queue;
+    # the task caps the deliveries (ATELIER_JOB_MAX_ATTEMPTS), so a job that kills its worker every
+    # time cannot loop (docs/reliability.md).
+    task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
-    result_backend_transport_options={"visibility_timeout": settings.broker_visibility_timeout},
+    broker_transport_options={
+        "visibility_timeout": settings.broker_visibility_timeout,
+        # Look for messages of dead workers (unacked past the visibility timeout) every so often, not
+        # kombu's default of every 100 s: a tenth of the timeout, between 1 s and a minute.
+        "unacked_restore_interval": max(1, min(60, settings.broker_visibility_timeout // 10)),
+        "unacked_restore_throttle": 1,
+    },
+    # The job store holds every outcome; Celery's own results would only be keys to expire.
+    task_ignore_result=True,
     task_soft_time_limit=settings.job_soft_time_limit,
     task_time_limit=settings.job_hard_time_limit,
-    task_track_started=True,
-    result_expires=settings.job_ttl_seconds,
     task_serializer="json",
     accept_content=["json"],
     worker_send_task_events=False,
+    # Redis restarts: the worker reconnects by itself, forever, as often as every 2 s.
     broker_connection_retry_on_startup=True,
+    broker_connection_retry=True,
+    broker_connection_max_retries=None,
+    broker_connection_timeout=5,
 )
 
 _heartbeat_stop = threading.Event()
 
 
-def delete_expired_files() -> int:
-    """Delete the files of finished jobs whose records have expired; returns how many jobs."""
-    store, storage = get_job_store(), get_storage()
-    expired = store.take_expired_job_ids()
-    for job_id in expired:
-        storage.delete_job(job_id)
-        logger.info("job %s: expired, files deleted", job_id)
-    return len(expired)
-
-
 def _beat(hostname: str) -> None:
-    """Heartbeat and housekeeping until shutdown; a failure is logged and tried again next beat."""
+    """Heartbeat and retention clean-up until shutdown; a failure is logged and tried again later."""
+    period = min(WORKER_HEARTBEAT_SECONDS, settings.cleanup_interval_seconds)
+    next_cleanup = 0.0
     while True:
         try:
             get_job_store().worker_seen(hostname)
-            delete_expired_files()
+            if time.monotonic() >= next_cleanup:
+                next_cleanup = time.monotonic() + settings.cleanup_interval_seconds
+                cleanup()
         except Exception:
-            logger.exception("worker %s: heartbeat or file clean-up failed", hostname)
-        if _heartbeat_stop.wait(WORKER_HEARTBEAT_SECONDS):
+            logger.exception("worker %s: heartbeat or clean-up failed", hostname)
+        if _heartbeat_stop.wait(period):
             return
 
 

@@ -13,11 +13,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from redis.exceptions import RedisError
 
-from app.jobs import JobStore, get_job_store, is_job_id
+from app.jobs import JobRecord, JobStore, get_job_store, is_job_id
 from app.settings import get_settings
-from app.storage import Storage, content_key, get_storage, preview_key, result_key, style_key
+from app.storage import (
+    Storage,
+    checkpoint_key,
+    content_key,
+    get_storage,
+    preview_key,
+    result_key,
+    style_key,
+)
 from worker.celery_app import app
+from worker.lease import JobLease
+from worker.recovery import claim_job, finish_patiently, load_checkpoint
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,11 +42,14 @@ PREVIEW_JPEG_QUALITY = 85
 
 
 @functools.cache
-def _extractor(weights: str, model_dir: str, seed: int) -> FeatureExtractor:
-    """The VGG19 feature extractor, built once per process and weights setting."""
+def _extractor(weights: str, model_dir: str, seed: int, precision: str, xla: str) -> FeatureExtractor:
+    """The VGG19 feature extractor, built once per process and weights/precision/XLA setting."""
     from worker.engine import load_extractor
 
-    return load_extractor(weights=weights, model_dir=model_dir, seed=seed)
+    jit_compile = {"on": True, "off": False}.get(xla)  # "auto" (None): the engine decides by device
+    return load_extractor(
+        weights=weights, model_dir=model_dir, seed=seed, precision=precision, jit_compile=jit_compile
+    )
 
 
 def style_options(options: dict[str, Any]) -> StyleOptions:
@@ -58,13 +72,18 @@ def style_options(options: dict[str, Any]) -> StyleOptions:
 
 
 class JobCallbacks:
-    """The engine's on_progress / on_preview / should_stop for one job, wired to Redis and storage."""
+    """The engine's on_progress / on_preview / on_checkpoint / should_stop for one job, wired to Redis
+    and storage. Progress, preview and checkpoint records are advisory: while Redis is down they are
+    skipped (logged) and the job goes on; only the final status waits for Redis (finish_patiently)."""
 
-    def __init__(self, job_id: str, store: JobStore, storage: Storage, deadline: float) -> None:
+    def __init__(
+        self, job_id: str, store: JobStore, storage: Storage, deadline: float, lease: JobLease | None = None
+    ) -> None:
         self.job_id = job_id
         self.store = store
         self.storage = storage
         self.deadline = deadline  # time.monotonic() after which the run stops (soft time limit)
+        self.lease = lease
         self.progress_interval = get_settings().progress_interval_seconds
         self._last_progress_write = 0.0
         self._last_cancel_check = 0.0
@@ -77,24 +96,55 @@ class JobCallbacks:
         if progress.step < progress.total and now - self._last_progress_write < self.progress_interval:
             return
         self._last_progress_write = now
-        self.store.set_progress(self.job_id, progress.step, progress.total, progress.loss, progress.elapsed)
+        self._advisory(
+            "progress",
+            lambda: self.store.set_progress(
+                self.job_id, progress.step, progress.total, progress.loss, progress.elapsed
+            ),
+        )
 
     def on_preview(self, step: int, image: np.ndarray) -> None:
         from worker.engine.images import encode_image
 
         self.latest_image = image
         self.storage.write_bytes(preview_key(self.job_id), encode_image(image, "JPEG", PREVIEW_JPEG_QUALITY))
-        self.store.set_preview(self.job_id, step)
+        self._advisory("preview", lambda: self.store.set_preview(self.job_id, step))
+
+    def on_checkpoint(self, step: int, image: np.ndarray) -> None:
+        """Save the image a redelivered job resumes from: the file first, then the step that names it."""
+        from worker.engine.images import encode_image
+
+        try:
+            self.storage.write_bytes(checkpoint_key(self.job_id), encode_image(image, "PNG"))
+        except OSError as error:  # a safety net only: the job itself can still finish
+            logger.warning("job %s: checkpoint of step %d not saved: %s", self.job_id, step, error)
+            return
+        self._advisory("checkpoint", lambda: self.store.set_checkpoint(self.job_id, step))
+
+    @property
+    def lease_lost(self) -> bool:
+        return self.lease is not None and self.lease.lost
 
     def should_stop(self) -> bool:
         now = time.monotonic()
         if now >= self.deadline:
             self.timed_out = True
             return True
+        if self.lease_lost:
+            return True
         if now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
             self._last_cancel_check = now
-            self.cancelled = self.store.cancel_requested(self.job_id)
+            self._advisory("cancel check", self._check_cancel)
         return self.cancelled
+
+    def _check_cancel(self) -> None:
+        self.cancelled = self.store.cancel_requested(self.job_id)
+
+    def _advisory(self, what: str, write: Any) -> None:
+        try:
+            write()
+        except RedisError as error:
+            logger.warning("job %s: %s skipped, Redis down (the job goes on): %s", self.job_id, what, error)
 
 
 @app.task(name="worker.tasks.stylize", bind=True)
@@ -110,26 +160,54 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         return {"status": "missing"}
     hostname = str(self.request.hostname or "worker")
     store.worker_seen(hostname)
-    if not store.start(job_id, hostname):
-        # Cancelled while queued (or already handled by another delivery): it never runs.
-        logger.info("job %s: not started, status is %s", job_id, record.status)
-        return {"status": record.status}
-    logger.info("job %s: running on %s", job_id, hostname)
     settings = get_settings()
+    claim = claim_job(store, job_id, hostname, settings.job_lease_seconds, settings.job_max_attempts)
+    if claim.outcome == "exhausted":
+        message = (
+            f"gave up after {claim.attempts} attempt(s): the worker running it stopped each time (crashed, "
+            "was killed or ran out of memory); try a smaller size or fewer iterations"
+        )
+        logger.error("job %s: %s", job_id, message)
+        finish_patiently(store, job_id, "failed", error=message)
+        storage.delete(checkpoint_key(job_id))
+        return {"status": "failed", "error": message}
+    if claim.outcome not in ("started", "resumed"):
+        # Cancelled while queued, finished by an earlier delivery, or run by a live worker right now.
+        logger.info("job %s: not started (%s, status %s)", job_id, claim.outcome, record.status)
+        return {"status": claim.outcome}
+    if claim.outcome == "resumed":
+        record = store.get(job_id) or record
+        logger.warning(
+            "job %s: redelivered after its worker stopped; attempt %d of %d on %s",
+            job_id, claim.attempts, settings.job_max_attempts, hostname,
+        )  # fmt: skip
+    logger.info("job %s: running on %s", job_id, hostname)
     margin = min(5.0, settings.job_soft_time_limit * 0.1)
-    callbacks = JobCallbacks(job_id, store, storage, time.monotonic() + settings.job_soft_time_limit - margin)
+    deadline = time.monotonic() + settings.job_soft_time_limit - margin
+    with JobLease(store, job_id, hostname, settings.job_lease_seconds) as lease:
+        callbacks = JobCallbacks(job_id, store, storage, deadline, lease)
+        outcome = _run_and_record(job_id, record, store, storage, callbacks)
+    if not callbacks.lease_lost:
+        storage.delete(checkpoint_key(job_id))  # the job is final: its checkpoint is not needed
+    return outcome
+
+
+def _run_and_record(
+    job_id: str, record: JobRecord, store: JobStore, storage: Storage, callbacks: JobCallbacks
+) -> dict[str, Any]:
+    """Run the job; every outcome (success, cancel, error, time limit) ends up in the job record."""
     try:
-        return _run(job_id, record.style_count, record.options, store, storage, callbacks)
+        return _run(job_id, record, store, storage, callbacks)
     except SoftTimeLimitExceeded:
         return _timed_out(job_id, store, storage, callbacks.latest_image, steps=None)
     except Exception as error:
         if _is_engine_error(error):
             logger.warning("job %s: failed: %s", job_id, error)
-            store.finish(job_id, "failed", error=str(error))
+            finish_patiently(store, job_id, "failed", error=str(error))
         else:
             logger.exception("job %s: failed with an unexpected error", job_id)
-            store.finish(
-                job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
+            finish_patiently(
+                store, job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
             )
         return {"status": "failed"}
 
@@ -142,21 +220,19 @@ def _is_engine_error(error: Exception) -> bool:
 
 
 def _run(
-    job_id: str,
-    style_count: int,
-    options: dict[str, Any],
-    store: JobStore,
-    storage: Storage,
-    callbacks: JobCallbacks,
+    job_id: str, record: JobRecord, store: JobStore, storage: Storage, callbacks: JobCallbacks
 ) -> dict[str, Any]:
     from worker.engine import stylize as run_engine
     from worker.engine.images import encode_image, load_image
 
     settings = get_settings()
-    engine_options = style_options(options)
+    engine_options = style_options(record.options)
     content = load_image(storage.read_bytes(content_key(job_id)))
-    styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(style_count)]
-    extractor = _extractor(settings.weights, str(settings.model_dir), settings.weights_seed)
+    styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)]
+    start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
+    extractor = _extractor(
+        settings.weights, str(settings.model_dir), settings.weights_seed, settings.precision, settings.xla
+    )
     result = run_engine(
         content,
         styles,
@@ -166,22 +242,35 @@ def _run(
         on_preview=callbacks.on_preview,
         should_stop=callbacks.should_stop,
         job_id=job_id,
+        start_image=start_image,
+        start_step=start_step,
+        on_checkpoint=callbacks.on_checkpoint,
+        checkpoint_every=settings.checkpoint_every,
     )
+    if callbacks.lease_lost:
+        logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)
+        return {"status": "abandoned"}
     stats = {
         "engine_seconds": round(result.seconds, 2),
         "steps": result.steps,
         "loss_initial": result.loss_initial,
         "loss_final": result.loss_final,
     }
-    store.set_progress(job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds)
+    callbacks._advisory(
+        "progress",
+        lambda: store.set_progress(
+            job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds
+        ),
+    )
     if result.stopped and callbacks.timed_out:
         return _timed_out(job_id, store, storage, result.image, steps=result.steps, stats=stats)
     if result.stopped:
-        store.finish(job_id, "cancelled", error=f"cancelled after {result.steps} step(s)", stats=stats)
+        message = f"cancelled after {result.steps} step(s)"
+        finish_patiently(store, job_id, "cancelled", error=message, stats=stats)
         logger.info("job %s: cancelled after %d step(s)", job_id, result.steps)
         return {"status": "cancelled", **stats}
     storage.write_bytes(result_key(job_id), encode_image(result.image, "PNG"))
-    store.finish(job_id, "succeeded", has_result=True, stats=stats)
+    finish_patiently(store, job_id, "succeeded", has_result=True, stats=stats)
     logger.info("job %s: succeeded, %d step(s) in %.1f s", job_id, result.steps, result.seconds)
     return {"status": "succeeded", **stats}
 
@@ -206,6 +295,6 @@ def _timed_out(
     else:
         message += "; no partial image was ready"
     message += " (ask for fewer iterations or a smaller size)"
-    store.finish(job_id, "failed", error=message, has_result=image is not None, stats=stats)
+    finish_patiently(store, job_id, "failed", error=message, has_result=image is not None, stats=stats)
     logger.warning("job %s: %s", job_id, message)
     return {"status": "failed", "error": message}

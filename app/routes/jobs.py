@@ -1,18 +1,25 @@
-"""The JSON API of jobs: submit, status, images, cancel."""
+"""The JSON API of jobs: submit, status, images, cancel, delete.
+
+Cancel and delete need the job's token (app/job_tokens.py): 404 for an unknown id comes first, then
+403 when the request does not carry the token.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, HTTPException, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
+from app import retention
+from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.jobs import JobRecord, get_job_store, is_job_id
 from app.options import JobOptionsIn
 from app.schemas import ErrorOut, JobCreatedOut, JobStatusOut
+from app.settings import get_settings
 from app.status import job_urls, public_status
 from app.storage import content_key, get_storage, preview_key, result_key
-from app.submission import SubmissionError, submit_job
+from app.submission import SubmissionError, admit_submission, client_address, submit_job
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -26,6 +33,29 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {
+        "model": ErrorOut,
+        "description": "The request does not carry the job's token (X-Job-Token, Authorization: Bearer "
+        "or the cookie set at submission).",
+    }
+}
+
+
+def http_error(error: SubmissionError) -> HTTPException:
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    return HTTPException(status_code=error.status_code, detail=error.detail, headers=headers)
+
+
+async def admitted(request: Request) -> None:
+    """Rate limit and queue cap, as a dependency: FastAPI runs it before it validates the form."""
+    try:
+        await admit_submission(client_address(request))
+    except SubmissionError as error:
+        logger.info("submission refused (%d): %s", error.status_code, error.detail)
+        raise http_error(error) from error
+
+
 def load_job(job_id: str) -> JobRecord:
     """The job, or 404: malformed ids are refused before they reach Redis or storage."""
     record = get_job_store().get(job_id) if is_job_id(job_id) else None
@@ -34,11 +64,22 @@ def load_job(job_id: str) -> JobRecord:
     return record
 
 
+def require_job_token(request: Request, job_id: str) -> None:
+    """403 unless the request carries the token returned when this (existing) job was submitted."""
+    if not request_holds_token(request, get_job_store().token_hash(job_id)):
+        raise HTTPException(
+            status_code=403,
+            detail="only the submitter can do this: send the job's token (X-Job-Token header or "
+            "Authorization: Bearer), as POST /api/jobs returned it",
+        )
+
+
 @router.post(
     "",
     status_code=202,
     response_model=JobCreatedOut,
     summary="Submit a style transfer job",
+    dependencies=[Depends(admitted)],
     responses={
         400: {"model": ErrorOut, "description": "An uploaded file is empty."},
         413: {"model": ErrorOut, "description": "An upload exceeds the byte or pixel limit."},
@@ -47,11 +88,20 @@ def load_job(job_id: str) -> JobRecord:
             "model": ErrorOut,
             "description": "A missing image, a corrupt image or an option out of range.",
         },
-        503: {"model": ErrorOut, "description": "Redis, storage or the queue is unavailable."},
+        429: {
+            "model": ErrorOut,
+            "description": "Too many submissions from this client this minute (see Retry-After).",
+        },
+        503: {
+            "model": ErrorOut,
+            "description": "Redis, storage or the broker is unavailable, or the queue is full "
+            "(see Retry-After).",
+        },
     },
 )
 async def create_job(
     request: Request,
+    response: Response,
     options: Annotated[JobOptionsIn, Form()],
     content: Annotated[
         UploadFile | None, File(description="The content image (PNG, JPEG, WebP, ...).")
@@ -63,21 +113,24 @@ async def create_job(
     """Upload a content image and one or more style images; the job is queued and runs on a worker.
 
     Options may be left out: the preset (default quick) fills size and iterations, the engine's
-    defaults fill the weights.
+    defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
     """
     form = await request.form()  # already parsed by FastAPI; cached on the request
     unknown = sorted(set(form.keys()) - set(JobOptionsIn.model_fields) - {"content", "style"})
     if unknown:
         raise HTTPException(status_code=422, detail=f"unknown field(s): {', '.join(unknown)}")
     try:
-        record = await submit_job(content, style or [], options)
+        job = await submit_job(content, style or [], options)
     except SubmissionError as error:
         logger.info("submission refused (%d): %s", error.status_code, error.detail)
-        raise HTTPException(status_code=error.status_code, detail=error.detail) from error
-    urls = job_urls(record.id)
+        raise http_error(error) from error
+    # A browser script that submits here gets the same cookies as the HTML form's submitter.
+    set_job_token_cookies(response, request, job.id, job.token, get_settings().job_ttl_seconds)
+    urls = job_urls(job.id)
     return {
-        "id": record.id,
-        "status": record.status,
+        "id": job.id,
+        "status": job.record.status,
+        "token": job.token,
         "status_url": urls["status_url"],
         "page_url": urls["page_url"],
     }
@@ -137,12 +190,17 @@ def get_content(job_id: JobId) -> Response:
     "/{job_id}/cancel",
     response_model=JobStatusOut,
     summary="Cancel a job",
-    responses={**NOT_FOUND, 409: {"model": ErrorOut, "description": "The job has already finished."}},
+    responses={
+        **NOT_FOUND,
+        **FORBIDDEN,
+        409: {"model": ErrorOut, "description": "The job has already finished."},
+    },
 )
-def cancel_job(job_id: JobId) -> dict[str, Any]:
+def cancel_job(job_id: JobId, request: Request) -> dict[str, Any]:
     """A queued job is cancelled at once and never runs; a running job stops within a step or two
-    (its status turns to cancelled when the worker has stopped)."""
+    (its status turns to cancelled when the worker has stopped). Needs the job's token."""
     load_job(job_id)
+    require_job_token(request, job_id)
     store = get_job_store()
     previous = store.request_cancel(job_id)
     if previous is None:
@@ -151,3 +209,31 @@ def cancel_job(job_id: JobId) -> dict[str, Any]:
         raise HTTPException(status_code=409, detail=f"the job has already finished ({previous})")
     logger.info("job %s: cancel requested while %s", job_id, previous)
     return public_status(load_job(job_id), store)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a job and its images now",
+    responses={
+        **NOT_FOUND,
+        **FORBIDDEN,
+        409: {"model": ErrorOut, "description": "The job is running: cancel it first."},
+    },
+)
+def delete_job(job_id: JobId, request: Request) -> Response:
+    """Remove the job's record and every stored image at once (a queued job is cancelled first; a
+    running one must be cancelled and stopped before). Needs the job's token."""
+    record = load_job(job_id)
+    require_job_token(request, job_id)
+    store = get_job_store()
+    if record.status == "queued" and store.request_cancel(job_id) == "running":
+        record = load_job(job_id)  # a worker took it in between
+    if record.status == "running":
+        raise HTTPException(
+            status_code=409, detail="the job is running: cancel it, then delete it once it has stopped"
+        )
+    retention.delete_job(job_id, store)  # files first, then the record
+    logger.info("job %s: deleted by its submitter", job_id)
+    return Response(status_code=204)

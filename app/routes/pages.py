@@ -10,14 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.jobs import get_job_store
 from app.settings import get_settings
 from app.status import public_status
 from app.storage import get_storage, style_key
-from app.submission import SubmissionError, options_from_form, submit_job
+from app.submission import (
+    SubmissionError,
+    admit_submission,
+    client_address,
+    options_from_form,
+    submit_job,
+)
 from app.templating import templates
 from app.timing import REFERENCE_NOTE, preset_choices
 
@@ -101,18 +108,25 @@ async def submit_form(request: Request) -> Response:
     form = await request.form()
     values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
     try:
+        await admit_submission(client_address(request))  # rate limit and queue cap, before anything else
         contents = _chosen_files(form.getlist("content"))
         styles = _chosen_files(form.getlist("style"))
         # An untouched field is "not given" (the options' defaults apply), not an empty value.
         fields = {name: value for name, value in values.items() if value.strip()}
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
         options = options_from_form(fields)
-        record = await submit_job(contents[0] if contents else None, styles, options)
+        job = await submit_job(contents[0] if contents else None, styles, options)
     except SubmissionError as error:
-        return _render_index(request, values=values, error=error)
+        page = _render_index(request, values=values, error=error)
+        if error.retry_after:
+            page.headers["Retry-After"] = str(error.retry_after)
+        return page
     finally:
         await form.close()
-    return RedirectResponse(f"/jobs/{record.id}", status_code=303)
+    redirect = RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    # The token travels only as HttpOnly cookies scoped to this job: the page's Cancel works as is.
+    set_job_token_cookies(redirect, request, job.id, job.token, get_settings().job_ttl_seconds)
+    return redirect
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -125,7 +139,9 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
             request, "There is no job with this id. Finished jobs are kept for a limited time."
         )
     status = public_status(record, store)
-    return templates.TemplateResponse(request, "job.html", {"job": status})
+    # Only the submitting browser (it holds the job's token cookie) is offered the Cancel button.
+    can_cancel = request_holds_token(request, store.token_hash(job_id))
+    return templates.TemplateResponse(request, "job.html", {"job": status, "can_cancel": can_cancel})
 
 
 @router.post("/jobs/{job_id}/cancel")
@@ -134,6 +150,8 @@ def cancel_form(request: Request, job_id: str) -> Response:
     store = get_job_store()
     if store.get(job_id) is None:
         return render_not_found(request, "There is no job with this id.")
+    if not request_holds_token(request, store.token_hash(job_id)):
+        return PlainTextResponse("Only the browser that submitted this job can cancel it.", status_code=403)
     store.request_cancel(job_id)
     return RedirectResponse(f"/jobs/{job_id}", status_code=303)
 

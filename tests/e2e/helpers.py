@@ -55,22 +55,51 @@ def image_loaded(page: Page, selector: str) -> bool:
     )
 
 
-def wait_for_image(page: Page, selector: str, timeout_ms: int = 20_000) -> None:
-    page.wait_for_function(
+def wait_for_js(page: Page, expression: str, arg: Any = None, timeout_s: float = 20, what: str = "") -> None:
+    """Poll a JavaScript function (as a string) until it returns something truthy.
+
+    Not page.wait_for_function: that compiles its predicate in the page with eval, which the app's
+    Content-Security-Policy (script-src 'self') forbids. page.evaluate goes through the DevTools
+    protocol, which a CSP does not govern.
+    """
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression, arg):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what or expression} still false after {timeout_s} s")
+        page.wait_for_timeout(50)
+
+
+def wait_for_image(page: Page, selector: str, timeout_s: float = 20) -> None:
+    wait_for_js(
+        page,
         "selector => { const img = document.querySelector(selector);"
         " return img && !img.closest('[hidden]') && img.complete && img.naturalWidth > 0; }",
-        arg=selector,
-        timeout=timeout_ms,
+        selector,
+        timeout_s,
+        f"image {selector} loaded",
     )
 
 
 def wait_for_status(page: Page, statuses: set[str], timeout_s: float = 60) -> str:
-    page.wait_for_function(
+    wait_for_js(
+        page,
         "statuses => statuses.includes(document.getElementById('job').dataset.status)",
-        arg=sorted(statuses),
-        timeout=timeout_s * 1000,
+        sorted(statuses),
+        timeout_s,
+        f"job status in {sorted(statuses)}",
     )
     return page_status(page)
+
+
+def wait_for_bar(page: Page, above: float, timeout_s: float = 20) -> None:
+    """Wait until the progress bar's value is above `above`."""
+    wait_for_js(
+        page,
+        "above => document.getElementById('progress-bar').value > above",
+        above,
+        timeout_s,
+        f"progress bar above {above}",
+    )
 
 
 def screenshot(page: Page, directory: Path, name: str) -> Path:
@@ -94,8 +123,11 @@ def wait_until(page: Page, check: Any, timeout_s: float, what: str) -> None:
 
 
 def cancel_unless_finished(stack: Stack, job_id: str) -> None:
-    """Cleanup after a test with a long job: never leave the shared worker busy for the next test."""
+    """Cleanup after a test with a long job: never leave the shared worker busy for the next test.
+
+    Cancels in the job store, as an operator would: the test process may not hold the job's token
+    (a job the browser submitted has its token in the browser's cookies only).
+    """
     if stack.status(job_id)["status"] not in FINISHED:
-        with stack.client as client:
-            client.post(f"/api/jobs/{job_id}/cancel")
+        stack.cancel_in_store(job_id)
         stack.wait_for(job_id, FINISHED, timeout=30)

@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     page_status,
     screenshot,
     submit_form,
+    wait_for_bar,
     wait_for_image,
     wait_for_status,
     wait_until,
@@ -53,9 +54,7 @@ def test_upload_watch_progress_and_download(
         if status == "running" and not live_within_a_second:
             # The worker's progress as the API reports it now must reach the bar within a second.
             api_step = stack.status(job_id)["step"]
-            page.wait_for_function(
-                "step => document.getElementById('progress-bar').value >= step", arg=api_step, timeout=1000
-            )
+            wait_for_bar(page, api_step - 1, timeout_s=1)
             live_within_a_second = True
         if status == "running" and not second_browser_checked and bar_values[-1] > 0:
             # Another browser opening the URL sees the same live state (it comes from the server).
@@ -111,7 +110,7 @@ def test_a_long_job_stays_live_across_stream_reconnects_and_can_be_cancelled(
 
 
 def watch_live_and_cancel(page: Page, stack: Stack, job_id: str, requested: list[str]) -> None:
-    page.wait_for_function("document.getElementById('progress-bar').value > 0", timeout=60_000)
+    wait_for_bar(page, 0, timeout_s=60)
     expect(page.locator("#status-badge")).to_have_text("Running")
 
     # The server ends each event stream after MAX_STREAM_SECONDS; the page reconnects and stays live.
@@ -122,7 +121,7 @@ def watch_live_and_cancel(page: Page, stack: Stack, job_id: str, requested: list
         "an SSE reconnect",
     )
     value = bar_value(page)
-    page.wait_for_function("value => document.getElementById('progress-bar').value > value", arg=value)
+    wait_for_bar(page, value)
     assert not any(url.endswith(f"/api/jobs/{job_id}") for url in requested), "fell back to polling"
 
     page.click("#cancel-button")
@@ -152,3 +151,34 @@ def test_job_page_polls_when_event_source_is_unavailable(context: BrowserContext
     wait_for_image(page, "#result-image")
     assert any(url.endswith(f"/api/jobs/{job_id}") for url in requested), "the page never polled the status"
     assert not any("/events" in url for url in requested)
+
+
+def test_a_queued_job_shows_its_place_in_the_queue_and_its_submitter_can_cancel_it(
+    page: Page, browser: Browser, stack: Stack
+) -> None:
+    busy = stack.submit(png_bytes(40, 32, seed=15), [png_bytes(32, 32, seed=16)], size=48, iterations=2000)
+    busy_id = busy.json()["id"]
+    try:
+        stack.wait_for(busy_id, {"running"}, timeout=60)
+        page.goto("/")
+        fill_form(page, size=32, iterations=5)
+        waiting_id = submit_form(page)
+
+        expect(page.locator("#status-badge")).to_have_text("Queued")
+        expect(page.locator("#queue-note")).to_contain_text("Next in line")
+        assert bar_value(page) == 0
+        # Only the submitting browser holds the job's token: another one gets no Cancel button.
+        with browser.new_context(base_url=stack.base_url) as other:
+            other_page = other.new_page()
+            other_page.goto(f"/jobs/{waiting_id}")
+            expect(other_page.locator("#status-badge")).to_have_text("Queued")
+            expect(other_page.locator("#cancel-button")).to_be_hidden()
+
+        page.click("#cancel-button")
+
+        expect(page.locator("#status-badge")).to_have_text("Cancelled")
+        expect(page.locator("#queue-note")).to_be_hidden()
+        expect(page.locator("#job-message")).to_contain_text("cancelled before it started")
+        assert stack.status(waiting_id)["started_at"] is None
+    finally:
+        cancel_unless_finished(stack, busy_id)

@@ -153,3 +153,22 @@ def test_event_stream_of_a_finished_job_sends_its_state_and_ends(stack: Stack) -
         events = read_events(stream)
 
     assert events == [("message", final), ("end", {"status": "succeeded"})]
+
+
+def test_cancel_form_without_javascript_works_for_the_submitter_only(stack: Stack) -> None:
+    response = stack.submit(
+        png_bytes(40, 32, seed=30), [png_bytes(32, 32, seed=31)], size=32, iterations=2000
+    )
+    job_id = response.json()["id"]
+
+    with httpx.Client(base_url=stack.base_url) as stranger:  # without the job's token cookie
+        refused = stranger.post(f"/jobs/{job_id}/cancel", follow_redirects=False)
+    with stack.client as client:  # the submitter: stack.submit kept the token cookie
+        cancel = client.post(f"/jobs/{job_id}/cancel", follow_redirects=False)
+        unknown = client.post(f"/jobs/{UNKNOWN_ID}/cancel", follow_redirects=False)
+
+    assert refused.status_code == 403
+    assert cancel.status_code == 303
+    assert cancel.headers["location"] == f"/jobs/{job_id}"
+    assert stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=30)["status"] == "cancelled"
+    assert unknown.status_code == 404

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ TEST_ENV = {
     "ATELIER_MAX_UPLOAD_BYTES": str(1_000_000),
     "ATELIER_MAX_UPLOAD_PIXELS": str(1_000_000),
     "ATELIER_QUEUE_NAME": QUEUE_NAME,
+    # The suite submits far more than a person would from one address; tests/security lowers it.
+    "ATELIER_RATE_LIMIT_PER_MINUTE": "100000",
     "ATELIER_LOG_LEVEL": "INFO",
 }
 
@@ -93,7 +96,12 @@ def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pro
 
 @dataclass
 class Stack:
-    """A started stack. base_url: the web app; redis_url: its Redis (job store and broker)."""
+    """A started stack. base_url: the web app; redis_url: its Redis (job store and broker).
+
+    Every `client` shares one cookie jar, like one browser: the job-token cookies set by POST
+    /api/jobs come back on that job's cancel and delete, so tests act as the submitter. A test of
+    somebody else's requests uses its own httpx.Client (no cookies).
+    """
 
     base_url: str
     redis_url: str
@@ -101,11 +109,13 @@ class Stack:
     queue_name: str
     env: dict[str, str]
     processes: dict[str, Process] = field(default_factory=dict)
+    cookie_jar: CookieJar = field(default_factory=CookieJar)
 
     @property
     def client(self) -> httpx.Client:
         """An HTTP client for base_url (a new one each time; use it in a with block or let it go)."""
-        return httpx.Client(base_url=self.base_url, timeout=30)
+        # httpx uses a CookieJar it is given as is (a Cookies object it would copy).
+        return httpx.Client(base_url=self.base_url, timeout=30, cookies=self.cookie_jar)
 
     def redis(self) -> Redis:
         return Redis.from_url(self.redis_url, decode_responses=True)
@@ -164,6 +174,14 @@ class Stack:
                     busy.append(key.rsplit(":", 1)[1])
         return busy
 
+    def cancel_in_store(self, job_id: str) -> None:
+        """Cancel straight in the job store, as an operator could: for cleanup of jobs whose token
+        this process does not hold (e.g. submitted by a browser)."""
+        from app.jobs import JobStore  # app/ is importable from the tests; kept local to this helper
+
+        with self.redis() as redis:
+            JobStore(redis, ttl_seconds=3600).request_cancel(job_id)
+
     def wait_idle(self, timeout: float = 60) -> None:
         """Wait until no job is queued or running (tests that count the queue start from idle)."""
         deadline = time.monotonic() + timeout
@@ -200,12 +218,19 @@ def _wait(what: str, check: Any, timeout: float, processes: dict[str, Process]) 
 
 @contextlib.contextmanager
 def start_stack(
-    base_dir: Path, env: dict[str, str] | None = None, *, worker: bool = True, timeout: float = 90
+    base_dir: Path,
+    env: dict[str, str] | None = None,
+    *,
+    worker: bool = True,
+    timeout: float = 90,
+    redis_persistent: bool = False,
 ) -> Iterator[Stack]:
     """Start redis-server, (optionally) a Celery worker and uvicorn; stop them all on exit.
 
     base_dir: an empty directory for storage, models, Redis files and logs. env: extra or
     overriding environment variables for the web app and the worker (e.g. another storage backend).
+    redis_persistent: Redis keeps an append-only file (fsync on every write), so a test can kill and
+    restart it (tests/support/faults.py) without losing data.
     """
     redis_server = shutil.which("redis-server")
     if redis_server is None:
@@ -245,7 +270,9 @@ def start_stack(
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if redis_persistent else "no",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(base_dir / "redis"),
             ],

@@ -8,6 +8,7 @@ the ImageNet mean) inside the model, so callers never see BGR or mean-subtracted
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from worker.engine.errors import OptionsError, WeightsError
-from worker.engine.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from worker.engine.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PRECISIONS
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,8 @@ class FeatureExtractor:
     model: keras.Model
     layers: tuple[str, ...]
     weights: str  # what the weights are, for logs: "imagenet", "random (seed 0)" or a path
+    precision: str = "float32"  # convolutions' dtype policy; the features returned are always float32
+    jit_compile: bool = False  # compile stylize()'s steps with XLA
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.model(images, training=False)
@@ -56,16 +59,26 @@ def load_extractor(
     seed: int = 0,
     content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
     style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+    *,
+    precision: str = "float32",
+    jit_compile: bool | None = None,
 ) -> FeatureExtractor:
     """Build the feature extractor for ``content_layers`` + ``style_layers``.
 
     ``weights`` is "imagenet" (the Keras file, looked up in ``model_dir`` and downloaded there when
     missing), "random" (seeded; the output is not art) or the path of a local weights file.
-    Takes about a second; cache the result per process.
+    ``precision`` is "float32", "mixed_bfloat16" or "mixed_float16": the convolutions' compute dtype
+    (weights stay float32; features, Gram matrices and losses are float32). ``jit_compile``: compile
+    the optimisation steps with XLA; None = on when TensorFlow sees a GPU, off on CPU (where XLA
+    measured ~2x slower, docs/performance.md). Takes about a second; cache the result per process.
     """
+    if precision not in PRECISIONS:
+        raise OptionsError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     vgg = load_vgg19(weights, model_dir, seed)
     wanted = tuple(dict.fromkeys([*content_layers, *style_layers]))  # ordered, without duplicates
-    return cut_vgg19(vgg, wanted, describe_weights(weights, seed))
+    extractor = cut_vgg19(vgg, wanted, describe_weights(weights, seed), precision)
+    jit = bool(tf.config.list_physical_devices("GPU")) if jit_compile is None else bool(jit_compile)
+    return dataclasses.replace(extractor, jit_compile=jit)
 
 
 def describe_weights(weights: str | Path, seed: int) -> str:
@@ -129,8 +142,14 @@ def randomize_weights(vgg: keras.Model, seed: int) -> None:
         layer.set_weights([rng.uniform(-limit, limit, kernel.shape).astype(np.float32), np.zeros_like(bias)])
 
 
-def cut_vgg19(vgg: keras.Model, layers: Sequence[str], weights_label: str = "") -> FeatureExtractor:
-    """A model sharing ``vgg``'s layers up to the deepest of ``layers``, returning their outputs by name."""
+def cut_vgg19(
+    vgg: keras.Model, layers: Sequence[str], weights_label: str = "", precision: str = "float32"
+) -> FeatureExtractor:
+    """A model with ``vgg``'s layers up to the deepest of ``layers``, returning their outputs by name.
+
+    float32 shares ``vgg``'s layers; a mixed precision copies them (same float32 weights) under that
+    dtype policy and casts the outputs back to float32, so losses never see half-precision values.
+    """
     available = [layer.name for layer in vgg.layers[1:]]
     unknown = [name for name in layers if name not in available]
     if unknown:
@@ -140,16 +159,26 @@ def cut_vgg19(vgg: keras.Model, layers: Sequence[str], weights_label: str = "") 
     if not layers:
         raise OptionsError("at least one VGG19 layer is needed")
     inputs = keras.Input(shape=(None, None, 3), name="image")
+    # Preprocessing stays float32: bfloat16 would round the 0..255 pixel values to whole grey levels.
     features = VGGPreprocess(name="vgg19_preprocess")(inputs)
     outputs: dict[str, keras.KerasTensor] = {}
     for layer in vgg.layers[1:]:
-        features = layer(features)
+        features = (layer if precision == "float32" else _copy_with_policy(layer, precision))(features)
         if layer.name in layers:
-            outputs[layer.name] = features
+            outputs[layer.name] = features if precision == "float32" else keras.ops.cast(features, "float32")
         if len(outputs) == len(set(layers)):
             break  # deeper layers are never evaluated
     model = keras.Model(inputs, outputs, name="vgg19_features")
-    return FeatureExtractor(model=model, layers=tuple(layers), weights=weights_label)
+    return FeatureExtractor(model=model, layers=tuple(layers), weights=weights_label, precision=precision)
+
+
+def _copy_with_policy(layer: keras.layers.Layer, policy: str) -> keras.layers.Layer:
+    """A new layer like ``layer`` (same config and weights) computing under the dtype ``policy``."""
+    copy = layer.__class__.from_config({**layer.get_config(), "dtype": policy})
+    if layer.weights:
+        copy.build(layer.input.shape)
+        copy.set_weights(layer.get_weights())
+    return copy
 
 
 def fetch_weights(model_dir: str | Path, origin: str | None = None) -> Path:

@@ -76,12 +76,21 @@ def stylize(
     on_preview: PreviewCallback | None = None,
     should_stop: StopCheck | None = None,
     job_id: str | None = None,
+    start_image: np.ndarray | None = None,
+    start_step: int = 0,
+    on_checkpoint: PreviewCallback | None = None,
+    checkpoint_every: int = 0,
 ) -> StyleResult:
     """Render ``content`` (uint8 HxWx3) in the style of ``styles``; see docs/engine.md for the method.
 
     ``on_progress`` is called after every step (throttle it yourself), ``on_preview`` every
     ``options.preview_every`` steps, ``should_stop`` before every step: when it returns True the run
     ends and the partial image is returned with ``stopped=True``. ``job_id`` only labels log lines.
+
+    Resuming (worker crash recovery): ``on_checkpoint(step, image)`` gets the raw optimised image
+    (uint8, before preserve_colors) every ``checkpoint_every`` steps; passing it back as
+    ``start_image`` with ``start_step`` continues from there. Adam's moments are not restored: the
+    optimiser restarts from the checkpointed image, which costs a few steps of re-warming, not quality.
     """
     started = time.perf_counter()
     options = options or StyleOptions()
@@ -95,42 +104,104 @@ def stylize(
             f"the content image is {width}x{height} pixels at max_size {options.max_size}; "
             f"each side needs at least {MIN_SIZE} pixels (use a less elongated image or a larger size)"
         )
-    style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
-    first_style = styles[0]  # init="style" resizes the original to the content's size
-    styles = [imaging.resize_to_longest(style, style_side) for style in styles]
+    if start_image is not None and not 0 <= start_step <= options.iterations:
+        raise OptionsError(f"start_step must be in [0, {options.iterations}], not {start_step}")
+    plan = scale_plan(height, width, options)
     logger.info(
-        "%s: %dx%d, %d style image(s), %s x %d, weights %s",
-        label, width, height, len(styles), options.optimizer, options.iterations, extractor.weights,
+        "%s: %dx%d, %d style image(s), %s x %d, scales %s, weights %s, %s%s",
+        label, width, height, len(styles), options.optimizer, options.iterations,
+        "/".join(f"{w}x{h}:{n}" for h, w, n in plan), extractor.weights, extractor.precision,
+        " + XLA" if extractor.jit_compile else "",
     )  # fmt: skip
-
-    targets = compute_targets(
-        extractor, imaging.to_float(content), [imaging.to_float(s) for s in styles], options
+    callbacks = _Callbacks(
+        started, on_progress, on_preview, should_stop or (lambda: False), on_checkpoint, checkpoint_every
     )
-    run = _Run(
-        extractor=extractor,
-        targets=targets,
-        options=options,
-        content=imaging.to_float(content),
-        started=started,
-        on_progress=on_progress,
-        on_preview=on_preview,
-        should_stop=should_stop or (lambda: False),
-    )
-    optimise = run.adam if options.optimizer == "adam" else run.lbfgs
-    final, steps, stopped, loss_initial = optimise(initial_image(content, first_style, options))
-    loss_final = run.loss_of(final)
+    full_content = imaging.to_float(content)
+    runs = [
+        _Run(
+            extractor=extractor,
+            targets=_targets_at(extractor, content, styles, options, scaled_height, scaled_width),
+            options=options,
+            content=full_content,
+            callbacks=callbacks,
+        )
+        for scaled_height, scaled_width, _ in plan
+    ]
+    full_size = runs[-1]
+    loss_initial = full_size.loss_of(initial_image(content, styles[0], options))
+    if start_image is not None:
+        image, steps = imaging.to_float(start_image), start_step
+    else:  # init="style" resizes the original style to the coarsest size
+        image, steps = initial_image(imaging.resize(content, *plan[0][:2]), styles[0], options), 0
+    stopped, scale_end = False, 0
+    for run, (scaled_height, scaled_width, scale_steps) in zip(runs, plan, strict=True):
+        scale_end += scale_steps
+        if steps >= scale_end:
+            continue  # done before a resume
+        optimise = run.adam if options.optimizer == "adam" else run.lbfgs
+        # A scale gets the steps up to its end: those an L-BFGS scale left unused go to the next one.
+        image, done, stopped = optimise(
+            resize_float(image, scaled_height, scaled_width), steps, scale_end - steps
+        )
+        steps += done
+        if stopped:
+            break
+    final = resize_float(image, height, width)
+    loss_final = full_size.loss_of(final)
     seconds = time.perf_counter() - started
     logger.info(
         "%s: %s after %d step(s) in %.1f s, loss %.4g -> %.4g",
         label, "stopped" if stopped else "done", steps, seconds, loss_initial["total"], loss_final["total"],
     )  # fmt: skip
     return StyleResult(
-        image=run.output(final),
+        image=full_size.output(final),
         steps=steps,
         stopped=stopped,
         loss_initial=loss_initial,
         loss_final=loss_final,
         seconds=seconds,
+    )
+
+
+def scale_plan(height: int, width: int, options: StyleOptions) -> list[tuple[int, int, int]]:
+    """(height, width, steps) for each of ``options.scales``, coarsest first, ending at full size.
+
+    Scales whose shorter side would be under MIN_SIZE pixels, or that round to the size before them,
+    are dropped; the iterations are split equally, the remainder going to the full size, and a
+    scale left with no step is dropped too.
+    """
+    sizes = [(round(height * scale), round(width * scale)) for scale in options.scales[:-1]]
+    sizes = [size for size in sizes if min(size) >= MIN_SIZE] + [(height, width)]
+    sizes = list(dict.fromkeys(sizes))  # increasing scales: equal sizes are neighbours
+    steps = [options.iterations // len(sizes)] * len(sizes)
+    steps[-1] += options.iterations - sum(steps)
+    return [(h, w, n) for (h, w), n in zip(sizes, steps, strict=True) if n > 0]
+
+
+def resize_float(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A float HxWx3 image in [0, 1] resized (bicubic) to ``height`` x ``width``, still in [0, 1]."""
+    if image.shape[:2] == (height, width):
+        return image
+    resized = tf.image.resize(image, (height, width), method="bicubic", antialias=True)
+    return np.clip(resized.numpy(), 0.0, 1.0).astype(np.float32)
+
+
+def _targets_at(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    height: int,
+    width: int,
+) -> Targets:
+    """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
+    ``style_scale`` times its longest side (both from the originals)."""
+    style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
+    return compute_targets(
+        extractor,
+        imaging.to_float(imaging.resize(content, height, width)),
+        [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles],
+        options,
     )
 
 
@@ -227,13 +298,13 @@ def initial_image(content: np.ndarray, style: np.ndarray, options: StyleOptions)
     return imaging.to_float(content)
 
 
-def _compile(function: Callable, *bound: object) -> Callable:
-    """tf.function over ``function`` with this run's Python objects bound.
+def _compile(function: Callable, extractor: FeatureExtractor, *bound: object) -> Callable:
+    """tf.function over ``function`` with this run's Python objects bound (XLA if the extractor says so).
 
     A partial (not a closure) also gives TensorFlow a per-run key for its retracing statistics, so
     tracing once per run does not log "triggered tf.function retracing" warnings after a few jobs.
     """
-    return tf.function(functools.partial(function, *bound))
+    return tf.function(functools.partial(function, extractor, *bound), jit_compile=extractor.jit_compile)
 
 
 def _floats(parts: dict[str, tf.Tensor]) -> dict[str, float]:
@@ -244,18 +315,29 @@ class _StopRequested(Exception):
     """Raised from SciPy's callback to end L-BFGS early; never leaves this module."""
 
 
+@dataclass(frozen=True)
+class _Callbacks:
+    started: float  # time.perf_counter() when stylize() began
+    on_progress: ProgressCallback | None
+    on_preview: PreviewCallback | None
+    should_stop: StopCheck
+    on_checkpoint: PreviewCallback | None
+    checkpoint_every: int
+
+
 @dataclass
 class _Run:
-    """One run's optimiser loops and callbacks; optimise(initial) -> (final, steps, stopped, loss_initial)."""
+    """One scale's optimiser loops: optimise(initial, first_step, steps) -> (final, steps done, stopped).
+
+    ``targets`` are for this scale's image size; ``content`` is the full-size float content (for
+    preserve_colors); previews and the output are upsampled to it.
+    """
 
     extractor: FeatureExtractor
     targets: Targets
     options: StyleOptions
-    content: np.ndarray  # float HxWx3, for preserve_colors
-    started: float
-    on_progress: ProgressCallback | None
-    on_preview: PreviewCallback | None
-    should_stop: StopCheck
+    content: np.ndarray
+    callbacks: _Callbacks
 
     def __post_init__(self) -> None:
         self.weights = loss_weights(self.options)
@@ -265,7 +347,8 @@ class _Run:
         return _floats(self._evaluate(tf.constant(image[None]), self.targets))
 
     def output(self, image: np.ndarray) -> np.ndarray:
-        """float HxWx3 -> the uint8 image a user sees (content colours restored when preserve_colors)."""
+        """float HxWx3 -> the full-size uint8 image a user sees (content colours restored when asked)."""
+        image = resize_float(image, *self.content.shape[:2])
         if self.options.preserve_colors:
             image = imaging.transfer_luminance(image, self.content)
         return imaging.to_uint8(image)
@@ -275,32 +358,38 @@ class _Run:
             raise EngineError(
                 f"the loss became {parts['total']} at step {step}; lower the learning rate or loss weights"
             )
-        if self.on_progress is not None:
-            elapsed = time.perf_counter() - self.started
-            self.on_progress(Progress(step=step, total=self.options.iterations, loss=parts, elapsed=elapsed))
+        callbacks = self.callbacks
+        if callbacks.on_progress is not None:
+            elapsed = time.perf_counter() - callbacks.started
+            total = self.options.iterations
+            callbacks.on_progress(Progress(step=step, total=total, loss=parts, elapsed=elapsed))
         every = self.options.preview_every
-        if self.on_preview is not None and every and step % every == 0:
-            self.on_preview(step, self.output(image()))
+        if callbacks.on_preview is not None and every and step % every == 0:
+            callbacks.on_preview(step, self.output(image()))
+        every = callbacks.checkpoint_every
+        if callbacks.on_checkpoint is not None and every and step % every == 0:
+            raw = resize_float(image(), *self.content.shape[:2])  # full size, before preserve_colors
+            callbacks.on_checkpoint(step, imaging.to_uint8(raw))
 
-    def adam(self, initial: np.ndarray) -> tuple[np.ndarray, int, bool, dict[str, float]]:
+    def adam(self, initial: np.ndarray, first_step: int, steps: int) -> tuple[np.ndarray, int, bool]:
         options = self.options
         image = tf.Variable(initial[None], dtype=tf.float32, name="stylized")
         optimizer = keras.optimizers.Adam(
             learning_rate=options.learning_rate, beta_1=options.beta_1, epsilon=options.epsilon
         )
+        optimizer.build([image])  # its moments exist before tracing: XLA cannot create variables
         step = _compile(adam_step, self.extractor, self.weights, optimizer, image)
-        loss_initial = self.loss_of(initial)
-        steps, stopped = 0, False
-        for number in range(1, options.iterations + 1):
-            if self.should_stop():
+        done, stopped = 0, False
+        for number in range(1, steps + 1):
+            if self.callbacks.should_stop():
                 stopped = True
                 break
             parts = _floats(step(self.targets))
-            steps = number
-            self.report(number, parts, lambda: image.numpy()[0])
-        return image.numpy()[0], steps, stopped, loss_initial
+            done = number
+            self.report(first_step + number, parts, lambda: image.numpy()[0])
+        return image.numpy()[0], done, stopped
 
-    def lbfgs(self, initial: np.ndarray) -> tuple[np.ndarray, int, bool, dict[str, float]]:
+    def lbfgs(self, initial: np.ndarray, first_step: int, steps: int) -> tuple[np.ndarray, int, bool]:
         shape = (1, *initial.shape)
         evaluate = _compile(loss_and_gradient, self.extractor, self.weights)
         last: dict[str, dict[str, float]] = {}
@@ -314,13 +403,13 @@ class _Run:
         def on_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
             accepted["x"], accepted["steps"] = intermediate_result.x, accepted["steps"] + 1
             # L-BFGS-B's line search ends by evaluating the accepted point, so ``last`` is its loss.
-            self.report(accepted["steps"], last["parts"], lambda: _as_image(accepted["x"], initial.shape))
-            if self.should_stop():
+            step = first_step + accepted["steps"]
+            self.report(step, last["parts"], lambda: _as_image(accepted["x"], initial.shape))
+            if self.callbacks.should_stop():
                 raise _StopRequested
 
-        loss_initial = self.loss_of(initial)
-        if self.should_stop():
-            return initial, 0, True, loss_initial
+        if self.callbacks.should_stop():
+            return initial, 0, True
         stopped = False
         try:
             result = scipy.optimize.minimize(
@@ -330,12 +419,12 @@ class _Run:
                 method="L-BFGS-B",
                 bounds=[(0.0, 1.0)] * accepted["x"].size,
                 callback=on_iteration,
-                options={"maxiter": self.options.iterations},
+                options={"maxiter": steps},
             )
             accepted["x"] = result.x
         except _StopRequested:
             stopped = True
-        return _as_image(accepted["x"], initial.shape), int(accepted["steps"]), stopped, loss_initial
+        return _as_image(accepted["x"], initial.shape), int(accepted["steps"]), stopped
 
 
 def _as_image(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -22,6 +22,7 @@ DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
     "block5_conv1",
 )
 OPTIMIZERS = ("adam", "lbfgs")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # load_extractor(precision=...)
 INITS = ("content", "style", "noise")
 MIN_SIZE = 16
 MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
@@ -47,9 +48,12 @@ class StyleOptions:
     learning_rate: float = 0.02
     beta_1: float = 0.99
     epsilon: float = 0.1
+    # Coarse-to-fine: sizes relative to max_size, increasing, ending at 1.0; the iterations are split
+    # equally between them (the remainder goes to the full size), the image upsampled in between.
+    scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        for name in ("style_blend", "content_layers", "style_layers", "style_layer_weights"):
+        for name in ("style_blend", "content_layers", "style_layers", "style_layer_weights", "scales"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, tuple):
                 object.__setattr__(self, name, tuple(value))  # accept lists, keep the dataclass hashable
@@ -77,6 +81,13 @@ class StyleOptions:
         _require(isinstance(self.seed, int) and self.seed >= 0, "seed must be an integer >= 0")
         _require(
             isinstance(self.preview_every, int) and self.preview_every >= 0, "preview_every must be >= 0"
+        )
+        _require(
+            bool(self.scales)
+            and all(_is_positive(scale) and scale <= 1 for scale in self.scales)
+            and all(a < b for a, b in zip(self.scales, self.scales[1:], strict=False))
+            and self.scales[-1] == 1,
+            "scales must be increasing numbers in (0, 1] ending with 1.0, e.g. (0.25, 0.5, 1.0)",
         )
         _require(bool(self.content_layers), "content_layers cannot be empty")
         _require(bool(self.style_layers), "style_layers cannot be empty")

@@ -1,0 +1,109 @@
+"""The speed options: mixed precision, XLA and the coarse-to-fine schedule keep the method's results."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
+from worker.engine import Progress, StyleOptions, stylize
+from worker.engine.errors import OptionsError
+from worker.engine.model import FeatureExtractor, load_extractor
+from worker.engine.optimize import scale_plan
+
+# As in test_optimize: from noise without total variation, so the loss has room to fall.
+FROM_NOISE = StyleOptions(max_size=64, init="noise", tv_weight=0.0, iterations=10)
+
+
+def _options(**changes: object) -> StyleOptions:
+    return StyleOptions(**{**FROM_NOISE.__dict__, **changes})
+
+
+def test_bfloat16_losses_are_close_to_float32_and_still_fall(extractor: FeatureExtractor) -> None:
+    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
+    assert mixed.precision == "mixed_bfloat16"
+    exact = stylize(gradient(), [stripes()], FROM_NOISE, extractor=extractor)
+    fast = stylize(gradient(), [stripes()], FROM_NOISE, extractor=mixed)
+    # bfloat16 keeps 8 bits of mantissa: ~0.4% per value; the sums measured 0.2% apart.
+    for name in ("total", "content", "style"):
+        assert fast.loss_initial[name] == pytest.approx(exact.loss_initial[name], rel=0.02)
+        assert fast.loss_final[name] == pytest.approx(exact.loss_final[name], rel=0.05)
+    assert fast.loss_final["total"] < 0.8 * fast.loss_initial["total"]
+
+
+def test_mixed_extractor_returns_float32_features() -> None:
+    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
+    features = mixed(np.full((1, 32, 32, 3), 0.5, np.float32))
+    assert {str(tensor.dtype) for tensor in features.values()} == {"<dtype: 'float32'>"}
+
+
+def test_xla_gives_the_same_losses_as_without() -> None:
+    options = _options(iterations=3)
+    plain = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=False)
+    compiled = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=True)
+    assert (plain.jit_compile, compiled.jit_compile) == (False, True)
+    without = stylize(gradient(), [stripes()], options, extractor=plain)
+    with_xla = stylize(gradient(), [stripes()], options, extractor=compiled)
+    assert with_xla.loss_initial["total"] == pytest.approx(without.loss_initial["total"], rel=1e-5)
+    assert with_xla.loss_final["total"] == pytest.approx(without.loss_final["total"], rel=1e-3)
+
+
+def test_jit_compile_auto_is_off_without_a_gpu() -> None:
+    import tensorflow as tf
+
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    assert load_extractor("random", seed=WEIGHTS_SEED).jit_compile is has_gpu
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(OptionsError, match="precision must be one of"):
+        load_extractor("random", precision="float8")
+
+
+def test_multiscale_gives_a_full_size_image_and_counts_every_step(extractor: FeatureExtractor) -> None:
+    seen: list[Progress] = []
+    previews: list[tuple[int, tuple[int, ...]]] = []
+    result = stylize(
+        gradient(64, 48), [stripes()], _options(iterations=12, scales=(0.25, 0.5, 1.0), preview_every=4),
+        extractor=extractor, on_progress=seen.append,
+        on_preview=lambda step, image: previews.append((step, image.shape)),
+    )  # fmt: skip
+    assert result.image.shape == (64, 48, 3) and result.image.dtype == np.uint8
+    assert (result.steps, result.stopped) == (12, False)
+    assert [p.step for p in seen] == list(range(1, 13)) and {p.total for p in seen} == {12}
+    assert previews == [(4, (64, 48, 3)), (8, (64, 48, 3)), (12, (64, 48, 3))]  # upsampled to full size
+    assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]  # both measured at full size
+
+
+def test_multiscale_stop_returns_a_full_size_image(extractor: FeatureExtractor) -> None:
+    steps: list[int] = []
+    result = stylize(
+        gradient(), [stripes()], _options(iterations=30, scales=(0.5, 1.0)), extractor=extractor,
+        on_progress=lambda progress: steps.append(progress.step), should_stop=lambda: len(steps) >= 4,
+    )  # fmt: skip
+    assert (result.steps, result.stopped, result.image.shape) == (4, True, (64, 64, 3))
+
+
+def test_multiscale_with_lbfgs_lowers_the_loss(extractor: FeatureExtractor) -> None:
+    options = _options(iterations=8, optimizer="lbfgs", scales=(0.5, 1.0))
+    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    assert result.image.shape == (64, 64, 3) and 1 <= result.steps <= 8
+    assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
+
+
+def test_scale_plan_splits_the_steps_and_drops_too_small_scales() -> None:
+    plan = scale_plan(512, 384, StyleOptions(iterations=100, scales=(0.25, 0.5, 1.0)))
+    assert plan == [(128, 96, 33), (256, 192, 33), (512, 384, 34)]
+    # 64 * 0.125 = 8 px is under MIN_SIZE (16): that scale is dropped and its steps go to the others.
+    assert scale_plan(64, 64, StyleOptions(iterations=9, scales=(0.125, 0.5, 1.0))) == [
+        (32, 32, 4),
+        (64, 64, 5),
+    ]
+    assert scale_plan(64, 64, StyleOptions(iterations=1, scales=(0.5, 1.0))) == [(64, 64, 1)]
+    assert scale_plan(64, 64, StyleOptions(iterations=5)) == [(64, 64, 5)]
+
+
+@pytest.mark.parametrize("scales", [(), (0.5,), (1.0, 0.5), (0.5, 0.5, 1.0), (0.0, 1.0), (0.5, 2.0)])
+def test_bad_scales_are_refused(scales: tuple[float, ...]) -> None:
+    with pytest.raises(OptionsError, match="scales must be"):
+        StyleOptions(scales=scales)

@@ -1,0 +1,89 @@
+"""Claims of delivered jobs against a real Redis: leases tell a crashed worker from a live one, and
+redeliveries are capped so a job that kills its worker cannot loop."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from redis import Redis
+
+from app.jobs import JobStore, new_job_id
+from app.retention import cleanup, delete_job
+from app.storage import LocalStorage, content_key, result_key
+from tests.support.stack import Stack
+
+OPTIONS = {"size": 64, "iterations": 10}
+
+
+@pytest.fixture
+def store(stack: Stack) -> Iterator[JobStore]:
+    redis = Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + "/4", decode_responses=True)
+    redis.flushdb()
+    yield JobStore(redis, ttl_seconds=600)
+    redis.flushdb()
+    redis.close()
+
+
+def test_a_redelivered_running_job_waits_for_the_lease_then_resumes_until_the_cap(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+
+    first = store.claim(job_id, "w1", lease_seconds=0.3, max_attempts=3)
+    while_alive = store.claim(job_id, "w2", lease_seconds=0.3, max_attempts=3)
+    time.sleep(0.4)  # w1 died: nobody renews its lease
+    second = store.claim(job_id, "w2", lease_seconds=0.3, max_attempts=3)
+    assert store.renew_lease(job_id, "w1", 0.3) is False  # w1's lease is gone for good
+    time.sleep(0.4)
+    third = store.claim(job_id, "w3", lease_seconds=0.3, max_attempts=3)
+    time.sleep(0.4)
+    fourth = store.claim(job_id, "w4", lease_seconds=0.3, max_attempts=3)
+
+    assert (first.outcome, first.attempts) == ("started", 1)
+    assert while_alive.outcome == "leased" and while_alive.lease_until > time.time() - 1
+    assert (second.outcome, second.attempts) == ("resumed", 2)
+    assert (third.outcome, third.attempts) == ("resumed", 3)
+    assert (fourth.outcome, fourth.attempts) == ("exhausted", 3)
+    record = store.get(job_id)
+    assert record.status == "running" and record.attempts == 3 and record.worker == "w3"
+
+
+def test_a_renewed_lease_keeps_the_job_with_its_worker(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    store.claim(job_id, "w1", lease_seconds=0.3, max_attempts=3)
+
+    for _ in range(4):
+        time.sleep(0.15)
+        assert store.renew_lease(job_id, "w1", 0.3) is True
+
+    assert store.claim(job_id, "w2", lease_seconds=0.3, max_attempts=3).outcome == "leased"
+    store.finish(job_id, "succeeded", has_result=True)
+    assert store.claim(job_id, "w2", lease_seconds=0.3, max_attempts=3).outcome == "finished"
+    assert store.renew_lease(job_id, "w1", 0.3) is False  # a finished job has no lease to renew
+    assert store.claim(new_job_id(), "w2", lease_seconds=0.3, max_attempts=3).outcome == "missing"
+
+
+def test_cleanup_deletes_expired_jobs_files_and_delete_job_removes_one_now(
+    store: JobStore, tmp_path: object
+) -> None:
+    storage = LocalStorage(tmp_path)  # type: ignore[arg-type]
+    expired_store = JobStore(store.redis, ttl_seconds=1)
+    old, kept, deleted = new_job_id(), new_job_id(), new_job_id()
+    for job_id in (old, kept, deleted):
+        store.create(job_id, OPTIONS, style_count=1)
+        storage.write_bytes(content_key(job_id), b"png")
+        storage.write_bytes(result_key(job_id), b"png")
+    expired_store.finish(old, "succeeded", has_result=True)  # record expires after 1 s
+    time.sleep(1.2)
+    expired_store.finish(kept, "succeeded", has_result=True)  # finished just now: kept for 1 s more
+    report = cleanup(expired_store, storage)
+    delete_job(deleted, store, storage)
+
+    assert report.expired_jobs == [old] and report.failed_jobs == []
+    assert store.get(old) is None and not storage.exists(content_key(old))
+    assert store.get(kept) is not None and storage.exists(result_key(kept))
+    assert store.get(deleted) is None and not storage.exists(content_key(deleted))
+    assert cleanup(expired_store, storage).expired_jobs == []  # each job is handed out once
+    assert sorted(store.redis.keys("*")) == sorted([f"atelier:job:{kept}", "atelier:finished"])

@@ -1,0 +1,93 @@
+"""A worker killed mid-job: the job is redelivered, resumes from its checkpoint on another worker and
+succeeds once; a job whose workers keep dying fails after ATELIER_JOB_MAX_ATTEMPTS."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from celery import Celery
+
+from app.jobs import JobStore, new_job_id
+from app.storage import LocalStorage, content_key, style_key
+from tests.support.faults import kill, start_worker
+from tests.support.images import image_size, png_bytes
+from tests.support.stack import Stack
+
+# Redis hands an unacknowledged job to another worker after the visibility timeout: short here (in
+# production it outlasts the hard time limit, hours), with limits that keep it valid (soft < hard <
+# visibility). Leases lapse 3 s after a worker dies.
+CRASH_ENV = {
+    "ATELIER_BROKER_VISIBILITY_TIMEOUT": "30",
+    "ATELIER_JOB_SOFT_TIME_LIMIT": "25",
+    "ATELIER_JOB_HARD_TIME_LIMIT": "28",
+    "ATELIER_JOB_LEASE_SECONDS": "3",
+    "ATELIER_CHECKPOINT_EVERY": "10",
+}
+ITERATIONS = 80
+
+
+def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    crashing = stack_factory("worker-crash", CRASH_ENV)
+    response = crashing.submit(
+        png_bytes(48, 48, seed=70),
+        [png_bytes(48, 48, seed=71)],
+        size=32,
+        iterations=ITERATIONS,
+        preview_every=0,
+    )
+    job_id = response.json()["id"]
+    before = crashing.wait_for(job_id, {"running", "succeeded"}, on_poll=None, timeout=60)
+    while before["status"] == "running" and before["step"] < 15:  # past the checkpoint of step 10
+        time.sleep(0.02)
+        before = crashing.status(job_id)
+    assert before["status"] == "running", "the job finished before the worker could be killed"
+
+    first_worker = kill(crashing, "worker")  # SIGKILL: no ack, no status update, nothing saved
+    killed_at = time.monotonic()
+    start_worker(crashing, "worker-2", template=first_worker)
+    during = crashing.status(job_id)
+    final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
+    recovered_in = time.monotonic() - killed_at
+
+    assert during["status"] == "running" and during["attempts"] == 1
+    assert final["status"] == "succeeded", final
+    assert final["attempts"] == 2  # the status shows the retry
+    assert final["stats"]["steps"] == ITERATIONS
+    second_log = crashing.processes["worker-2"].tail(400)
+    checkpoint = (before["step"] // 10) * 10
+    assert f"job {job_id}: redelivered after its worker stopped; attempt 2 of 3" in second_log
+    assert f"job {job_id}: resuming from the checkpoint of step {checkpoint}" in second_log
+    assert f"job {job_id}: succeeded" in second_log
+    assert f"job {job_id}: succeeded" not in first_worker.tail(400)  # the result is written once
+    with crashing.client as client:
+        result = client.get(final["result_url"])
+    assert result.status_code == 200 and image_size(result.content) == (32, 32)
+    job_files = {path.rsplit("/", 1)[1] for path in crashing.stored_files() if job_id in path}
+    assert job_files == {"content.png", "style-0.png", "result.png"}  # the checkpoint is gone
+    assert recovered_in < 75
+
+
+def test_a_job_whose_workers_keep_dying_fails_after_the_last_attempt(stack: Stack) -> None:
+    # The state three crashed deliveries leave behind: running, attempt 3 of 3, its lease lapsed.
+    job_id = new_job_id()
+    storage = LocalStorage(stack.storage_dir)
+    storage.write_bytes(content_key(job_id), png_bytes(48, 48, seed=72))
+    storage.write_bytes(style_key(job_id, 0), png_bytes(48, 48, seed=73))
+    with stack.redis() as redis:
+        store = JobStore(redis, ttl_seconds=600)
+        store.create(job_id, {"size": 32, "iterations": 2, "preset": "quick"}, style_count=1)
+        for ghost in ("ghost-1", "ghost-2", "ghost-3"):
+            assert store.claim(job_id, ghost, lease_seconds=0.05, max_attempts=3).outcome != "leased"
+            time.sleep(0.1)
+    broker = Celery("redelivery", broker=stack.redis_url)
+
+    broker.send_task("worker.tasks.stylize", args=[job_id], queue=stack.queue_name)  # the 4th delivery
+    final = stack.wait_for(job_id, {"succeeded", "failed"}, timeout=60)
+
+    assert final["status"] == "failed"
+    assert final["attempts"] == 3
+    assert final["error"].startswith("gave up after 3 attempt(s): the worker running it stopped each time")
+    assert final["result_url"] is None

@@ -1,0 +1,77 @@
+"""Crash and outage recovery for the task: claiming redelivered jobs, checkpoints, patient final writes.
+
+- claim_job: a delivery of a job that is still "running" resumes it only once the lease of the worker
+  that ran it has lapsed (that worker died); a live lease means another worker runs it.
+- load_checkpoint: the image and step a resumed job continues from (storage.checkpoint_key).
+- finish_patiently: the final status is the one write that must not be lost to a short Redis outage.
+See docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from app.jobs import Claim, JobStatus, JobStore
+from app.storage import Storage, checkpoint_key
+
+if TYPE_CHECKING:
+    import numpy as np
+
+logger = logging.getLogger(__name__)
+
+REDIS_OUTAGE_GRACE_SECONDS = 300.0  # a final status waits this long for Redis to come back
+REDIS_RETRY_SECONDS = 1.0
+
+
+def claim_job(store: JobStore, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
+    """Claim the job for this delivery; waits out another worker's lease once.
+
+    If that lease is renewed while we wait, its worker is alive: the job is left to it ("leased").
+    """
+    claim = store.claim(job_id, worker, lease_seconds, max_attempts)
+    if claim.outcome != "leased":
+        return claim
+    first_lease = claim.lease_until
+    logger.info(
+        "job %s: redelivered while leased until %.1f; waiting for the lease to lapse", job_id, first_lease
+    )
+    time.sleep(max(0.0, first_lease - time.time()) + 0.2)
+    claim = store.claim(job_id, worker, lease_seconds, max_attempts)
+    if claim.outcome == "leased" and claim.lease_until > first_lease:
+        logger.info("job %s: its worker renewed the lease, it is alive; this delivery leaves the job", job_id)
+    return claim
+
+
+def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarray | None, int]:
+    """(image, step) of the job's last checkpoint, or (None, 0) to start from the beginning."""
+    from worker.engine.images import load_image
+
+    if step <= 0:
+        return None, 0
+    try:
+        image = load_image(storage.read_bytes(checkpoint_key(job_id)))
+    except FileNotFoundError:
+        logger.warning("job %s: checkpoint of step %d is missing; starting from step 0", job_id, step)
+        return None, 0
+    logger.info("job %s: resuming from the checkpoint of step %d", job_id, step)
+    return image, step
+
+
+def finish_patiently(store: JobStore, job_id: str, status: JobStatus, **fields: Any) -> None:
+    """JobStore.finish, retried while Redis is unreachable (up to REDIS_OUTAGE_GRACE_SECONDS)."""
+    deadline = time.monotonic() + REDIS_OUTAGE_GRACE_SECONDS
+    while True:
+        try:
+            store.finish(job_id, status, **fields)
+            return
+        except RedisError as error:
+            if time.monotonic() > deadline:
+                raise
+            logger.warning(
+                "job %s: cannot record %s yet, Redis unavailable (retrying): %s", job_id, status, error
+            )
+            time.sleep(REDIS_RETRY_SECONDS)
