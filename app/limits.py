@@ -38,7 +38,11 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     # FastAPI re-raises HTTPExceptions from body parsing; the app answers it as JSON.
-                    raise HTTPException(status_code=413, detail=self._detail())
+                    # "Connection: close" makes the server drop the connection after the answer
+                    # instead of draining the rest of the body (which may be endless).
+                    raise HTTPException(
+                        status_code=413, detail=self._detail(), headers={"Connection": "close"}
+                    )
             return message
 
         await self.app(scope, counting_receive, send)

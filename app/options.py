@@ -110,8 +110,13 @@ class JobOptionsIn(BaseModel):
     @field_validator("style_blend")
     @classmethod
     def _blend_not_all_zero(cls, blend: list[float] | None) -> list[float] | None:
-        if blend is not None and not math.fsum(blend) > 0:
+        if blend is None:
+            return blend
+        if not any(weight > 0 for weight in blend):
             raise ValueError("needs at least one weight above 0")
+        # Each weight is finite, but their sum may not be (1e308,1e308): the engine divides by it.
+        if not math.isfinite(sum(blend)):
+            raise ValueError("the weights are too large: their sum must be a finite number")
         return blend
 
     @model_validator(mode="after")

@@ -10,6 +10,7 @@ import functools
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -96,7 +97,7 @@ class JobCallbacks:
         if progress.step < progress.total and now - self._last_progress_write < self.progress_interval:
             return
         self._last_progress_write = now
-        self._advisory(
+        self.advisory(
             "progress",
             lambda: self.store.set_progress(
                 self.job_id, progress.step, progress.total, progress.loss, progress.elapsed
@@ -108,7 +109,7 @@ class JobCallbacks:
 
         self.latest_image = image
         self.storage.write_bytes(preview_key(self.job_id), encode_image(image, "JPEG", PREVIEW_JPEG_QUALITY))
-        self._advisory("preview", lambda: self.store.set_preview(self.job_id, step))
+        self.advisory("preview", lambda: self.store.set_preview(self.job_id, step))
 
     def on_checkpoint(self, step: int, image: np.ndarray) -> None:
         """Save the image a redelivered job resumes from: the file first, then the step that names it."""
@@ -119,7 +120,7 @@ class JobCallbacks:
         except OSError as error:  # a safety net only: the job itself can still finish
             logger.warning("job %s: checkpoint of step %d not saved: %s", self.job_id, step, error)
             return
-        self._advisory("checkpoint", lambda: self.store.set_checkpoint(self.job_id, step))
+        self.advisory("checkpoint", lambda: self.store.set_checkpoint(self.job_id, step))
 
     @property
     def lease_lost(self) -> bool:
@@ -134,13 +135,14 @@ class JobCallbacks:
             return True
         if now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
             self._last_cancel_check = now
-            self._advisory("cancel check", self._check_cancel)
+            self.advisory("cancel check", self._check_cancel)
         return self.cancelled
 
     def _check_cancel(self) -> None:
         self.cancelled = self.store.cancel_requested(self.job_id)
 
-    def _advisory(self, what: str, write: Any) -> None:
+    def advisory(self, what: str, write: Callable[[], object]) -> None:
+        """Run a job store write that the job can do without (progress, preview, checkpoint step)."""
         try:
             write()
         except RedisError as error:
@@ -149,7 +151,8 @@ class JobCallbacks:
 
 @app.task(name="worker.tasks.stylize", bind=True)
 def stylize(self: Any, job_id: str) -> dict[str, Any]:
-    """Run one job; every outcome (success, cancel, error, time limit) ends up in the job record."""
+    """Claim the job (or resume it after its worker crashed, see worker/recovery.py), run it under a
+    lease; every outcome (success, cancel, error, time limit, too many attempts) ends up in the record."""
     if not is_job_id(job_id):
         logger.error("job %r: refused, not a job id", job_id)
         return {"status": "refused"}
@@ -256,7 +259,7 @@ def _run(
         "loss_initial": result.loss_initial,
         "loss_final": result.loss_final,
     }
-    callbacks._advisory(
+    callbacks.advisory(
         "progress",
         lambda: store.set_progress(
             job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds

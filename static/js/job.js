@@ -206,6 +206,13 @@
       el.liveStage.hidden = true;
     } else if (!status.preview_url) {
       el.previewPlaceholder.textContent = "No preview was made.";
+      el.previewCaption.textContent = "";
+    }
+    if (history.length < 2) {
+      // The API keeps only the latest loss: the curve exists only where a page watched the run.
+      el.lossSummary.textContent = status.step < 2
+        ? "No loss curve: the job ended before its second step."
+        : `Final total loss ${formatLoss(status.loss && status.loss.total)}. The curve is drawn while a page watches the job run.`;
     }
   }
 

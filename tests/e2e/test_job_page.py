@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -182,3 +183,23 @@ def test_a_queued_job_shows_its_place_in_the_queue_and_its_submitter_can_cancel_
         assert stack.status(waiting_id)["started_at"] is None
     finally:
         cancel_unless_finished(stack, busy_id)
+
+
+def test_a_failed_job_says_why(
+    browser: Browser, stack_factory: Callable[..., Stack], artifacts: Path
+) -> None:
+    # The same stack as tests/worker/test_failures.py (one start per session): no weights file.
+    offline = stack_factory("missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"})
+    response = offline.submit(png_bytes(48, 48, seed=44), [png_bytes(48, 48, seed=45)], size=32, iterations=2)
+    job_id = response.json()["id"]
+
+    with browser.new_context(base_url=offline.base_url) as context:
+        page = context.new_page()
+        page.goto(f"/jobs/{job_id}")
+        assert wait_for_status(page, FINISHED, timeout_s=60) == "failed"
+        expect(page.locator("#status-badge")).to_have_text("Failed")
+        expect(page.locator("#job-message")).to_be_visible()
+        expect(page.locator("#job-message")).to_contain_text("weights")
+        expect(page.locator("#result-section")).to_be_hidden()
+        expect(page.locator("#cancel-form")).to_be_hidden()
+        screenshot(page, artifacts, "job-failed")

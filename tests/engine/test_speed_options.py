@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,3 +110,19 @@ def test_scale_plan_splits_the_steps_and_drops_too_small_scales() -> None:
 def test_bad_scales_are_refused(scales: tuple[float, ...]) -> None:
     with pytest.raises(OptionsError, match="scales must be"):
         StyleOptions(scales=scales)
+
+
+def test_cli_takes_scales_and_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from worker.engine.cli import main
+    from worker.engine.images import save_image
+
+    content, style, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"
+    save_image(gradient(48, 48), content)
+    save_image(stripes(48, 48), style)
+    argv = [
+        "stylize", str(content), str(style), "-o", str(out), "--size", "48", "--iterations", "3",
+        "--weights", "random", "--scales", "0.5,1", "--precision", "mixed_bfloat16", "--xla", "off", "--json",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert (summary["width"], summary["height"], summary["iterations"]) == (48, 48, 3)

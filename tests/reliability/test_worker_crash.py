@@ -10,7 +10,7 @@ from celery import Celery
 
 from app.jobs import JobStore, new_job_id
 from app.storage import LocalStorage, content_key, style_key
-from tests.support.faults import kill, start_worker
+from tests.support.faults import kill, kill_pool_child, start_worker
 from tests.support.images import image_size, png_bytes
 from tests.support.stack import Stack
 
@@ -91,3 +91,35 @@ def test_a_job_whose_workers_keep_dying_fails_after_the_last_attempt(stack: Stac
     assert final["attempts"] == 3
     assert final["error"].startswith("gave up after 3 attempt(s): the worker running it stopped each time")
     assert final["result_url"] is None
+
+
+def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    # `make run` runs a prefork worker: the OOM killer takes its pool process, the parent survives,
+    # and (task_reject_on_worker_lost) puts the job straight back on the queue, no visibility wait.
+    crashing = stack_factory("pool-crash", CRASH_ENV)
+    worker = start_worker(crashing, "prefork", template=kill(crashing, "worker"), pool="prefork")
+    response = crashing.submit(
+        png_bytes(48, 48, seed=74),
+        [png_bytes(48, 48, seed=75)],
+        size=32,
+        iterations=ITERATIONS,
+        preview_every=0,
+    )
+    job_id = response.json()["id"]
+    before = crashing.wait_for(job_id, {"running", "succeeded"}, timeout=90)
+    while before["status"] == "running" and before["step"] < 15:
+        time.sleep(0.02)
+        before = crashing.status(job_id)
+    assert before["status"] == "running", "the job finished before its pool process could be killed"
+
+    kill_pool_child(worker)
+    killed_at = time.monotonic()
+    final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
+
+    assert final["status"] == "succeeded", final
+    assert final["attempts"] == 2 and final["stats"]["steps"] == ITERATIONS
+    log = worker.tail(600)
+    assert f"job {job_id}: resuming from the checkpoint of step {(before['step'] // 10) * 10}" in log
+    assert time.monotonic() - killed_at < 28  # well before the 30 s visibility timeout

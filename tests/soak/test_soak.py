@@ -28,7 +28,7 @@ TTL_SECONDS = 5
 REPORT = Path(__file__).resolve().parents[1] / "artifacts" / "soak-report.json"
 # Keys that may outlive the jobs: worker heartbeats, kombu's queue bindings, per-minute rate counters
 # (they expire by themselves within two minutes).
-ALLOWED_KEY_PREFIXES = ("atelier:worker:last_seen", "_kombu.binding.", "atelier:ratelimit:")
+ALLOWED_KEY_PREFIXES = ("atelier:worker:last_seen", "_kombu.binding", "atelier:ratelimit:")
 
 logger = logging.getLogger(__name__)
 

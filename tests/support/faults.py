@@ -39,6 +39,14 @@ def rss_bytes(process: Process) -> int:
     return total
 
 
+def kill_pool_child(process: Process) -> int:
+    """SIGKILL the pool process of a prefork worker (what the OOM killer does); returns its pid."""
+    children = _children(process.popen.pid)
+    assert children, "the worker has no pool process (is it --pool=prefork?)"
+    os.kill(children[0], 9)
+    return children[0]
+
+
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
@@ -69,10 +77,13 @@ def start_redis_again(stack: Stack, killed: Process) -> None:
         time.sleep(0.1)
 
 
-def start_worker(stack: Stack, name: str, template: Process) -> Process:
-    """Start another Celery worker like template (same command) under a new hostname."""
+def start_worker(stack: Stack, name: str, template: Process, pool: str | None = None) -> Process:
+    """Start another Celery worker like template (same command) under a new hostname; pool: another
+    --pool (e.g. "prefork", as `make run` uses) instead of the template's."""
     args = list(template.popen.args)  # type: ignore[arg-type]
     hostname_at = args.index("--hostname") + 1
     args[hostname_at] = f"{name}-{args[hostname_at]}"
+    if pool is not None:
+        args = [f"--pool={pool}" if arg.startswith("--pool=") else arg for arg in args]
     stack.processes[name] = spawn(name, args, stack.env, template.log_path.parent)
     return stack.processes[name]

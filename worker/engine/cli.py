@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.images import load_image, output_format, save_image
-from worker.engine.options import INITS, OPTIMIZERS, StyleOptions
+from worker.engine.options import INITS, OPTIMIZERS, PRECISIONS, StyleOptions
 
 logger = logging.getLogger("atelier")
 
@@ -67,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-dir", type=Path, help="ImageNet weights directory (default: ATELIER_MODEL_DIR)"
     )
     stylize.add_argument("--preview-every", type=int, help="also save OUT_<step> every N steps")
+    stylize.add_argument(
+        "--scales", type=_weights, help="coarse-to-fine sizes relative to --size, e.g. 0.25,0.5,1 (default 1)"
+    )
+    stylize.add_argument(
+        "--precision", choices=PRECISIONS, help="convolutions' dtype (default: ATELIER_PRECISION)"
+    )
+    stylize.add_argument(
+        "--xla", choices=("auto", "on", "off"), help="XLA-compile the steps (default: ATELIER_XLA)"
+    )
     stylize.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
 
     fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
@@ -104,7 +113,7 @@ def _fail(code: int, error: Exception) -> int:
 
 _OPTION_ARGUMENTS = (
     "max_size", "iterations", "optimizer", "content_weight", "style_weight", "tv_weight", "style_blend",
-    "style_scale", "init", "seed", "preview_every",
+    "style_scale", "init", "seed", "preview_every", "scales",
 )  # fmt: skip
 
 
@@ -118,6 +127,7 @@ def _stylize(args: argparse.Namespace) -> int:
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
     weights, model_dir, weights_seed = _model_settings(args)
+    precision, xla = _compute_settings(args)
 
     with _native_stderr_silenced():  # TensorFlow's C++ start-up banner ignores TF_CPP_MIN_LOG_LEVEL
         from worker.engine.model import load_extractor
@@ -125,7 +135,8 @@ def _stylize(args: argparse.Namespace) -> int:
 
     extractor = load_extractor(
         weights, model_dir, seed=weights_seed, content_layers=options.content_layers,
-        style_layers=options.style_layers,
+        style_layers=options.style_layers, precision=precision,
+        jit_compile={"on": True, "off": False}.get(xla),  # auto: on with a GPU only
     )  # fmt: skip
     stop = _StopOnInterrupt()
     with _progress_bar(options.iterations) as bar:
@@ -182,6 +193,17 @@ def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
         raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
     weights = getattr(args, "weights", None) or settings.weights
     return weights, args.model_dir or settings.model_dir, settings.weights_seed
+
+
+def _compute_settings(args: argparse.Namespace) -> tuple[str, str]:
+    """--precision / --xla, else ATELIER_PRECISION / ATELIER_XLA."""
+    from app.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except ValueError as error:
+        raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
+    return args.precision or settings.precision, args.xla or settings.xla
 
 
 class _StopOnInterrupt:
