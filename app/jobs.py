@@ -8,6 +8,8 @@ Keys (prefix ``atelier:``):
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
   finished          sorted set of finished job ids, scored by finish time (their files are deleted
                     once the record's TTL has passed: see expired_job_ids)
+  running           sorted set of running job ids, scored by their (latest) claim time: the clean-up
+                    fails those whose lease lapsed long ago and that no delivery resumed
   worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz)
   ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
 
@@ -41,6 +43,7 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 PREFIX = "atelier:"
 QUEUE_KEY = PREFIX + "queue"
 FINISHED_KEY = PREFIX + "finished"
+RUNNING_KEY = PREFIX + "running"
 WORKERS_KEY = PREFIX + "worker:last_seen"
 WORKER_HEARTBEAT_SECONDS = 10.0  # how often a worker process writes its heartbeat
 WORKER_FRESH_SECONDS = 60.0  # /readyz counts a worker as seen if it beat this recently
@@ -171,7 +174,7 @@ redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
 """
 
-# Claim a delivered job. KEYS: job, queue; ARGV: id, now, worker, lease seconds, max attempts.
+# Claim a delivered job. KEYS: job, queue, running; ARGV: id, now, worker, lease seconds, max attempts.
 # Returns {outcome, attempts or lease_until} (see Claim). Redelivered running jobs are taken over only
 # once the lease of the worker that ran them has lapsed, so two live workers never run one job.
 _CLAIM = """
@@ -182,6 +185,7 @@ if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3],
              'attempts', '1', 'lease_until', lease_until)
   redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
   return {'started', '1'}
 end
 if status ~= 'running' then return {status and 'finished' or 'missing', '0'} end
@@ -191,7 +195,30 @@ local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1') or 1
 if attempts >= tonumber(ARGV[5]) then return {'exhausted', tostring(attempts)} end
 redis.call('HSET', KEYS[1], 'attempts', tostring(attempts + 1), 'worker', ARGV[3],
            'lease_until', lease_until)
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 return {'resumed', tostring(attempts + 1)}
+"""
+
+# Fail running jobs whose lease lapsed before a cutoff: their worker died and no delivery resumed them
+# (the hard time limit acknowledged the message, or it was lost). KEYS: running, finished;
+# ARGV: now, cutoff, ttl, error message, job key prefix. Returns the failed ids.
+_FAIL_ABANDONED = """
+local failed = {}
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local key = ARGV[5] .. id
+  if redis.call('HGET', key, 'status') ~= 'running' then
+    redis.call('ZREM', KEYS[1], id)
+  elseif (tonumber(redis.call('HGET', key, 'lease_until') or '0') or 0) < tonumber(ARGV[2]) then
+    redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[1], 'has_result', '0',
+               'error', ARGV[4], 'stats', '{}')
+    redis.call('EXPIRE', key, ARGV[3])
+    redis.call('DEL', key .. ':cancel')
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZADD', KEYS[2], ARGV[1], id)
+    table.insert(failed, id)
+  end
+end
+return failed
 """
 
 # Renew a running job's lease if this worker still holds it. KEYS: job; ARGV: worker, lease_until.
@@ -230,6 +257,7 @@ class JobStore:
         self._cancel = redis.register_script(_CANCEL)
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)
+        self._fail_abandoned = redis.register_script(_FAIL_ABANDONED)
         self._create = redis.register_script(_CREATE)
 
     # --- creating and reading ------------------------------------------------------------------
@@ -296,6 +324,7 @@ class JobStore:
             pipe.delete(job_key(job_id), cancel_key(job_id))
             pipe.zrem(QUEUE_KEY, job_id)
             pipe.zrem(FINISHED_KEY, job_id)
+            pipe.zrem(RUNNING_KEY, job_id)
             pipe.execute()
 
     def queue_position(self, job_id: str) -> int | None:
@@ -312,7 +341,7 @@ class JobStore:
         """Decide what this delivery of the job does (see Claim): start it, resume it after a crashed
         worker (attempts + 1, at most max_attempts), or leave it."""
         outcome, value = self._claim(
-            keys=[job_key(job_id), QUEUE_KEY],
+            keys=[job_key(job_id), QUEUE_KEY, RUNNING_KEY],
             args=[job_id, repr(time.time()), worker, repr(float(lease_seconds)), max_attempts],
         )
         if outcome == "leased":
@@ -385,6 +414,7 @@ class JobStore:
         with self.redis.pipeline() as pipe:
             pipe.hset(job_key(job_id), mapping=fields)
             pipe.zrem(QUEUE_KEY, job_id)
+            pipe.zrem(RUNNING_KEY, job_id)
             pipe.zadd(FINISHED_KEY, {job_id: now})
             pipe.expire(job_key(job_id), self.ttl_seconds)
             pipe.delete(cancel_key(job_id))
@@ -396,6 +426,18 @@ class JobStore:
         cutoff = time.time() - self.ttl_seconds
         expired = self.redis.zrangebyscore(FINISHED_KEY, "-inf", cutoff, start=0, num=limit)
         return [job_id for job_id in expired if self.redis.zrem(FINISHED_KEY, job_id)]
+
+    def fail_abandoned(self, lapsed_seconds: float, error: str) -> list[str]:
+        """Fail every running job whose lease lapsed more than lapsed_seconds ago (no worker renews or
+        resumed it); returns their ids. A redelivery that resumes one first renews its lease, so the
+        two cannot both happen (one Lua script)."""
+        now = time.time()
+        return list(
+            self._fail_abandoned(
+                keys=[RUNNING_KEY, FINISHED_KEY],
+                args=[repr(now), repr(now - lapsed_seconds), self.ttl_seconds, error, f"{PREFIX}job:"],
+            )
+        )
 
     def mark_for_cleanup(self, job_id: str) -> None:
         """Hand an expired job out again on the next take_expired_job_ids (its file deletion failed)."""

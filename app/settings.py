@@ -90,7 +90,9 @@ class Settings(BaseSettings):
         30, ge=1, description="Job submissions one client IP may make per minute; more get 429."
     )
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Web and worker log level.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Web and worker log level."
+    )
 
     @field_validator("weights")
     @classmethod

@@ -100,7 +100,8 @@ fi
     --loglevel="$LOG_LEVEL" --without-gossip --without-mingle &
 pids+=($!)
 
-"$VENV_BIN/uvicorn" app.main:app --host 127.0.0.1 --port "$PORT" --log-level "$(echo "$LOG_LEVEL" | tr 'A-Z' 'a-z')" &
+# Open SSE streams must not hold up Ctrl-C: give them 5 s to close.
+"$VENV_BIN/uvicorn" app.main:app --host 127.0.0.1 --port "$PORT" --timeout-graceful-shutdown 5 --log-level "$(echo "$LOG_LEVEL" | tr 'A-Z' 'a-z')" &
 pids+=($!)
 log "web app on http://127.0.0.1:$PORT (API docs: /docs); Ctrl-C stops everything"
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 REDIS_OUTAGE_GRACE_SECONDS = 300.0  # a final status waits this long for Redis to come back
 REDIS_RETRY_SECONDS = 1.0
@@ -63,15 +65,18 @@ def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarra
 
 def finish_patiently(store: JobStore, job_id: str, status: JobStatus, **fields: Any) -> None:
     """JobStore.finish, retried while Redis is unreachable (up to REDIS_OUTAGE_GRACE_SECONDS)."""
+    patiently(job_id, f"record {status}", lambda: store.finish(job_id, status, **fields))
+
+
+def patiently(job_id: str, what: str, call: Callable[[], T]) -> T:
+    """call(), retried every second while Redis is unreachable, up to REDIS_OUTAGE_GRACE_SECONDS: for
+    the writes a job cannot do without (its claim, its final status)."""
     deadline = time.monotonic() + REDIS_OUTAGE_GRACE_SECONDS
     while True:
         try:
-            store.finish(job_id, status, **fields)
-            return
+            return call()
         except RedisError as error:
             if time.monotonic() > deadline:
                 raise
-            logger.warning(
-                "job %s: cannot record %s yet, Redis unavailable (retrying): %s", job_id, status, error
-            )
+            logger.warning("job %s: cannot %s yet, Redis unavailable (retrying): %s", job_id, what, error)
             time.sleep(REDIS_RETRY_SECONDS)

@@ -29,7 +29,7 @@ from app.storage import (
 )
 from worker.celery_app import app
 from worker.lease import JobLease
-from worker.recovery import claim_job, finish_patiently, load_checkpoint
+from worker.recovery import claim_job, finish_patiently, load_checkpoint, patiently
 
 if TYPE_CHECKING:
     import numpy as np
@@ -157,14 +157,18 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         logger.error("job %r: refused, not a job id", job_id)
         return {"status": "refused"}
     store, storage = get_job_store(), get_storage()
-    record = store.get(job_id)
+    record = patiently(job_id, "load the job", lambda: store.get(job_id))
     if record is None:
         logger.warning("job %s: no record (expired or never created); nothing to do", job_id)
         return {"status": "missing"}
     hostname = str(self.request.hostname or "worker")
     store.worker_seen(hostname)
     settings = get_settings()
-    claim = claim_job(store, job_id, hostname, settings.job_lease_seconds, settings.job_max_attempts)
+    claim = patiently(
+        job_id,
+        "claim the job",
+        lambda: claim_job(store, job_id, hostname, settings.job_lease_seconds, settings.job_max_attempts),
+    )
     if claim.outcome == "exhausted":
         message = (
             f"gave up after {claim.attempts} attempt(s): the worker running it stopped each time (crashed, "

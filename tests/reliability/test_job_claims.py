@@ -87,3 +87,24 @@ def test_cleanup_deletes_expired_jobs_files_and_delete_job_removes_one_now(
     assert store.get(deleted) is None and not storage.exists(content_key(deleted))
     assert cleanup(expired_store, storage).expired_jobs == []  # each job is handed out once
     assert sorted(store.redis.keys("*")) == sorted([f"atelier:job:{kept}", "atelier:finished"])
+
+
+def test_cleanup_fails_a_running_job_that_no_worker_will_resume(store: JobStore, tmp_path: object) -> None:
+    # E.g. the hard time limit killed its process: Celery acknowledged the message, nothing redelivers it.
+    abandoned, alive = new_job_id(), new_job_id()
+    for job_id in (abandoned, alive):
+        store.create(job_id, OPTIONS, style_count=1)
+    store.claim(abandoned, "dead", lease_seconds=0.05, max_attempts=3)
+    store.claim(alive, "busy", lease_seconds=30, max_attempts=3)
+    time.sleep(0.3)
+
+    report = cleanup(store, LocalStorage(tmp_path), abandon_after=0.2)  # type: ignore[arg-type]
+
+    assert report.abandoned_jobs == [abandoned]
+    failed = store.get(abandoned)
+    assert failed.status == "failed" and "no worker resumed it" in failed.error
+    assert store.redis.ttl(f"atelier:job:{abandoned}") > 0  # it expires like any finished job
+    assert store.get(alive).status == "running"
+    assert store.claim(abandoned, "late", lease_seconds=1, max_attempts=3).outcome == "finished"
+    store.finish(alive, "succeeded")
+    assert not store.redis.exists("atelier:running")  # the index empties as jobs finish

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, Response, expect, sync_playwright
 
 from app.security import CONTENT_SECURITY_POLICY
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP
@@ -40,12 +40,12 @@ def browse_under_the_servers_policy(stack: Stack) -> dict[str, object]:
             page = context.new_page()
             page.on("console", lambda message: console.append(message.text))
             page.on("pageerror", lambda error: console.append(f"page error: {error}"))
-            page.on(
-                "response",
-                lambda response: policies.add(response.headers.get("content-security-policy"))
-                if response.request.resource_type == "document"
-                else None,
-            )
+
+            def record_policy(response: Response) -> None:
+                if response.request.resource_type == "document":
+                    policies.add(response.headers.get("content-security-policy"))
+
+            page.on("response", record_policy)
             seen["short_job"] = run_a_short_job(page)
             seen["long_job"], seen["cookie_visible_to_script"] = cancel_a_long_job(page)
         finally:
