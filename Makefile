@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test soak lint audit bench system-deps install clean
+.PHONY: run test soak lint audit bench bench-service system-deps install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ audit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/engine.py $(BENCH_ARGS)
+
+bench-service: system-deps $(STAMP)
+	$(PY) bench/service.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

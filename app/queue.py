@@ -23,7 +23,14 @@ def get_celery_client() -> Celery:
     return client
 
 
-def enqueue(job_id: str) -> None:
-    """Put the job on the Celery queue; raises (kombu/redis errors) if the broker cannot take it."""
+def queue_for(size: int) -> str:
+    """The queue a job of this output size goes to: large jobs to the GPU queue when one is set."""
     settings = get_settings()
-    get_celery_client().send_task(TASK_NAME, args=[job_id], queue=settings.queue_name, task_id=job_id)
+    if settings.large_job_queue and size >= settings.large_job_min_size:
+        return settings.large_job_queue
+    return settings.queue_name
+
+
+def enqueue(job_id: str, size: int) -> None:
+    """Put the job on its Celery queue; raises (kombu/redis errors) if the broker cannot take it."""
+    get_celery_client().send_task(TASK_NAME, args=[job_id], queue=queue_for(size), task_id=job_id)

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         60, gt=0, description="How often each worker deletes expired jobs' files."
     )
     queue_name: str = Field("atelier", description="Celery queue the web sends jobs to.")
+    large_job_queue: str = Field(
+        "", description="Queue for jobs of at least large_job_min_size px (e.g. gpu); empty: one queue for all."
+    )
+    large_job_min_size: int = Field(512, ge=32, description="Output side from which a job is large.")
     max_queued_jobs: int = Field(
         100, ge=1, description="Jobs that may wait at once; more get 503 with Retry-After."
     )

@@ -222,7 +222,7 @@ def _store_and_enqueue(
             max_queued=settings.max_queued_jobs,
         )
         stage = "sending the job to the queue"
-        enqueue(job_id)
+        enqueue(job_id, int(options["size"]))
     except QueueFull as error:
         logger.warning("job %s: refused, the queue is full; removing its images", job_id)
         _undo(job_id)

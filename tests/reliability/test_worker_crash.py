@@ -27,6 +27,14 @@ CRASH_ENV = {
 ITERATIONS = 80
 
 
+def _checkpoint_step(stack: Stack, job_id: str) -> int:
+    """The step of the job's last checkpoint, as the killed run left it (not 0: it ran past step 10)."""
+    with stack.redis() as redis:
+        record = JobStore(redis, ttl_seconds=600).get(job_id)
+    assert record is not None and record.checkpoint_step >= 10 and record.checkpoint_step % 10 == 0
+    return record.checkpoint_step
+
+
 def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
     stack_factory: Callable[..., Stack],
 ) -> None:
@@ -47,6 +55,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
 
     first_worker = kill(crashing, "worker")  # SIGKILL: no ack, no status update, nothing saved
     killed_at = time.monotonic()
+    checkpoint = _checkpoint_step(crashing, job_id)
     start_worker(crashing, "worker-2", template=first_worker)
     during = crashing.status(job_id)
     final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
@@ -57,7 +66,6 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
     assert final["attempts"] == 2  # the status shows the retry
     assert final["stats"]["steps"] == ITERATIONS
     second_log = crashing.processes["worker-2"].tail(400)
-    checkpoint = (before["step"] // 10) * 10
     assert f"job {job_id}: redelivered after its worker stopped; attempt 2 of 3" in second_log
     assert f"job {job_id}: resuming from the checkpoint of step {checkpoint}" in second_log
     assert f"job {job_id}: succeeded" in second_log
@@ -116,10 +124,11 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
 
     kill_pool_child(worker)
     killed_at = time.monotonic()
+    checkpoint = _checkpoint_step(crashing, job_id)
     final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
 
     assert final["status"] == "succeeded", final
     assert final["attempts"] == 2 and final["stats"]["steps"] == ITERATIONS
     log = worker.tail(600)
-    assert f"job {job_id}: resuming from the checkpoint of step {(before['step'] // 10) * 10}" in log
+    assert f"job {job_id}: resuming from the checkpoint of step {checkpoint}" in log
     assert time.monotonic() - killed_at < 28  # well before the 30 s visibility timeout
