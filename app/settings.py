@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     )
     queue_name: str = Field("atelier", description="Celery queue the web sends jobs to.")
     large_job_queue: str = Field(
-        "", description="Queue for jobs of at least large_job_min_size px (e.g. gpu); empty: one queue for all."
+        "", description="Queue for jobs of at least large_job_min_size px (e.g. gpu); empty: one for all."
     )
     large_job_min_size: int = Field(512, ge=32, description="Output side from which a job is large.")
     max_queued_jobs: int = Field(
