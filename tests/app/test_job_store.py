@@ -6,9 +6,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from redis import Redis
 
 from app.jobs import FINISHED_KEY, QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
+from tests.support.scratch import scratch_job_store
 from tests.support.stack import Stack
 
 OPTIONS = {"size": 64, "iterations": 10}
@@ -16,11 +16,7 @@ OPTIONS = {"size": 64, "iterations": 10}
 
 @pytest.fixture
 def store(stack: Stack) -> Iterator[JobStore]:
-    redis = Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + "/3", decode_responses=True)
-    redis.flushdb()
-    yield JobStore(redis, ttl_seconds=600)
-    redis.flushdb()
-    redis.close()
+    yield from scratch_job_store(stack, 3)
 
 
 def test_create_get_and_queue_positions(store: JobStore) -> None:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -75,6 +76,16 @@ def kill_all(process: subprocess.Popen[str]) -> None:
 def first_line(process: subprocess.Popen[str]) -> str:
     assert process.stdout is not None
     return process.stdout.readline().strip()
+
+
+def inspect_worker(redis_url: str, hostname: str, command: str) -> Any:
+    """`celery inspect COMMAND` for one worker node, through the broker; its JSON answer."""
+    answer = subprocess.run(
+        [str(VENV_BIN / "celery"), "--broker", redis_url, "inspect", command, "--json",
+         "--destination", f"celery@{hostname}", "--timeout", "5"],
+        env=script_env(), capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(answer.stdout)[f"celery@{hostname}"]
 
 
 def test_each_worker_claims_its_own_gpu_until_it_exits(host_with_two_gpus: dict[str, str]) -> None:
@@ -196,47 +207,11 @@ def test_worker_takes_the_queues_it_is_told_and_answers_the_healthcheck(
             assert time.monotonic() < deadline, f"never healthy: {check.stderr}\n{log_path.read_text()}"
             time.sleep(1)
 
-        queues = subprocess.run(
-            [
-                str(VENV_BIN / "celery"),
-                "--broker",
-                redis_url,
-                "inspect",
-                "active_queues",
-                "--json",
-                "--destination",
-                f"celery@{hostname}",
-                "--timeout",
-                "5",
-            ],
-            env=script_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        consumed = json.loads(queues.stdout)[f"celery@{hostname}"]
-        assert sorted(queue["name"] for queue in consumed) == ["cpu", "gpu"]
-        stats = subprocess.run(
-            [
-                str(VENV_BIN / "celery"),
-                "--broker",
-                redis_url,
-                "inspect",
-                "stats",
-                "--json",
-                "--destination",
-                f"celery@{hostname}",
-                "--timeout",
-                "5",
-            ],
-            env=script_env(),
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        worker_stats = json.loads(stats.stdout)[f"celery@{hostname}"]
-        assert worker_stats["pool"]["max-concurrency"] == 1
-        assert worker_stats["prefetch_count"] == 1
+        queues = inspect_worker(redis_url, hostname, "active_queues")
+        assert sorted(queue["name"] for queue in queues) == ["cpu", "gpu"]
+        stats = inspect_worker(redis_url, hostname, "stats")
+        assert stats["pool"]["max-concurrency"] == 1
+        assert stats["prefetch_count"] == 1
 
         assert healthcheck(redis_url, "some-other-container").returncode != 0
     finally:

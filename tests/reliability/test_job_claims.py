@@ -7,11 +7,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from redis import Redis
 
 from app.jobs import JobStore, new_job_id
 from app.retention import cleanup, delete_job
 from app.storage import LocalStorage, content_key, result_key
+from tests.support.scratch import scratch_job_store
 from tests.support.stack import Stack
 
 OPTIONS = {"size": 64, "iterations": 10}
@@ -19,11 +19,7 @@ OPTIONS = {"size": 64, "iterations": 10}
 
 @pytest.fixture
 def store(stack: Stack) -> Iterator[JobStore]:
-    redis = Redis.from_url(stack.redis_url.rsplit("/", 1)[0] + "/4", decode_responses=True)
-    redis.flushdb()
-    yield JobStore(redis, ttl_seconds=600)
-    redis.flushdb()
-    redis.close()
+    yield from scratch_job_store(stack, 4)
 
 
 def test_a_redelivered_running_job_waits_for_the_lease_then_resumes_until_the_cap(store: JobStore) -> None:
