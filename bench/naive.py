@@ -59,9 +59,9 @@ class NaiveStylizer:
         out = self.features(self.image)
         content_target = self.features(self.content)
         style_target = self.features(self.style)  # recomputed every step: the naive part
-        content = tf.add_n(
-            [tf.reduce_mean((out[n] - content_target[n]) ** 2) for n in CONTENT_LAYERS]
-        ) / len(CONTENT_LAYERS)
+        content = tf.add_n([tf.reduce_mean((out[n] - content_target[n]) ** 2) for n in CONTENT_LAYERS]) / len(
+            CONTENT_LAYERS
+        )
         style = tf.add_n(
             [tf.reduce_mean((gram(out[n]) - gram(style_target[n])) ** 2) for n in STYLE_LAYERS]
         ) / len(STYLE_LAYERS)
