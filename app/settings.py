@@ -47,7 +47,8 @@ class Settings(BaseSettings):
     )
     xla: Literal["auto", "on", "off"] = Field(
         "auto",
-        description="Compile the engine's steps with XLA; auto: on with a GPU, off on CPU (slower there).",
+        description="Compile the engine's steps with XLA; auto: on with a GPU, off on CPU "
+        "(no faster there, more memory).",
     )
 
     # --- upload limits ---------------------------------------------------------------------------
