@@ -35,23 +35,29 @@ def _checkpoint_step(stack: Stack, job_id: str) -> int:
     return record.checkpoint_step
 
 
-def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
-    stack_factory: Callable[..., Stack],
-) -> None:
-    crashing = stack_factory("worker-crash", CRASH_ENV)
-    response = crashing.submit(
-        png_bytes(48, 48, seed=70),
-        [png_bytes(48, 48, seed=71)],
+def _submit_and_run_past_first_checkpoint(stack: Stack, seed: int, timeout: float) -> str:
+    """Submit an ITERATIONS-step job and return its id once it runs past step 15 (checkpoint at 10)."""
+    response = stack.submit(
+        png_bytes(48, 48, seed=seed),
+        [png_bytes(48, 48, seed=seed + 1)],
         size=32,
         iterations=ITERATIONS,
         preview_every=0,
     )
     job_id = response.json()["id"]
-    before = crashing.wait_for(job_id, {"running", "succeeded"}, on_poll=None, timeout=60)
-    while before["status"] == "running" and before["step"] < 15:  # past the checkpoint of step 10
+    status = stack.wait_for(job_id, {"running", "succeeded"}, timeout=timeout)
+    while status["status"] == "running" and status["step"] < 15:
         time.sleep(0.02)
-        before = crashing.status(job_id)
-    assert before["status"] == "running", "the job finished before the worker could be killed"
+        status = stack.status(job_id)
+    assert status["status"] == "running", "the job finished before its worker could be killed"
+    return job_id
+
+
+def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    crashing = stack_factory("worker-crash", CRASH_ENV)
+    job_id = _submit_and_run_past_first_checkpoint(crashing, seed=70, timeout=60)
 
     first_worker = kill(crashing, "worker")  # SIGKILL: no ack, no status update, nothing saved
     killed_at = time.monotonic()
@@ -108,19 +114,7 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
     # and (task_reject_on_worker_lost) puts the job straight back on the queue, no visibility wait.
     crashing = stack_factory("pool-crash", CRASH_ENV)
     worker = start_worker(crashing, "prefork", template=kill(crashing, "worker"), pool="prefork")
-    response = crashing.submit(
-        png_bytes(48, 48, seed=74),
-        [png_bytes(48, 48, seed=75)],
-        size=32,
-        iterations=ITERATIONS,
-        preview_every=0,
-    )
-    job_id = response.json()["id"]
-    before = crashing.wait_for(job_id, {"running", "succeeded"}, timeout=90)
-    while before["status"] == "running" and before["step"] < 15:
-        time.sleep(0.02)
-        before = crashing.status(job_id)
-    assert before["status"] == "running", "the job finished before its pool process could be killed"
+    job_id = _submit_and_run_past_first_checkpoint(crashing, seed=74, timeout=90)
 
     kill_pool_child(worker)
     killed_at = time.monotonic()
