@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
@@ -16,11 +16,12 @@ from app.logs import configure_logging
 from app.routes import events, health, jobs, pages
 from app.security import SecurityHeaders
 from app.settings import get_settings
-from app.templating import STATIC_DIR
+from app.templating import STATIC_DIR, templates
 
 logger = logging.getLogger(__name__)
 
 REDIS_RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 while Redis is unreachable
+REDIS_UNAVAILABLE = "the job store (Redis) is unavailable; try again"
 
 # Multipart framing and option fields on top of the images themselves.
 FORM_OVERHEAD_BYTES = 1024 * 1024
@@ -46,14 +47,22 @@ async def _validation_error_handler(request: Request, exc: RequestValidationErro
     )
 
 
-async def _redis_error_handler(request: Request, exc: RedisError) -> JSONResponse:
+async def _redis_error_handler(request: Request, exc: RedisError) -> Response:
     logger.error("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
     # Retry-After: Redis restarts take seconds; clients (and the pages' scripts) try again after it.
-    return JSONResponse(
-        status_code=503,
-        content={"detail": "the job store (Redis) is unavailable; try again"},
-        headers={"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)},
-    )
+    headers = {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)}
+    if _is_page(request):
+        sentence = REDIS_UNAVAILABLE[0].upper() + REDIS_UNAVAILABLE[1:] + "."
+        return templates.TemplateResponse(
+            request, "unavailable.html", {"message": sentence}, status_code=503, headers=headers
+        )
+    return JSONResponse(status_code=503, content={"detail": REDIS_UNAVAILABLE}, headers=headers)
+
+
+def _is_page(request: Request) -> bool:
+    """A browser page (HTML), as opposed to the JSON API, health checks and event streams."""
+    path = request.url.path
+    return request.method == "GET" and not path.startswith(("/api/", "/healthz", "/readyz", "/static/"))
 
 
 def create_app() -> FastAPI:

@@ -63,6 +63,7 @@ def test_jobs_survive_a_redis_restart_and_the_web_answers_503_meanwhile(
     for name in ("status", "events", "result", "page", "submit"):
         assert probes[name].headers.get("Retry-After", "").isdigit(), name
         assert "unavailable" in probes[name].text, name
+    assert probes["page"].headers["content-type"].startswith("text/html")  # a page, not JSON, for people
     assert probes["upload page"].status_code == 200  # needs no Redis
     known_jobs = [running, *queued]  # the refused submission left no files behind
     assert all(any(job in path for job in known_jobs) for path in persistent.stored_files())
