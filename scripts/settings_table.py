@@ -1,6 +1,6 @@
 """Print the Markdown table of every Atelier setting, for README.md (tests/test_docs.py keeps them equal).
 
-    .venv/bin/python scripts/settings_table.py
+.venv/bin/python scripts/settings_table.py
 """
 
 from __future__ import annotations
