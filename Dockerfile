@@ -45,6 +45,7 @@ RUN python /build/requirements.py /build/pyproject.toml worker tf-gpu > /build/r
 # ---- web ----------------------------------------------------------------------------------------------------
 FROM base AS web
 COPY --from=deps-web /opt/venv /opt/venv
+COPY core ./core
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
@@ -56,11 +57,12 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
 CMD ["uvicorn", "app.main:app", "--host", "0.0.0.0", "--port", "8000"]
 
 # ---- weights: fetched once at build time (MD5-checked by the engine), so a worker starts without internet ----
-# Only the engine (and the settings its CLI reads) is copied, so other code changes do not download them again.
+# Only the engine, its CLI and the core settings it reads is copied, so other code changes do not download them again.
 FROM deps-worker-cpu AS weights
 COPY pyproject.toml README.md /src/
-COPY app/__init__.py app/settings.py /src/app/
+COPY core /src/core
 COPY worker/__init__.py /src/worker/__init__.py
+COPY worker/cli.py /src/worker/cli.py
 COPY worker/engine /src/worker/engine
 RUN pip install --no-deps -e /src \
     && atelier fetch-weights --model-dir /models
@@ -69,7 +71,7 @@ RUN pip install --no-deps -e /src \
 FROM base AS worker-cpu
 COPY --from=deps-worker-cpu /opt/venv /opt/venv
 COPY pyproject.toml README.md ./
-COPY app ./app
+COPY core ./core
 COPY worker ./worker
 COPY --chmod=0755 docker/start-worker.sh docker/claim-gpu.sh docker/worker-healthcheck.sh /usr/local/bin/
 # Registers the `atelier` command; the code stays in /app (editable install), where PYTHONPATH also points.
@@ -85,7 +87,7 @@ CMD ["start-worker.sh"]
 FROM base AS worker
 COPY --from=deps-worker-gpu /opt/venv /opt/venv
 COPY pyproject.toml README.md ./
-COPY app ./app
+COPY core ./core
 COPY worker ./worker
 COPY --chmod=0755 docker/start-worker.sh docker/claim-gpu.sh docker/worker-healthcheck.sh /usr/local/bin/
 RUN pip install --no-deps -e . \

@@ -15,8 +15,8 @@ from app.limits import BodySizeLimit
 from app.logs import configure_logging
 from app.routes import events, health, jobs, pages
 from app.security import SecurityHeaders
-from app.settings import get_settings
 from app.templating import STATIC_DIR, templates
+from core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 

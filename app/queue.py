@@ -9,9 +9,8 @@ from functools import lru_cache
 
 from celery import Celery
 
-from app.settings import get_settings
-
-TASK_NAME = "worker.tasks.stylize"
+from core.routing import TASK_NAME, queue_for
+from core.settings import get_settings
 
 
 @lru_cache
@@ -21,14 +20,6 @@ def get_celery_client() -> Celery:
     client.conf.broker_transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
     client.conf.broker_connection_retry_on_startup = False
     return client
-
-
-def queue_for(size: int) -> str:
-    """The queue a job of this output size goes to: large jobs to the GPU queue when one is set."""
-    settings = get_settings()
-    if settings.large_job_queue and size >= settings.large_job_min_size:
-        return settings.large_job_queue
-    return settings.queue_name
 
 
 def enqueue(job_id: str, size: int) -> None:

@@ -1,6 +1,6 @@
 """Per-client submission rate limit, counted in Redis so every web process shares it.
 
-A fixed one-minute window per client IP (key app.jobs.rate_limit_key): simple, one INCR per
+A fixed one-minute window per client IP (key core.jobs.rate_limit_key): simple, one INCR per
 submission, and at worst 2x the limit across a window boundary, which is enough to stop a script
 from flooding the queue. Behind a reverse proxy, run uvicorn with --proxy-headers and
 --forwarded-allow-ips so the client address is the real one, not the proxy's.
@@ -13,7 +13,7 @@ import time
 
 from redis import Redis
 
-from app.jobs import rate_limit_key
+from core.jobs import rate_limit_key
 
 WINDOW_SECONDS = 60
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.jobs import JobStatus
+from core.jobs import JobStatus
 
 
 class ErrorOut(BaseModel):

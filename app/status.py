@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from app.jobs import JobRecord, JobStore
+from core.jobs import JobRecord, JobStore
 
 
 def job_urls(job_id: str) -> dict[str, str]:

@@ -28,13 +28,13 @@ from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
 
 from app.job_tokens import hash_job_token, new_job_token
-from app.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
-from app.options import JobOptionsIn
 from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
-from app.settings import get_settings
-from app.storage import content_key, get_storage, style_key
 from app.uploads import CleanImage, UploadRejected, clean_image, read_limited
+from core.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
+from core.options import JobOptionsIn
+from core.settings import get_settings
+from core.storage import content_key, get_storage, style_key
 
 logger = logging.getLogger(__name__)
 

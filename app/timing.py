@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.options import PRESETS
+from core.options import PRESETS
 
 REFERENCE_SIDE = 256
 # Seconds per Adam step for a square REFERENCE_SIDE image.

@@ -16,7 +16,7 @@ eval "$("$PY" - <<'EOF'
 import shlex
 from urllib.parse import urlparse
 
-from app.settings import get_settings
+from core.settings import get_settings
 
 s = get_settings()
 url = urlparse(s.redis_url)

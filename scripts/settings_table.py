@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.settings import Settings  # noqa: E402
+from core.settings import Settings  # noqa: E402
 
 
 def settings_table() -> str:

@@ -12,9 +12,9 @@ import time
 from celery import Celery
 from celery.signals import worker_ready, worker_shutdown
 
-from app.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
-from app.retention import cleanup
-from app.settings import get_settings
+from core.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
+from core.retention import cleanup
+from core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 settings = get_settings()

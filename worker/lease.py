@@ -14,7 +14,7 @@ from types import TracebackType
 
 from redis.exceptions import RedisError
 
-from app.jobs import JobStore
+from core.jobs import JobStore
 
 logger = logging.getLogger(__name__)
 

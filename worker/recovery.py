@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from app.jobs import Claim, JobStatus, JobStore
-from app.storage import Storage, checkpoint_key
+from core.jobs import Claim, JobStatus, JobStore
+from core.storage import Storage, checkpoint_key
 
 if TYPE_CHECKING:
     import numpy as np

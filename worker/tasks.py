@@ -1,6 +1,6 @@
 """The Celery task: load a job by id, run the engine, report progress, store the result.
 
-Thin on purpose: job state goes through app.jobs, files through app.storage, the numeric work
+Thin on purpose: job state goes through core.jobs, files through core.storage, the numeric work
 through worker.engine (imported on first use, so a prefork parent never initialises TensorFlow).
 """
 
@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
-from app.jobs import JobRecord, JobStore, get_job_store, is_job_id
-from app.settings import get_settings
-from app.storage import (
+from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
+from core.routing import TASK_NAME
+from core.settings import get_settings
+from core.storage import (
     Storage,
     checkpoint_key,
     content_key,
@@ -149,7 +150,7 @@ class JobCallbacks:
             logger.warning("job %s: %s skipped, Redis down (the job goes on): %s", self.job_id, what, error)
 
 
-@app.task(name="worker.tasks.stylize", bind=True)
+@app.task(name=TASK_NAME, bind=True)
 def stylize(self: Any, job_id: str) -> dict[str, Any]:
     """Claim the job (or resume it after its worker crashed, see worker/recovery.py), run it under a
     lease; every outcome (success, cancel, error, time limit, too many attempts) ends up in the record."""

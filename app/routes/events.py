@@ -21,8 +21,8 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from app.jobs import FINISHED, get_job_store
 from app.status import public_status
+from core.jobs import FINISHED, get_job_store
 
 router = APIRouter(tags=["jobs"])
 

@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from app.jobs import WORKER_FRESH_SECONDS, get_job_store
 from app.schemas import ReadyOut
-from app.storage import get_storage
+from core.jobs import WORKER_FRESH_SECONDS, get_job_store
+from core.storage import get_storage
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])

@@ -11,15 +11,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
 
-from app import retention
 from app.job_tokens import request_holds_token, set_job_token_cookies
-from app.jobs import JobRecord, get_job_store, is_job_id
-from app.options import JobOptionsIn
 from app.schemas import ErrorOut, JobCreatedOut, JobStatusOut
-from app.settings import get_settings
 from app.status import job_urls, public_status
-from app.storage import content_key, get_storage, preview_key, result_key
 from app.submission import SubmissionError, admit_submission, client_address, submit_job
+from core import retention
+from core.jobs import JobRecord, get_job_store, is_job_id
+from core.options import JobOptionsIn
+from core.settings import get_settings
+from core.storage import content_key, get_storage, preview_key, result_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])

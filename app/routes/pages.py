@@ -14,10 +14,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.datastructures import UploadFile
 
 from app.job_tokens import request_holds_token, set_job_token_cookies
-from app.jobs import get_job_store
-from app.settings import get_settings
 from app.status import public_status
-from app.storage import get_storage, style_key
 from app.submission import (
     SubmissionError,
     admit_submission,
@@ -27,6 +24,9 @@ from app.submission import (
 )
 from app.templating import templates
 from app.timing import REFERENCE_NOTE, preset_choices
+from core.jobs import get_job_store
+from core.settings import get_settings
+from core.storage import get_storage, style_key
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.jobs import FINISHED_KEY, QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
+from core.jobs import FINISHED_KEY, QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
 from tests.support.scratch import scratch_job_store
 from tests.support.stack import Stack
 

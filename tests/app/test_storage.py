@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.storage import LocalStorage, check_key, content_key, preview_key, result_key, style_key
+from core.storage import LocalStorage, check_key, content_key, preview_key, result_key, style_key
 
 JOB = "0123456789abcdef0123456789abcdef"
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from app.settings import Settings
+from core.settings import Settings
 from tests.deploy.compose_files import (
     BASE_FILE,
     CPU_FILE,

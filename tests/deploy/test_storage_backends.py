@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from app.jobs import new_job_id
-from app.settings import Settings
-from app.storage import (
+from core.jobs import new_job_id
+from core.settings import Settings
+from core.storage import (
     LocalStorage,
     S3Storage,
     Storage,

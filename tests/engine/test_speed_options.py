@@ -113,7 +113,7 @@ def test_bad_scales_are_refused(scales: tuple[float, ...]) -> None:
 
 
 def test_cli_takes_scales_and_precision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from worker.engine.cli import main
+    from worker.cli import main
     from worker.engine.images import save_image
 
     content, style, out = tmp_path / "c.png", tmp_path / "s.png", tmp_path / "out.png"

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.jobs import JobStore, new_job_id
-from app.retention import cleanup, delete_job
-from app.storage import LocalStorage, content_key, result_key
+from core.jobs import JobStore, new_job_id
+from core.retention import cleanup, delete_job
+from core.storage import LocalStorage, content_key, result_key
 from tests.support.scratch import scratch_job_store
 from tests.support.stack import Stack
 

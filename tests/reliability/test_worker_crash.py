@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from app.jobs import JobStore, new_job_id
-from app.storage import LocalStorage, content_key, style_key
+from core.jobs import JobStore, new_job_id
+from core.storage import LocalStorage, content_key, style_key
 from tests.support.faults import kill, kill_pool_child, start_worker
 from tests.support.images import image_size, png_bytes
 from tests.support.stack import Stack

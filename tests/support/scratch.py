@@ -1,4 +1,4 @@
-"""A job store on an empty Redis database of the test stack's server, for unit tests of app.jobs."""
+"""A job store on an empty Redis database of the test stack's server, for unit tests of core.jobs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from redis import Redis
 
-from app.jobs import JobStore
+from core.jobs import JobStore
 from tests.support.stack import Stack
 
 

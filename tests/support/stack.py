@@ -177,7 +177,7 @@ class Stack:
     def cancel_in_store(self, job_id: str) -> None:
         """Cancel straight in the job store, as an operator could: for cleanup of jobs whose token
         this process does not hold (e.g. submitted by a browser)."""
-        from app.jobs import JobStore  # app/ is importable from the tests; kept local to this helper
+        from core.jobs import JobStore  # app/ is importable from the tests; kept local to this helper
 
         with self.redis() as redis:
             JobStore(redis, ttl_seconds=3600).request_cancel(job_id)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from app.settings import get_settings
+from core.settings import get_settings
 
 Preset = Literal["quick", "standard", "high"]
 

@@ -185,7 +185,7 @@ def _fetch_weights(args: argparse.Namespace) -> int:
 
 def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
     """--weights / --model-dir, else ATELIER_WEIGHTS / ATELIER_MODEL_DIR / ATELIER_WEIGHTS_SEED."""
-    from app.settings import get_settings  # pydantic only; the numeric modules never import app
+    from core.settings import get_settings  # pydantic only; the engine itself never imports the core
 
     try:
         settings = get_settings()
@@ -197,7 +197,7 @@ def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
 
 def _compute_settings(args: argparse.Namespace) -> tuple[str, str]:
     """--precision / --xla, else ATELIER_PRECISION / ATELIER_XLA."""
-    from app.settings import get_settings
+    from core.settings import get_settings
 
     try:
         settings = get_settings()

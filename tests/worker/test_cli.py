@@ -19,7 +19,7 @@ SCRIPT = Path(sys.executable).with_name("atelier")  # the console script pip ins
 
 
 def atelier(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "worker.engine.cli"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "worker.cli"]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),

@@ -3,7 +3,7 @@
 Redis expires a finished job's record by itself (JobStore.finish sets the TTL); storage has no TTL,
 so cleanup() deletes the files of those jobs, and forgets workers that have been silent for a day.
 Every worker runs cleanup() every ATELIER_CLEANUP_INTERVAL_SECONDS (worker/celery_app.py);
-`atelier-cleanup` (or `python -m app.retention`) runs one pass, e.g. from cron when no worker runs.
+`atelier-cleanup` (or `python -m core.retention`) runs one pass, e.g. from cron when no worker runs.
 No FastAPI import: the worker uses this module too.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from app.jobs import JobStore, get_job_store
-from app.settings import get_settings
-from app.storage import Storage, get_storage
+from core.jobs import JobStore, get_job_store
+from core.settings import get_settings
+from core.storage import Storage, get_storage
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from abc import ABC, abstractmethod
 from functools import lru_cache
 from pathlib import Path
 
-from app.jobs import is_job_id
-from app.settings import Settings, get_settings
+from core.jobs import is_job_id
+from core.settings import Settings, get_settings
 
 _KEY = re.compile(r"[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.-]*)*")
 HEALTH_KEY = "health/probe"
