@@ -12,10 +12,10 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 from app.limits import BodySizeLimit
-from app.logs import configure_logging
 from app.routes import events, health, jobs, pages
 from app.security import SecurityHeaders
 from app.templating import STATIC_DIR, templates
+from core.logs import configure_logging
 from core.settings import get_settings
 
 logger = logging.getLogger(__name__)

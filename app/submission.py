@@ -32,7 +32,7 @@ from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
 from app.uploads import CleanImage, UploadRejected, clean_image, read_limited
 from core.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
-from core.options import JobOptionsIn
+from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
 from core.storage import content_key, get_storage, style_key
 
@@ -141,8 +141,8 @@ async def submit_job(
         )
     try:
         resolved = options.resolve(style_count=len(styles))
-    except ValueError as error:
-        raise SubmissionError(422, f"style_blend: {error}", "style_blend") from error
+    except OptionValueError as error:
+        raise SubmissionError(422, f"{error.option}: {error}", error.option) from error
 
     content_image = await _clean_upload(content, "content")
     style_images = [await _clean_upload(style, "style") for style in styles]

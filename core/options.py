@@ -1,17 +1,19 @@
-"""Job options as a client sends them (JobOptionsIn) and as a job record keeps them (resolved dict).
+"""Job options as a client sends them (JobOptionsIn) and as a job record keeps them (resolve()).
 
-Pydantic only: the worker reads the resolved options back from the job store, so this module must
-not import FastAPI.
+Both are derived from the engine's option schema (worker.engine.options.option_specs(), stdlib
+only): one field per engine option under its public name, with the schema's type, bounds and
+help. What the service adds is here: the quality presets, the size and iteration limits
+(settings), the server's preview interval. Pydantic only, no FastAPI: the worker imports it too.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
 from core.settings import get_settings
+from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs
 
 Preset = Literal["quick", "standard", "high"]
 
@@ -24,9 +26,29 @@ PRESETS: dict[str, tuple[int, int]] = {
 }
 DEFAULT_PRESET: Preset = "quick"
 
+# The service fills these when a client leaves them out (instead of the engine's defaults).
+SERVICE_DEFAULTS = {
+    "size": "the quality preset's size",
+    "iterations": "the quality preset's steps",
+    "preview_every": "ATELIER_PREVIEW_EVERY",
+}
 
-def _split_floats(value: Any) -> Any:
-    """Accept style_blend as "0.7,0.3", as repeated form fields or as a JSON list."""
+
+class OptionValueError(ValueError):
+    """An option that cannot be used: the message is about ``option`` (its public name)."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(message)
+        self.option = option
+
+
+def _blank_to_none(value: Any) -> Any:
+    """HTML forms send empty strings for untouched inputs: treat them as "not given"."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+def _split_list(value: Any) -> Any:
+    """Accept a list option as "0.7,0.3", as repeated form fields or as a JSON list."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -35,28 +57,45 @@ def _split_floats(value: Any) -> Any:
         parts: list[Any] = []
         for item in value:
             if isinstance(item, str):
-                parts.extend(p.strip() for p in item.split(",") if p.strip())
+                parts.extend(part.strip() for part in item.split(",") if part.strip())
             else:
                 parts.append(item)
         return parts or None
     return value
 
 
-def _blank_to_none(value: Any) -> Any:
-    """HTML forms send empty strings for untouched number inputs: treat them as "not given"."""
-    return None if isinstance(value, str) and not value.strip() else value
+def _bounds(spec: OptionSpec) -> dict[str, Any]:
+    bounds: dict[str, Any] = {}
+    if spec.minimum is not None:
+        bounds["gt" if spec.above_minimum else "ge"] = spec.minimum
+    if spec.maximum is not None:
+        bounds["le"] = spec.maximum
+    if spec.kind in ("float", "floats"):
+        bounds["allow_inf_nan"] = False
+    return bounds
 
 
-Weight = Annotated[
-    float | None,
-    BeforeValidator(_blank_to_none),
-    Field(ge=0, allow_inf_nan=False),
-]
+def _description(spec: OptionSpec) -> str:
+    default = SERVICE_DEFAULTS.get(spec.public, spec.describe_default())
+    return f"{spec.help} Default: {default}."
 
 
-class JobOptionsIn(BaseModel):
-    """Options of a new job, as sent in the multipart form of POST /api/jobs (and the HTML form)."""
+def _field(spec: OptionSpec) -> tuple[Any, Any]:
+    """One option's pydantic field: optional (None = the default), typed and bounded by the schema."""
+    scalar: Any = {"int": int, "float": float, "bool": bool}.get(spec.kind)
+    if spec.kind == "choice":
+        scalar = Literal[spec.choices]  # type: ignore[valid-type]
+    if scalar is not None:
+        annotation: Any = Annotated[scalar | None, BeforeValidator(_blank_to_none)]
+        return annotation, Field(None, description=_description(spec), **_bounds(spec))
+    item: Any = (
+        Annotated[float, Field(**_bounds(spec))] if spec.kind == "floats" else Literal[spec.choices]  # type: ignore[valid-type]
+    )
+    annotation = Annotated[list[item] | None, BeforeValidator(_split_list)]
+    return annotation, Field(None, description=_description(spec), min_length=1)
 
+
+class _JobOptionsBase(BaseModel):
     # Extra fields are ignored here because a form also carries the file fields; the JSON route
     # refuses unknown option names itself (see app/routes/jobs.py).
     model_config = ConfigDict(extra="ignore")
@@ -66,32 +105,9 @@ class JobOptionsIn(BaseModel):
         description="quick (256 px, 100 steps), standard (512 px, 300 steps) or high (768 px, 500 steps). "
         "Fills size and iterations when they are not given; default quick.",
     )
-    size: Annotated[int | None, BeforeValidator(_blank_to_none)] = Field(
-        None, ge=32, description="Longest side of the output in pixels (32 .. ATELIER_MAX_SIZE)."
-    )
-    iterations: Annotated[int | None, BeforeValidator(_blank_to_none)] = Field(
-        None, ge=1, description="Optimisation steps (1 .. ATELIER_MAX_ITERATIONS)."
-    )
-    content_weight: Weight = Field(None, description="Content loss weight (>= 0); engine default if empty.")
-    style_weight: Weight = Field(None, description="Style loss weight (>= 0); engine default if empty.")
-    tv_weight: Weight = Field(
-        None, description="Weight of the total-variation (smoothness) loss (>= 0); engine default if empty."
-    )
-    preserve_colors: bool = Field(False, description="Keep the content image's colours (luminance transfer).")
-    optimizer: Literal["adam", "lbfgs"] = Field("adam", description="adam or lbfgs.")
-    style_blend: Annotated[
-        list[Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None, BeforeValidator(_split_floats)
-    ] = Field(
-        None,
-        description="One non-negative weight per style image, comma separated (e.g. '0.7,0.3'); "
-        "equal weights if empty.",
-    )
-    preview_every: Annotated[int | None, BeforeValidator(_blank_to_none)] = Field(
-        None, ge=0, description="Steps between live previews; 0: none; ATELIER_PREVIEW_EVERY if empty."
-    )
 
-    # The upper limits are settings, so they are checked here rather than in Field(le=...).
-    @field_validator("size")
+    # The upper limits are settings, so they are checked here rather than in the schema.
+    @field_validator("size", check_fields=False)
     @classmethod
     def _size_within_limit(cls, size: int | None) -> int | None:
         limit = get_settings().max_size
@@ -99,7 +115,7 @@ class JobOptionsIn(BaseModel):
             raise ValueError(f"must be at most {limit} pixels (ATELIER_MAX_SIZE)")
         return size
 
-    @field_validator("iterations")
+    @field_validator("iterations", check_fields=False)
     @classmethod
     def _iterations_within_limit(cls, iterations: int | None) -> int | None:
         limit = get_settings().max_iterations
@@ -107,48 +123,46 @@ class JobOptionsIn(BaseModel):
             raise ValueError(f"must be at most {limit} (ATELIER_MAX_ITERATIONS)")
         return iterations
 
-    @field_validator("style_blend")
-    @classmethod
-    def _blend_not_all_zero(cls, blend: list[float] | None) -> list[float] | None:
-        if blend is None:
-            return blend
-        if not any(weight > 0 for weight in blend):
-            raise ValueError("needs at least one weight above 0")
-        # Each weight is finite, but their sum may not be (1e308,1e308): the engine divides by it.
-        if not math.isfinite(sum(blend)):
-            raise ValueError("the weights are too large: their sum must be a finite number")
-        return blend
-
-    @model_validator(mode="after")
-    def _weights_not_all_zero(self) -> JobOptionsIn:
-        if self.content_weight == 0 and self.style_weight == 0:
-            raise ValueError("content_weight and style_weight cannot both be 0")
-        return self
-
     def resolve(self, style_count: int) -> dict[str, Any]:
-        """The options a job record keeps: preset applied, defaults filled, checked against the styles.
+        """What a job record keeps: every option under its public name, preset and defaults applied.
 
-        Raises ValueError (with a message naming the option) when style_blend does not match the
-        number of style images.
+        The engine's own checks run here (cross-option rules such as increasing scales), so a job
+        that would fail in the worker is refused at submission. Raises OptionValueError.
         """
+        settings = get_settings()
         preset = self.preset or DEFAULT_PRESET
         preset_size, preset_iterations = PRESETS[preset]
-        settings = get_settings()
-        size = self.size if self.size is not None else min(preset_size, settings.max_size)
-        iterations = self.iterations if self.iterations is not None else preset_iterations
-        if self.style_blend is not None and len(self.style_blend) != style_count:
-            raise ValueError(
-                f"style_blend has {len(self.style_blend)} weights but {style_count} style image(s) were sent"
+        values = self.model_dump(exclude={"preset"})
+        if values["size"] is None:
+            values["size"] = min(preset_size, settings.max_size)
+        if values["iterations"] is None:
+            values["iterations"] = min(preset_iterations, settings.max_iterations)
+        if values["preview_every"] is None:
+            values["preview_every"] = settings.preview_every
+        blend = values["style_blend"]
+        if blend is not None and len(blend) != style_count:
+            raise OptionValueError(
+                "style_blend",
+                f"has {len(blend)} weights but {style_count} style image(s) were sent",
             )
-        return {
-            "preset": preset,
-            "size": size,
-            "iterations": min(iterations, settings.max_iterations),
-            "content_weight": self.content_weight,
-            "style_weight": self.style_weight,
-            "tv_weight": self.tv_weight,
-            "preserve_colors": self.preserve_colors,
-            "optimizer": self.optimizer,
-            "style_blend": self.style_blend,
-            "preview_every": self.preview_every if self.preview_every is not None else settings.preview_every,
-        }
+        try:
+            options = StyleOptions.from_public(values)
+        except OptionsError as error:
+            raise _public_error(str(error)) from error
+        return {"preset": preset, **options.to_public()}
+
+
+def _public_error(message: str) -> OptionValueError:
+    """The engine names options by field (max_size); a client knows them by public name (size)."""
+    for spec in sorted(option_specs(), key=lambda spec: -len(spec.name)):
+        if message.startswith(spec.name):
+            return OptionValueError(spec.public, message[len(spec.name) :].strip())
+    return OptionValueError("options", message)
+
+
+JobOptionsIn: type[_JobOptionsBase] = create_model(  # type: ignore[call-overload]
+    "JobOptionsIn",
+    __base__=_JobOptionsBase,
+    __doc__="Options of a new job, as sent in the multipart form of POST /api/jobs (and the HTML form).",
+    **{spec.public: _field(spec) for spec in option_specs()},
+)

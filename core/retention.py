@@ -81,7 +81,7 @@ def cleanup(
 
 def main() -> None:
     """`atelier-cleanup`: one retention pass with the settings from the environment."""
-    from app.logs import configure_logging
+    from core.logs import configure_logging
 
     configure_logging(get_settings().log_level)
     report = cleanup()

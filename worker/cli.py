@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.images import load_image, output_format, save_image
-from worker.engine.options import INITS, OPTIMIZERS, PRECISIONS, StyleOptions
+from worker.engine.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
 
 logger = logging.getLogger("atelier")
 
@@ -51,24 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("content", type=Path, metavar="CONTENT")
     stylize.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="output file, .png or .jpg")
-    stylize.add_argument("--size", type=int, dest="max_size", help="longest output side (default 512)")
-    stylize.add_argument("--iterations", type=int, help="optimisation steps (default 1000)")
-    stylize.add_argument("--optimizer", choices=OPTIMIZERS, help="adam (default) or lbfgs")
-    stylize.add_argument("--content-weight", type=float, help="default 1e4")
-    stylize.add_argument("--style-weight", type=float, help="default 1e-2")
-    stylize.add_argument("--tv-weight", type=float, help="total variation weight, default 30")
-    stylize.add_argument("--style-blend", type=_weights, help="one weight per style image, e.g. 0.7,0.3")
-    stylize.add_argument("--style-scale", type=float, help="style size relative to the content (default 1)")
-    stylize.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
-    stylize.add_argument("--init", choices=INITS, help="starting image (default content)")
-    stylize.add_argument("--seed", type=int, help="seed of the noise start (default 0)")
+    for spec in option_specs():
+        _add_option_flag(stylize, spec)
     stylize.add_argument("--weights", help="imagenet, random or a weights file (default: ATELIER_WEIGHTS)")
     stylize.add_argument(
         "--model-dir", type=Path, help="ImageNet weights directory (default: ATELIER_MODEL_DIR)"
-    )
-    stylize.add_argument("--preview-every", type=int, help="also save OUT_<step> every N steps")
-    stylize.add_argument(
-        "--scales", type=_weights, help="coarse-to-fine sizes relative to --size, e.g. 0.25,0.5,1 (default 1)"
     )
     stylize.add_argument(
         "--precision", choices=PRECISIONS, help="convolutions' dtype (default: ATELIER_PRECISION)"
@@ -83,11 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _weights(text: str) -> tuple[float, ...]:
+def _add_option_flag(parser: argparse.ArgumentParser, spec: OptionSpec) -> None:
+    """One engine option as a flag: type, choices and help (with the default) from the option schema."""
+    saved_as = " Each preview is saved as OUT_<step>." if spec.public == "preview_every" else ""
+    help_text = f"{spec.help}{saved_as} (default: {spec.describe_default()})".replace("%", "%%")
+    if spec.kind == "bool":
+        parser.add_argument(spec.flag, dest=spec.name, action="store_true", default=None, help=help_text)
+        return
+    kinds: dict[str, dict[str, Any]] = {
+        "int": {"type": int, "metavar": "N"},
+        "float": {"type": float, "metavar": "X"},
+        "choice": {"choices": spec.choices},
+        "floats": {"type": _numbers, "metavar": "X,X,..."},
+        "names": {"type": _names, "metavar": "LAYER,..."},
+    }
+    parser.add_argument(spec.flag, dest=spec.name, help=help_text, **kinds[spec.kind])
+
+
+def _numbers(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,15 +119,9 @@ def _fail(code: int, error: Exception) -> int:
     return code
 
 
-_OPTION_ARGUMENTS = (
-    "max_size", "iterations", "optimizer", "content_weight", "style_weight", "tv_weight", "style_blend",
-    "style_scale", "init", "seed", "preview_every", "scales",
-)  # fmt: skip
-
-
 def _stylize(args: argparse.Namespace) -> int:
-    given = {name: getattr(args, name) for name in _OPTION_ARGUMENTS if getattr(args, name) is not None}
-    options = StyleOptions(preserve_colors=args.preserve_colors, **given)
+    given = {spec.name: getattr(args, spec.name) for spec in option_specs()}
+    options = StyleOptions(**{name: value for name, value in given.items() if value is not None})
     options.normalized_blend(len(args.styles))  # one --style-blend weight per style image
     output_format(args.output)  # refuse an unsupported extension before hours of work
     if not args.output.parent.is_dir():

@@ -29,13 +29,14 @@ from core.storage import (
     style_key,
 )
 from worker.celery_app import app
+from worker.engine.options import StyleOptions
 from worker.lease import JobLease
 from worker.recovery import claim_job, finish_patiently, load_checkpoint, patiently
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from worker.engine import FeatureExtractor, Progress, StyleOptions
+    from worker.engine import FeatureExtractor, Progress
 
 logger = logging.getLogger(__name__)
 
@@ -43,34 +44,24 @@ CANCEL_CHECK_SECONDS = 0.1  # one Redis EXISTS at most this often
 PREVIEW_JPEG_QUALITY = 85
 
 
-@functools.cache
-def _extractor(weights: str, model_dir: str, seed: int, precision: str, xla: str) -> FeatureExtractor:
-    """The VGG19 feature extractor, built once per process and weights/precision/XLA setting."""
+@functools.lru_cache(maxsize=4)
+def _extractor(
+    weights: str,
+    model_dir: str,
+    seed: int,
+    precision: str,
+    xla: str,
+    content_layers: tuple[str, ...],
+    style_layers: tuple[str, ...],
+) -> FeatureExtractor:
+    """The VGG19 feature extractor, built once per process and setting and layer choice."""
     from worker.engine import load_extractor
 
     jit_compile = {"on": True, "off": False}.get(xla)  # "auto" (None): the engine decides by device
     return load_extractor(
-        weights=weights, model_dir=model_dir, seed=seed, precision=precision, jit_compile=jit_compile
-    )
-
-
-def style_options(options: dict[str, Any]) -> StyleOptions:
-    """The engine's options from a job record's options (engine defaults for what the job leaves out)."""
-    from worker.engine import StyleOptions
-
-    chosen: dict[str, Any] = {
-        "max_size": int(options["size"]),
-        "iterations": int(options["iterations"]),
-        "optimizer": options.get("optimizer", "adam"),
-        "preserve_colors": bool(options.get("preserve_colors", False)),
-        "preview_every": int(options.get("preview_every") or 0),
-    }
-    for name in ("content_weight", "style_weight", "tv_weight"):
-        if options.get(name) is not None:
-            chosen[name] = float(options[name])
-    if options.get("style_blend"):
-        chosen["style_blend"] = tuple(float(weight) for weight in options["style_blend"])
-    return StyleOptions(**chosen)
+        weights=weights, model_dir=model_dir, seed=seed, precision=precision, jit_compile=jit_compile,
+        content_layers=content_layers, style_layers=style_layers,
+    )  # fmt: skip
 
 
 class JobCallbacks:
@@ -234,13 +225,14 @@ def _run(
     from worker.engine.images import encode_image, load_image
 
     settings = get_settings()
-    engine_options = style_options(record.options)
+    engine_options = StyleOptions.from_public(record.options)
     content = load_image(storage.read_bytes(content_key(job_id)))
     styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)]
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
     extractor = _extractor(
-        settings.weights, str(settings.model_dir), settings.weights_seed, settings.precision, settings.xla
-    )
+        settings.weights, str(settings.model_dir), settings.weights_seed, settings.precision, settings.xla,
+        engine_options.content_layers, engine_options.style_layers,
+    )  # fmt: skip
     result = run_engine(
         content,
         styles,

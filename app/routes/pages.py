@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
 from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.status import public_status
 from app.submission import (
@@ -31,20 +32,9 @@ from core.storage import get_storage, style_key
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 # Form fields that have their own error slot on the upload page; other errors show at the top only.
-FIELDS_WITH_ERROR_SLOT = frozenset(
-    {
-        "content",
-        "style",
-        "style_blend",
-        "preset",
-        "size",
-        "iterations",
-        "style_weight",
-        "tv_weight",
-        "optimizer",
-        "preview_every",
-    }
-)
+FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset"} | {
+    field.name for _, fields in option_groups(get_settings()) for field in fields
+})  # fmt: skip
 
 
 def render_not_found(request: Request, message: str = "There is no page at this address.") -> HTMLResponse:
@@ -65,6 +55,7 @@ def _render_index(
         "timing_note": REFERENCE_NOTE,
         "limits": settings,
         "values": values or {},
+        "option_groups": option_groups(settings),
         "error": error,
         "field_errors": field_errors,
     }
@@ -75,8 +66,8 @@ def _render_index(
 
 @router.get("/", response_class=HTMLResponse)
 def upload_page(request: Request) -> HTMLResponse:
-    """The upload form."""
-    return _render_index(request)
+    """The upload form; a "same settings again" link fills it in from its query string."""
+    return _render_index(request, values=form_values_from_query(request.query_params))
 
 
 def _chosen_files(values: list[Any]) -> list[UploadFile]:
@@ -141,7 +132,13 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
     status = public_status(record, store)
     # Only the submitting browser (it holds the job's token cookie) is offered the Cancel button.
     can_cancel = request_holds_token(request, store.token_hash(job_id))
-    return templates.TemplateResponse(request, "job.html", {"job": status, "can_cancel": can_cancel})
+    context = {
+        "job": status,
+        "can_cancel": can_cancel,
+        "settings_rows": settings_rows(record.options),
+        "same_settings_url": same_settings_url(record.options),
+    }
+    return templates.TemplateResponse(request, "job.html", context)
 
 
 @router.post("/jobs/{job_id}/cancel")

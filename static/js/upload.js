@@ -262,12 +262,12 @@
     const options = job.options || {};
     const preset = form.querySelector(`input[name=preset][value="${options.preset}"]`);
     if (preset) preset.checked = true;
-    for (const name of ["size", "iterations", "style_weight", "tv_weight", "preview_every"]) {
-      const input = document.getElementById(name);
-      if (input && options[name] !== null && options[name] !== undefined) input.value = options[name];
+    // Every Advanced-panel input carries data-option and is named after its option.
+    for (const input of form.querySelectorAll("[data-option]")) {
+      const value = options[input.name];
+      if (input.type === "checkbox") input.checked = Boolean(value);
+      else if (value !== null && value !== undefined) input.value = Array.isArray(value) ? value.join(",") : value;
     }
-    if (options.optimizer) document.getElementById("optimizer").value = options.optimizer;
-    document.getElementById("preserve_colors").checked = Boolean(options.preserve_colors);
     if (Array.isArray(options.style_blend) && options.style_blend.length === 2) {
       const total = options.style_blend[0] + options.style_blend[1];
       blendInput.value = String(total > 0 ? options.style_blend[0] / total : 0.5);

@@ -41,7 +41,7 @@ OVER_PIXEL_LIMIT = flat_png_bytes(1100, 1000)  # small file, 1.1 M pixels > ATEL
         (GOOD, [STYLE], {"content_weight": 0, "style_weight": 0}, 422, "cannot both be 0"),
         (GOOD, [STYLE], {"optimizer": "sgd"}, 422, "optimizer"),
         (GOOD, [STYLE], {"preset": "ultra"}, 422, "preset"),
-        (GOOD, [STYLE], {"style_blend": "0.5,0.5"}, 422, "style_blend has 2 weights but 1 style image"),
+        (GOOD, [STYLE], {"style_blend": "0.5,0.5"}, 422, "style_blend: has 2 weights but 1 style image"),
         (GOOD, [STYLE], {"style_blend": "0"}, 422, "style_blend: needs at least one weight above 0"),
         (GOOD, [STYLE], {"iteration": 5}, 422, "unknown field(s): iteration"),
     ],

@@ -15,7 +15,7 @@ assert "tensorflow" not in sys.modules, "checking files and options must not loa
 from worker.engine import StyleOptions, load_extractor, stylize
 import worker.engine.model, worker.engine.optimize
 assert "tensorflow" in sys.modules
-loaded = sorted(name for name in ("celery", "fastapi", "redis", "app") if name in sys.modules)
+loaded = sorted(name for name in ("celery", "fastapi", "redis", "app", "core") if name in sys.modules)
 assert not loaded, f"the engine imported {loaded}"
 """
 

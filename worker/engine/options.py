@@ -1,4 +1,9 @@
-"""StyleOptions: every tunable of one style-transfer run, validated once, in one frozen dataclass.
+"""StyleOptions: every tunable of one style-transfer run, declared once with its help and bounds.
+
+This module is the option schema of the whole product: the API and form model (core/options.py),
+the CLI flags and their help (worker/cli.py), the page's Advanced panel and Settings list and the
+options table in docs/options.md are all derived from ``option_specs()``. It imports only the
+standard library, so the web can read it without loading TensorFlow.
 
 Defaults follow the TensorFlow style-transfer tutorial (tensorflow/docs,
 site/en/tutorials/generative/style_transfer.ipynb): images in [0, 1], Adam(learning_rate=0.02,
@@ -8,8 +13,9 @@ beta_1=0.99, epsilon=0.1), style_weight=1e-2, content_weight=1e4, total_variatio
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from typing import Any, Literal
 
 from worker.engine.errors import OptionsError
 
@@ -21,93 +27,179 @@ DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
     "block4_conv1",
     "block5_conv1",
 )
+# VGG19's convolution layers, the ones content_layers and style_layers may name.
+VGG19_CONV_LAYERS: tuple[str, ...] = tuple(
+    f"block{block}_conv{conv}"
+    for block, convs in ((1, 2), (2, 2), (3, 4), (4, 4), (5, 4))
+    for conv in range(1, convs + 1)
+)
 OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # load_extractor(precision=...)
 INITS = ("content", "style", "noise")
 MIN_SIZE = 16
 MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
 
+# Where an option sits on the page's Advanced panel, in this order.
+GROUPS = ("Picture", "Loss weights", "Optimiser", "Layers", "Previews")
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option as every interface sees it."""
+
+    name: str  # the StyleOptions field
+    public: str  # its name in the API, the form, the job record and (dashed) on the command line
+    kind: Literal["int", "float", "bool", "choice", "floats", "names"]
+    default: Any
+    help: str
+    label: str  # the page's label
+    group: str
+    minimum: float | None = None
+    maximum: float | None = None
+    above_minimum: bool = False  # the minimum itself is not allowed
+    choices: tuple[str, ...] = ()  # for "choice", and the allowed items of "names"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.public.replace("_", "-")
+
+    def describe_default(self) -> str:
+        """The default as a person reads it (help texts, docs)."""
+        if self.default is None:
+            return "none"
+        if isinstance(self.default, tuple):
+            return ",".join(_format_number(item) for item in self.default)
+        if isinstance(self.default, bool):
+            return "on" if self.default else "off"
+        return _format_number(self.default)
+
+
+def _format_number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _option(default: Any, help: str, label: str, group: str, **info: Any) -> Any:
+    """A StyleOptions field with its schema entry (help, page label and group, bounds, public name)."""
+    return field(default=default, metadata={"option": {"help": help, "label": label, "group": group, **info}})
+
 
 @dataclass(frozen=True)
 class StyleOptions:
-    max_size: int = 512  # longest side of the output; larger content images are scaled down
-    iterations: int = 1000
-    optimizer: Literal["adam", "lbfgs"] = "adam"
-    content_weight: float = 1e4
-    style_weight: float = 1e-2
-    tv_weight: float = 30.0
-    style_blend: tuple[float, ...] | None = None  # one weight per style image; None = equal
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: tuple[float, ...] | None = None  # one per style layer; None = equal
-    init: Literal["content", "style", "noise"] = "content"
-    seed: int = 0
-    preserve_colors: bool = False  # keep the content's colours: only luminance is stylized
-    style_scale: float = 1.0  # style images' longest side relative to the content's
-    preview_every: int = 0  # 0 = no previews
-    learning_rate: float = 0.02
-    beta_1: float = 0.99
-    epsilon: float = 0.1
-    # Coarse-to-fine: sizes relative to max_size, increasing, ending at 1.0; the iterations are split
-    # equally between them (the remainder goes to the full size), the image upsampled in between.
-    scales: tuple[float, ...] = (1.0,)
+    max_size: int = _option(
+        512, "Longest side of the output in pixels; larger content images are scaled down.",
+        "Size (longest side, px)", "Picture", public="size", minimum=32,
+    )  # fmt: skip
+    iterations: int = _option(1000, "Optimisation steps.", "Iterations (steps)", "Picture", minimum=1)
+    init: Literal["content", "style", "noise"] = _option(
+        "content", "Starting image: the content photo, the (first) style image or random noise.",
+        "Start from", "Picture", choices=INITS,
+    )  # fmt: skip
+    seed: int = _option(
+        0, "Seed of the random start (init noise); the same seed and settings give the same picture.",
+        "Seed", "Picture", minimum=0, maximum=2**31 - 1,
+    )  # fmt: skip
+    style_scale: float = _option(
+        1.0, "Size of the style image relative to the output: larger gives bigger brush strokes.",
+        "Brush-stroke size (style scale)", "Picture", minimum=0, above_minimum=True, maximum=MAX_STYLE_SCALE,
+    )  # fmt: skip
+    preserve_colors: bool = _option(
+        False, "Keep the content's colours: only the luminance is stylized.", "Preserve the photo's colours",
+        "Picture",
+    )  # fmt: skip
+    style_blend: tuple[float, ...] | None = _option(
+        None, "One weight (>= 0) per style image, comma separated, e.g. 0.7,0.3; equal weights if empty.",
+        "Style mix", "Picture", minimum=0,
+    )  # fmt: skip
+    content_weight: float = _option(
+        1e4, "Weight of the content loss: higher keeps more of the photo.", "Content weight", "Loss weights",
+        minimum=0,
+    )  # fmt: skip
+    style_weight: float = _option(
+        1e-2, "Weight of the style loss: higher paints more texture over the photo.",
+        "Style strength (style weight)", "Loss weights", minimum=0,
+    )  # fmt: skip
+    tv_weight: float = _option(
+        30.0, "Weight of the total-variation loss: higher gives smoother, less noisy results.",
+        "Smoothness (total-variation weight)", "Loss weights", minimum=0,
+    )  # fmt: skip
+    style_layer_weights: tuple[float, ...] | None = _option(
+        None, "One weight (>= 0) per style layer, comma separated, shallow to deep (e.g. 4,2,1,1,1 for finer "
+        "texture); equal if empty.", "Style layer weights", "Loss weights", minimum=0,
+    )  # fmt: skip
+    optimizer: Literal["adam", "lbfgs"] = _option(
+        "adam", "adam changes the picture steadily; lbfgs often needs fewer steps.", "Optimiser", "Optimiser",
+        choices=OPTIMIZERS,
+    )  # fmt: skip
+    learning_rate: float = _option(
+        0.02, "Adam's step size (images in [0, 1]).", "Learning rate", "Optimiser", minimum=0,
+        above_minimum=True, maximum=1,
+    )  # fmt: skip
+    beta_1: float = _option(
+        0.99, "Adam's first-moment decay.", "Adam beta 1", "Optimiser", minimum=0, maximum=0.999
+    )
+    epsilon: float = _option(
+        0.1, "Adam's epsilon (the tutorial's 0.1 damps early steps).", "Adam epsilon", "Optimiser", minimum=0,
+        above_minimum=True, maximum=10,
+    )  # fmt: skip
+    # Coarse-to-fine: the iterations are split equally between the sizes (the remainder goes to the
+    # full size), the image upsampled in between.
+    scales: tuple[float, ...] = _option(
+        (1.0,), "Coarse-to-fine sizes relative to size, increasing and ending with 1, e.g. 0.25,0.5,1.",
+        "Coarse-to-fine scales", "Optimiser", minimum=0, above_minimum=True, maximum=1,
+    )  # fmt: skip
+    content_layers: tuple[str, ...] = _option(
+        DEFAULT_CONTENT_LAYERS, "VGG19 layers whose features the content loss compares, comma separated.",
+        "Content layers", "Layers", choices=VGG19_CONV_LAYERS,
+    )  # fmt: skip
+    style_layers: tuple[str, ...] = _option(
+        DEFAULT_STYLE_LAYERS, "VGG19 layers whose Gram matrices the style loss compares, comma separated.",
+        "Style layers", "Layers", choices=VGG19_CONV_LAYERS,
+    )  # fmt: skip
+    preview_every: int = _option(
+        0, "Steps between previews; 0: none.", "Preview every (steps)", "Previews", minimum=0
+    )
 
     def __post_init__(self) -> None:
-        for name in ("style_blend", "content_layers", "style_layers", "style_layer_weights", "scales"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))  # accept lists, keep the dataclass hashable
+        for spec in option_specs():
+            value = getattr(self, spec.name)
+            if spec.kind in ("floats", "names") and isinstance(value, list):
+                object.__setattr__(self, spec.name, tuple(value))  # accept lists, keep the dataclass hashable
         self._validate()
 
     def _validate(self) -> None:
-        _require(
-            isinstance(self.max_size, int) and self.max_size >= MIN_SIZE, f"max_size must be >= {MIN_SIZE}"
-        )
-        _require(isinstance(self.iterations, int) and self.iterations >= 1, "iterations must be >= 1")
-        _require(self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")
-        _require(self.init in INITS, f"init must be one of {', '.join(INITS)}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _require(_is_non_negative(getattr(self, name)), f"{name} must be a finite number >= 0")
+        for spec in option_specs():
+            _check(spec, getattr(self, spec.name))
         _require(
             self.content_weight + self.style_weight > 0, "content_weight and style_weight cannot both be 0"
         )
+        _require(self.beta_1 < 1, "beta_1 must be below 1")
         _require(
-            _is_positive(self.style_scale) and self.style_scale <= MAX_STYLE_SCALE,
-            f"style_scale must be a number > 0 and <= {MAX_STYLE_SCALE}",
+            all(a < b for a, b in zip(self.scales, self.scales[1:], strict=False)) and self.scales[-1] == 1,
+            "scales must be increasing numbers in (0, 1] ending with 1, e.g. 0.25,0.5,1",
         )
-        _require(_is_positive(self.learning_rate), "learning_rate must be a finite number > 0")
-        _require(0 <= self.beta_1 < 1, "beta_1 must be in [0, 1)")
-        _require(_is_positive(self.epsilon), "epsilon must be a finite number > 0")
-        _require(isinstance(self.seed, int) and self.seed >= 0, "seed must be an integer >= 0")
-        _require(
-            isinstance(self.preview_every, int) and self.preview_every >= 0, "preview_every must be >= 0"
-        )
-        _require(
-            bool(self.scales)
-            and all(_is_positive(scale) and scale <= 1 for scale in self.scales)
-            and all(a < b for a, b in zip(self.scales, self.scales[1:], strict=False))
-            and self.scales[-1] == 1,
-            "scales must be increasing numbers in (0, 1] ending with 1.0, e.g. (0.25, 0.5, 1.0)",
-        )
-        _require(bool(self.content_layers), "content_layers cannot be empty")
-        _require(bool(self.style_layers), "style_layers cannot be empty")
         if self.style_blend is not None:
-            _require(
-                bool(self.style_blend)
-                and all(_is_non_negative(w) for w in self.style_blend)
-                and sum(self.style_blend) > 0,
-                "style_blend weights must be numbers >= 0 with a positive sum",
-            )
+            _require(sum(self.style_blend) > 0, "style_blend needs at least one weight above 0")
+            _require(math.isfinite(sum(self.style_blend)), "style_blend's weights must have a finite sum")
         if self.style_layer_weights is not None:
             _require(
                 len(self.style_layer_weights) == len(self.style_layers),
                 f"style_layer_weights needs one weight per style layer ({len(self.style_layers)})",
             )
             _require(
-                all(_is_non_negative(w) for w in self.style_layer_weights)
-                and sum(self.style_layer_weights) > 0,
-                "style_layer_weights must be numbers >= 0 with a positive sum",
+                sum(self.style_layer_weights) > 0, "style_layer_weights needs at least one weight above 0"
             )
+
+    @classmethod
+    def from_public(cls, values: dict[str, Any]) -> StyleOptions:
+        """Options from public names (a job record, a form): engine defaults for what is absent or None."""
+        given = {
+            spec.name: values[spec.public] for spec in option_specs() if values.get(spec.public) is not None
+        }
+        return cls(**given)
+
+    def to_public(self) -> dict[str, Any]:
+        """Every option under its public name, JSON-ready (tuples as lists)."""
+        return {spec.public: _jsonable(getattr(self, spec.name)) for spec in option_specs()}
 
     def normalized_blend(self, style_count: int) -> tuple[float, ...]:
         """Blend weights for ``style_count`` style images, summing to 1."""
@@ -132,11 +224,79 @@ def _require(condition: bool, message: str) -> None:
         raise OptionsError(message)
 
 
-def _is_non_negative(value: object) -> bool:
-    return (
-        isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
+def option_specs() -> tuple[OptionSpec, ...]:
+    """The option schema: one entry per StyleOptions field, in declaration order."""
+    return _SPECS
+
+
+def _build_specs() -> tuple[OptionSpec, ...]:
+    hints = typing.get_type_hints(StyleOptions)
+    specs = []
+    for item in fields(StyleOptions):
+        info = dict(item.metadata["option"])
+        public = info.pop("public", item.name)
+        default = item.default if item.default is not MISSING else None
+        specs.append(
+            OptionSpec(name=item.name, public=public, kind=_kind(hints[item.name]), default=default, **info)
+        )
+    return tuple(specs)
+
+
+def _kind(hint: Any) -> str:
+    args = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) is Literal:
+        return "choice"
+    if hint is bool:
+        return "bool"
+    if hint is int:
+        return "int"
+    if hint is float:
+        return "float"
+    inner = (
+        typing.get_args(args[0]) if typing.get_origin(hint) is not tuple and args else typing.get_args(hint)
     )
+    return "floats" if inner and inner[0] is float else "names"
 
 
-def _is_positive(value: object) -> bool:
-    return _is_non_negative(value) and value > 0  # type: ignore[operator]
+def _check(spec: OptionSpec, value: Any) -> None:
+    """Type, bounds and choices of one option, with a message naming it."""
+    if spec.kind in ("floats", "names"):
+        if value is None and spec.default is None:
+            return
+        _require(isinstance(value, tuple) and len(value) > 0, f"{spec.name} needs at least one item")
+        for item in value:
+            _check_item(spec, item)
+        return
+    _check_item(spec, value)
+
+
+def _check_item(spec: OptionSpec, value: Any) -> None:
+    if spec.kind == "bool":
+        _require(isinstance(value, bool), f"{spec.name} must be true or false")
+        return
+    if spec.kind in ("choice", "names"):
+        _require(
+            value in spec.choices, f"{spec.name} must be one of {', '.join(spec.choices)} (got {value!r})"
+        )
+        return
+    integral = spec.kind == "int"
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    _require(
+        is_number and (isinstance(value, int) if integral else math.isfinite(value)),
+        f"{spec.name} must be {'an integer' if integral else 'a finite number'}",
+    )
+    if spec.minimum is not None:
+        low_ok = value > spec.minimum if spec.above_minimum else value >= spec.minimum
+        _require(
+            low_ok,
+            f"{spec.name} must be {'>' if spec.above_minimum else '>='} {_format_number(spec.minimum)}",
+        )
+    if spec.maximum is not None:
+        _require(value <= spec.maximum, f"{spec.name} must be <= {_format_number(spec.maximum)}")
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+_SPECS = _build_specs()

@@ -1,0 +1,116 @@
+"""The upload form's option fields and the job page's Settings list, derived from the option schema.
+
+Each engine option (worker/engine/options.py, read through core.options) becomes one input in the
+Advanced panel, grouped and labelled as the schema says, and one line in a job's Settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from core.options import SERVICE_DEFAULTS, OptionSpec, option_specs
+from core.settings import Settings
+
+# Options the page sets elsewhere than in the Advanced panel (the style-mix slider).
+OWN_CONTROLS = frozenset({"style_blend"})
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    help: str
+    kind: str  # "number", "choice", "checkbox" or "list"
+    placeholder: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    step: str = "any"
+    choices: tuple[str, ...] = ()
+    default: str = ""
+
+
+def option_groups(settings: Settings) -> list[tuple[str, list[FormField]]]:
+    """The Advanced panel: (group title, fields) in the schema's order."""
+    groups: dict[str, list[FormField]] = {}
+    for spec in option_specs():
+        if spec.public not in OWN_CONTROLS:
+            groups.setdefault(spec.group, []).append(_form_field(spec, settings))
+    return list(groups.items())
+
+
+def _form_field(spec: OptionSpec, settings: Settings) -> FormField:
+    service_default = SERVICE_DEFAULTS.get(spec.public)
+    default = service_default or spec.describe_default()
+    limits = {"size": settings.max_size, "iterations": settings.max_iterations}
+    maximum = limits.get(spec.public, spec.maximum)
+    if spec.kind == "bool":
+        return FormField(spec.public, spec.label, spec.help, "checkbox")
+    if spec.kind == "choice":
+        return FormField(spec.public, spec.label, spec.help, "choice", choices=spec.choices, default=default)
+    help_text = f"{spec.help} Empty: {default}."
+    if spec.kind in ("floats", "names"):
+        return FormField(spec.public, spec.label, help_text, "list", placeholder=default)
+    placeholder = "from preset" if spec.public in ("size", "iterations") else default
+    if spec.public == "preview_every":
+        placeholder = str(settings.preview_every)
+    return FormField(
+        spec.public, spec.label, help_text, "number", placeholder=placeholder, minimum=spec.minimum,
+        maximum=maximum, step="1" if spec.kind == "int" else "any",
+    )  # fmt: skip
+
+
+def settings_rows(options: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A job's Settings list: (label, value) for the quality preset and every option it ran with."""
+    rows = [("Quality", str(options.get("preset") or "custom").capitalize())]
+    for spec in option_specs():
+        rows.append((spec.label, _shown(spec, options.get(spec.public))))
+    return rows
+
+
+def _shown(spec: OptionSpec, value: Any) -> str:
+    if value is None:
+        return "default"
+    if spec.kind == "bool":
+        return "yes" if value else "no"
+    return _text(value).replace(",", ", ")
+
+
+def _text(value: Any) -> str:
+    """An option value as a form field holds it: numbers short, lists comma separated."""
+    if isinstance(value, list | tuple):
+        return ",".join(_text(item) for item in value)
+    if isinstance(value, bool):
+        return "true" if value else ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def form_values(options: Mapping[str, Any]) -> dict[str, str]:
+    """A job's options as the upload form's field values (lists comma separated, unset left out)."""
+    values = {"preset": str(options.get("preset") or "")}
+    for spec in option_specs():
+        value = options.get(spec.public)
+        if value is None or value is False:
+            continue
+        if isinstance(value, list | tuple):
+            values[spec.public] = ",".join(
+                f"{item:g}" if isinstance(item, float) else str(item) for item in value
+            )
+        else:
+            values[spec.public] = (
+                "true" if value is True else (f"{value:g}" if isinstance(value, float) else str(value))
+            )
+    return {name: text for name, text in values.items() if text}
+
+
+def same_settings_url(options: Mapping[str, Any]) -> str:
+    """The upload page with the form filled in with these options ("same settings again")."""
+    return "/?" + urlencode(form_values(options))
+
+
+def form_values_from_query(query: Mapping[str, str]) -> dict[str, str]:
+    """The upload form's values from a "same settings again" link: known option names only."""
+    known = {spec.public for spec in option_specs()} | {"preset"}
+    return {name: value for name, value in query.items() if name in known}
