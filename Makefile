@@ -35,6 +35,7 @@ soak: system-deps $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # Known vulnerabilities of the installed packages (pip-audit). Exit 1: vulnerabilities found;
 # exit 2: the vulnerability data was unreachable, so nothing was checked (scripts/audit.py).

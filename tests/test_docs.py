@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from scripts.options_table import options_table
 from scripts.settings_table import settings_table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,3 +29,8 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert re.search(r"^make test$", ci, re.M), ".ci/run must call `make test`, the command README gives"
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+
+
+def test_docs_list_every_option_as_the_schema_defines_it() -> None:
+    options_doc = (ROOT / "docs" / "options.md").read_text()
+    assert options_table() in options_doc, "regenerate the table: .venv/bin/python scripts/options_table.py"
