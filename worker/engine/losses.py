@@ -24,14 +24,18 @@ def content_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Ten
 def style_loss(
     grams: Mapping[str, tf.Tensor],
     targets: Mapping[str, tf.Tensor],
-    layer_weights: Sequence[float] | None = None,
+    layer_weights: Sequence[float] | tf.Tensor | None = None,
 ) -> tf.Tensor:
-    """Sum over style layers of weight * mean squared Gram distance; equal weights (1 / layers) by default."""
+    """Sum over style layers of weight * mean squared Gram distance; equal weights (1 / layers) by default.
+
+    ``layer_weights`` may be a float32 vector (compiled steps take it as an input, so other weights
+    do not change the graph).
+    """
     names = list(targets)
     weights = layer_weights if layer_weights is not None else [1.0 / len(names)] * len(names)
     distances = [
-        weight * tf.reduce_mean(tf.square(grams[name] - targets[name]))
-        for name, weight in zip(names, weights, strict=True)
+        weights[index] * tf.reduce_mean(tf.square(grams[name] - targets[name]))
+        for index, name in enumerate(names)
     ]
     return tf.add_n(distances)
 

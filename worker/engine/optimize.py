@@ -1,25 +1,31 @@
 """stylize(): optimise an image so its VGG19 features match the content and its Gram matrices the style.
 
 Content and style targets are computed once per run and passed to the compiled step explicitly (no
-globals). Adam runs a ``tf.function`` step with a fresh Keras optimiser per run; L-BFGS runs SciPy's
-L-BFGS-B over the same loss and gradient. Pixels stay in [0, 1] throughout.
+globals). Adam runs a ``tf.function`` step whose state (image, moments, step count) is reset per run;
+L-BFGS runs SciPy's L-BFGS-B over the same loss and gradient. Pixels stay in [0, 1] throughout.
+
+Compiled steps are kept per image size in the extractor's ``StepCache``: loss weights, learning rate
+and Adam's constants are tensors passed in, not values baked into the graph, so a later run of the
+same size and layers starts without tracing anything (a warm worker's second job of a size).
 """
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import logging
 import math
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import keras
 import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
+from worker.engine import control as controls
 from worker.engine import images as imaging
 from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
@@ -29,6 +35,7 @@ from worker.engine.options import MIN_SIZE, StyleOptions
 logger = logging.getLogger(__name__)
 
 LOSS_PARTS = ("total", "content", "style", "tv")
+ADAM_BETA_2 = 0.999  # Keras's default, as before
 
 
 @dataclass(frozen=True)
@@ -52,13 +59,20 @@ class StyleResult:
 class Targets(NamedTuple):
     content: dict[str, tf.Tensor]  # content layer -> features of the content image
     style: dict[str, tf.Tensor]  # style layer -> blended Gram matrix of the style image(s)
+    control: Any = None  # masks or mean_cov (control.StyleControl; then ``style`` is empty)
 
 
 class LossWeights(NamedTuple):
-    content: float
-    style: float
-    tv: float
-    style_layers: tuple[float, ...]  # one per style layer, summing to 1
+    """Floats, or (as the compiled steps get them) float32 tensors: a scalar each, a vector for
+    ``style_layers``, so changing a weight does not change the graph."""
+
+    content: Any
+    style: Any
+    tv: Any
+    style_layers: Any  # one per style layer, summing to 1
+
+    def as_tensors(self) -> LossWeights:
+        return LossWeights(*(tf.constant(value, tf.float32) for value in self))
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -80,6 +94,7 @@ def stylize(
     start_step: int = 0,
     on_checkpoint: PreviewCallback | None = None,
     checkpoint_every: int = 0,
+    masks: Sequence[np.ndarray | None] | None = None,
 ) -> StyleResult:
     """Render ``content`` (uint8 HxWx3) in the style of ``styles``; see docs/engine.md for the method.
 
@@ -91,6 +106,9 @@ def stylize(
     (uint8, before preserve_colors) every ``checkpoint_every`` steps; passing it back as
     ``start_image`` with ``start_step`` continues from there. Adam's moments are not restored: the
     optimiser restarts from the checkpointed image, which costs a few steps of re-warming, not quality.
+
+    ``masks``: None, or one greyscale image (or None) per style image, white where that style goes
+    (worker/engine/control.py); the content's aspect ratio, any size.
     """
     started = time.perf_counter()
     options = options or StyleOptions()
@@ -107,6 +125,9 @@ def stylize(
     if start_image is not None and not 0 <= start_step <= options.iterations:
         raise OptionsError(f"start_step must be in [0, {options.iterations}], not {start_step}")
     plan = scale_plan(height, width, options)
+    extractor = controls.with_pooling(extractor, options.pooling)
+    styles = controls.colour_styles(styles, content, options)
+    control = controls.prepare(options, content, styles, masks)
     logger.info(
         "%s: %dx%d, %d style image(s), %s x %d, scales %s, weights %s, %s%s",
         label, width, height, len(styles), options.optimizer, options.iterations,
@@ -117,18 +138,43 @@ def stylize(
         started, on_progress, on_preview, should_stop or (lambda: False), on_checkpoint, checkpoint_every
     )
     full_content = imaging.to_float(content)
-    runs = [
-        _Run(
-            extractor=extractor,
-            targets=_targets_at(extractor, content, styles, options, scaled_height, scaled_width),
-            options=options,
-            content=full_content,
-            callbacks=callbacks,
-        )
-        for scaled_height, scaled_width, _ in plan
-    ]
+    with contextlib.ExitStack() as held:
+        runs = [
+            _Run(
+                extractor=extractor,
+                targets=_targets_at(
+                    extractor, content, styles, options, scaled_height, scaled_width, control
+                ),
+                options=options,
+                content=full_content,
+                callbacks=callbacks,
+                control=control,
+                compiled=held.enter_context(
+                    steps_of(extractor).use(extractor, scaled_height, scaled_width, options)
+                ),
+            )
+            for scaled_height, scaled_width, _ in plan
+        ]
+        return _optimise(runs, plan, content, styles, options, start_image, start_step, started, label)
+
+
+def _optimise(
+    runs: list[_Run],
+    plan: list[tuple[int, int, int]],
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    start_image: np.ndarray | None,
+    start_step: int,
+    started: float,
+    label: str,
+) -> StyleResult:
+    height, width = content.shape[:2]
     full_size = runs[-1]
-    loss_initial = full_size.loss_of(initial_image(content, styles[0], options))
+    # A fresh one-scale run's first step evaluates the loss of the starting image anyway: it is the
+    # initial loss, taken from there instead of one more forward pass before the first step.
+    fresh = start_image is None and len(runs) == 1
+    loss_initial = None if fresh else full_size.loss_of(initial_image(content, styles[0], options))
     if start_image is not None:
         image, steps = imaging.to_float(start_image), start_step
     else:  # init="style" resizes the original style to the coarsest size
@@ -147,6 +193,8 @@ def stylize(
         if stopped:
             break
     final = resize_float(image, height, width)
+    if loss_initial is None:
+        loss_initial = full_size.first_loss or full_size.loss_of(initial_image(content, styles[0], options))
     loss_final = full_size.loss_of(final)
     seconds = time.perf_counter() - started
     logger.info(
@@ -193,16 +241,17 @@ def _targets_at(
     options: StyleOptions,
     height: int,
     width: int,
+    control: controls.ControlPlan | None = None,
 ) -> Targets:
     """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
     ``style_scale`` times its longest side (both from the originals)."""
     style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
-    return compute_targets(
-        extractor,
-        imaging.to_float(imaging.resize(content, height, width)),
-        [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles],
-        options,
-    )
+    scaled_content = imaging.to_float(imaging.resize(content, height, width))
+    scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
+    targets = compute_targets(extractor, scaled_content, scaled_styles, options)
+    if control is None:
+        return targets
+    return control.attach(targets, extractor, scaled_content, scaled_styles, options.style_layers)
 
 
 def _check_inputs(
@@ -232,13 +281,13 @@ def compute_targets(
     extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[np.ndarray], options: StyleOptions
 ) -> Targets:
     """Content features and blended style Gram matrices, computed once per run (float images in [0, 1])."""
-    content_features = extractor(tf.constant(content[None]))
-    content_targets = {name: content_features[name] for name in options.content_layers}
+    features = steps_of(extractor).features(extractor, options.content_layers, options.style_layers)
+    content_targets, _ = features(tf.constant(content[None]))
     style_targets: dict[str, tf.Tensor] = {}
     for style, weight in zip(styles, options.normalized_blend(len(styles)), strict=True):
-        features = extractor(tf.constant(style[None]))
+        _, grams = features(tf.constant(style[None]))
         for name in options.style_layers:
-            gram = weight * gram_matrix(features[name])
+            gram = weight * grams[name]
             style_targets[name] = style_targets[name] + gram if name in style_targets else gram
     return Targets(content=content_targets, style=style_targets)
 
@@ -253,29 +302,19 @@ def loss_parts(
     extractor: FeatureExtractor, weights: LossWeights, image: tf.Tensor, targets: Targets
 ) -> dict[str, tf.Tensor]:
     """Weighted loss parts {"total", "content", "style", "tv"} of ``image`` (1, H, W, 3) in [0, 1]."""
+    image = controls.composite(image, targets.control)  # the content where masks say no style
     features = extractor(image)
-    grams = {name: gram_matrix(features[name]) for name in targets.style}
+    if targets.control is None:
+        grams = {name: gram_matrix(features[name]) for name in targets.style}
+        styled = style_loss(grams, targets.style, weights.style_layers)
+    else:
+        styled = controls.style_loss(features, targets.control, weights.style_layers)
     parts = {
         "content": weights.content * content_loss(features, targets.content),
-        "style": weights.style * style_loss(grams, targets.style, weights.style_layers),
+        "style": weights.style * styled,
         "tv": weights.tv * total_variation_loss(image),
     }
     parts["total"] = parts["content"] + parts["style"] + parts["tv"]
-    return parts
-
-
-def adam_step(
-    extractor: FeatureExtractor,
-    weights: LossWeights,
-    optimizer: keras.optimizers.Optimizer,
-    image: tf.Variable,
-    targets: Targets,
-) -> dict[str, tf.Tensor]:
-    """One Adam update of ``image``, clipped to [0, 1]; returns the loss parts before the update."""
-    with tf.GradientTape() as tape:
-        parts = loss_parts(extractor, weights, image, targets)
-    optimizer.apply_gradients([(tape.gradient(parts["total"], image), image)])
-    image.assign(tf.clip_by_value(image, 0.0, 1.0))
     return parts
 
 
@@ -298,15 +337,6 @@ def initial_image(content: np.ndarray, style: np.ndarray, options: StyleOptions)
     return imaging.to_float(content)
 
 
-def _compile(function: Callable, extractor: FeatureExtractor, *bound: object) -> Callable:
-    """tf.function over ``function`` with this run's Python objects bound (XLA if the extractor says so).
-
-    A partial (not a closure) also gives TensorFlow a per-run key for its retracing statistics, so
-    tracing once per run does not log "triggered tf.function retracing" warnings after a few jobs.
-    """
-    return tf.function(functools.partial(function, extractor, *bound), jit_compile=extractor.jit_compile)
-
-
 def _floats(parts: dict[str, tf.Tensor]) -> dict[str, float]:
     return {name: float(parts[name]) for name in LOSS_PARTS}
 
@@ -325,12 +355,145 @@ class _Callbacks:
     checkpoint_every: int
 
 
+class AdamHyper(NamedTuple):
+    learning_rate: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+
+
+class StepCache:
+    """Compiled steps of recent image sizes, shared by the runs of one extractor, LRU-bounded.
+
+    One entry per (image size, content layers, style layers): the traced Adam step with its
+    variables (image, moments, step count), the loss evaluation and L-BFGS's loss-and-gradient, and
+    per layer choice the shape-independent target function. Each size's graphs (and, on a GPU, XLA
+    programs) stay in memory, hence the bound: ``max_entries`` sizes, least recently used dropped.
+    A run holds its entries (``use``); a second run of the same size at the same time (threads)
+    gets entries of its own, not kept.
+    """
+
+    def __init__(self, max_entries: int = 4) -> None:
+        if max_entries < 1:
+            raise OptionsError(f"the step cache needs at least 1 entry, not {max_entries}")
+        self.max_entries = max_entries
+        self.hits = 0  # runs (scales) that found their size's compiled steps
+        self.misses = 0
+        self._entries: OrderedDict[tuple, _Compiled] = OrderedDict()
+        self._features: dict[tuple, tuple[FeatureExtractor, Callable]] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @contextlib.contextmanager
+    def use(
+        self, extractor: FeatureExtractor, height: int, width: int, options: StyleOptions
+    ) -> Iterator[_Compiled]:
+        key = (height, width, options.content_layers, options.style_layers)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry.extractor is extractor and not entry.busy:
+                self._entries.move_to_end(key)
+                self.hits += 1
+            else:
+                self.misses += 1
+                entry = _Compiled(extractor, height, width)
+                if key not in self._entries or self._entries[key].extractor is not extractor:
+                    self._entries[key] = entry
+                    while len(self._entries) > self.max_entries:
+                        self._entries.popitem(last=False)  # a run still holding it keeps its own reference
+            entry.busy = True
+        try:
+            yield entry
+        finally:
+            entry.busy = False
+
+    def features(
+        self, extractor: FeatureExtractor, content_layers: Sequence[str], style_layers: Sequence[str]
+    ) -> Callable[[tf.Tensor], tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]]:
+        """image (1, H, W, 3) -> (content layer -> features, style layer -> Gram matrix), compiled
+        once for any image size (target images come in every size and aspect ratio)."""
+        key = (tuple(content_layers), tuple(style_layers))
+        with self._lock:
+            found = self._features.get(key)
+            if found is None or found[0] is not extractor:
+
+                def features(image: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+                    values = extractor(image)
+                    return (
+                        {name: values[name] for name in key[0]},
+                        {name: gram_matrix(values[name]) for name in key[1]},
+                    )
+
+                signature = [tf.TensorSpec((1, None, None, 3), tf.float32)]
+                found = (extractor, tf.function(features, input_signature=signature))
+                self._features[key] = found
+            return found[1]
+
+
+def steps_of(extractor: FeatureExtractor) -> StepCache:
+    """The extractor's step cache; a throw-away one for an extractor built without (by hand)."""
+    return extractor.steps if isinstance(extractor.steps, StepCache) else StepCache(1)
+
+
+class _Compiled:
+    """One image size's compiled functions and Adam's variables; see StepCache."""
+
+    def __init__(self, extractor: FeatureExtractor, height: int, width: int) -> None:
+        self.extractor = extractor
+        self.busy = False
+        jit = extractor.jit_compile
+        zeros = tf.zeros((1, height, width, 3), tf.float32)
+        self.image = tf.Variable(zeros, name="stylized")
+        self.moment = tf.Variable(zeros, trainable=False, name="adam_m")
+        self.velocity = tf.Variable(zeros, trainable=False, name="adam_v")
+        self.iterations = tf.Variable(0.0, trainable=False, name="adam_steps")
+        self.evaluate = tf.function(self._evaluate, jit_compile=jit)
+        self.loss_and_gradient = tf.function(self._loss_and_gradient, jit_compile=jit)
+        self.adam_step = tf.function(self._adam_step, jit_compile=jit)
+
+    def reset(self, initial: np.ndarray) -> None:
+        """Adam starts over from ``initial`` (H x W x 3): moments and step count zero."""
+        self.image.assign(initial[None])
+        self.moment.assign(tf.zeros_like(self.moment))
+        self.velocity.assign(tf.zeros_like(self.velocity))
+        self.iterations.assign(0.0)
+
+    def _evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
+        return loss_parts(self.extractor, weights, image, targets)
+
+    def _loss_and_gradient(
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return loss_and_gradient(self.extractor, weights, image, targets)
+
+    def _adam_step(self, targets: Targets, weights: LossWeights, hyper: AdamHyper) -> dict[str, tf.Tensor]:
+        """One Adam update of the image, clipped to [0, 1]; returns the loss parts before the update.
+
+        Keras's Adam, written out so its state lives here (reset per run, reused by the next):
+        m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), image -= lr sqrt(1 - b2^t) / (1 - b1^t)
+        m / (sqrt(v) + epsilon).
+        """
+        image = self.image
+        with tf.GradientTape() as tape:
+            parts = loss_parts(self.extractor, weights, image, targets)
+        gradient = tape.gradient(parts["total"], image)
+        step = self.iterations.assign_add(1.0)
+        moment = self.moment.assign_add((gradient - self.moment) * (1.0 - hyper.beta_1))
+        velocity = self.velocity.assign_add((tf.square(gradient) - self.velocity) * (1.0 - hyper.beta_2))
+        alpha = hyper.learning_rate * tf.sqrt(1.0 - hyper.beta_2**step) / (1.0 - hyper.beta_1**step)
+        image.assign(tf.clip_by_value(image - alpha * moment / (tf.sqrt(velocity) + hyper.epsilon), 0.0, 1.0))
+        return parts
+
+
 @dataclass
 class _Run:
     """One scale's optimiser loops: optimise(initial, first_step, steps) -> (final, steps done, stopped).
 
     ``targets`` are for this scale's image size; ``content`` is the full-size float content (for
-    preserve_colors); previews and the output are upsampled to it.
+    preserve_colors); previews and the output are upsampled to it. ``compiled`` holds this size's
+    compiled steps (from the extractor's StepCache).
     """
 
     extractor: FeatureExtractor
@@ -338,17 +501,21 @@ class _Run:
     options: StyleOptions
     content: np.ndarray
     callbacks: _Callbacks
+    compiled: _Compiled
+    control: controls.ControlPlan | None = None
 
     def __post_init__(self) -> None:
-        self.weights = loss_weights(self.options)
-        self._evaluate = _compile(loss_parts, self.extractor, self.weights)
+        self.weights = loss_weights(self.options).as_tensors()
+        self.first_loss: dict[str, float] | None = None  # loss of the first image evaluated
 
     def loss_of(self, image: np.ndarray) -> dict[str, float]:
-        return _floats(self._evaluate(tf.constant(image[None]), self.targets))
+        return _floats(self.compiled.evaluate(tf.constant(image[None]), self.targets, self.weights))
 
     def output(self, image: np.ndarray) -> np.ndarray:
         """float HxWx3 -> the full-size uint8 image a user sees (content colours restored when asked)."""
         image = resize_float(image, *self.content.shape[:2])
+        if self.control is not None:
+            image = self.control.composite(image, self.content)
         if self.options.preserve_colors:
             image = imaging.transfer_luminance(image, self.content)
         return imaging.to_uint8(image)
@@ -372,32 +539,37 @@ class _Run:
             callbacks.on_checkpoint(step, imaging.to_uint8(raw))
 
     def adam(self, initial: np.ndarray, first_step: int, steps: int) -> tuple[np.ndarray, int, bool]:
-        options = self.options
-        image = tf.Variable(initial[None], dtype=tf.float32, name="stylized")
-        optimizer = keras.optimizers.Adam(
-            learning_rate=options.learning_rate, beta_1=options.beta_1, epsilon=options.epsilon
-        )
-        optimizer.build([image])  # its moments exist before tracing: XLA cannot create variables
-        step = _compile(adam_step, self.extractor, self.weights, optimizer, image)
+        options, compiled = self.options, self.compiled
+        compiled.reset(initial)
+        hyper = AdamHyper(*(tf.constant(value, tf.float32) for value in (
+            options.learning_rate, options.beta_1, ADAM_BETA_2, options.epsilon
+        )))  # fmt: skip
+        average = controls.Average(options.ema_decay, compiled.image)  # ema_decay 0: the image itself
         done, stopped = 0, False
         for number in range(1, steps + 1):
             if self.callbacks.should_stop():
                 stopped = True
                 break
-            parts = _floats(step(self.targets))
+            parts = _floats(compiled.adam_step(self.targets, self.weights, hyper))
+            average.update()
+            if self.first_loss is None:
+                self.first_loss = parts
             done = number
-            self.report(first_step + number, parts, lambda: image.numpy()[0])
-        return image.numpy()[0], done, stopped
+            self.report(first_step + number, parts, average.value)
+        return average.value(), done, stopped
 
     def lbfgs(self, initial: np.ndarray, first_step: int, steps: int) -> tuple[np.ndarray, int, bool]:
         shape = (1, *initial.shape)
-        evaluate = _compile(loss_and_gradient, self.extractor, self.weights)
+        evaluate = self.compiled.loss_and_gradient
         last: dict[str, dict[str, float]] = {}
         accepted = {"x": initial.astype(np.float64).ravel(), "steps": 0}
 
         def value_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            parts, gradient = evaluate(tf.constant(flat.reshape(shape), dtype=tf.float32), self.targets)
+            image = tf.constant(flat.reshape(shape), dtype=tf.float32)
+            parts, gradient = evaluate(image, self.targets, self.weights)
             last["parts"] = _floats(parts)
+            if self.first_loss is None:  # SciPy evaluates the starting point first
+                self.first_loss = last["parts"]
             return last["parts"]["total"], gradient.numpy().astype(np.float64).ravel()
 
         def on_iteration(intermediate_result: scipy.optimize.OptimizeResult) -> None:
