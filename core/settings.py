@@ -40,10 +40,11 @@ class Settings(BaseSettings):
     )
     model_dir: Path = Field(DATA_DIR / "models", description="Where the ImageNet weights are cached.")
     weights_seed: int = Field(0, description="Seed for weights='random'.")
-    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = Field(
-        "float32",
-        description="Convolutions' dtype in the worker (Gram matrices and losses stay float32): "
-        "mixed_bfloat16 for GPUs from Ampere on and CPUs with AMX/AVX512-BF16, see docs/performance.md.",
+    precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
+        "auto",
+        description="Convolutions' dtype in the worker and CLI (Gram matrices and losses stay float32); "
+        "auto: mixed_bfloat16 on GPUs of compute capability 8.0+ and CPUs with AVX512_BF16 or AMX, "
+        "else float32 (docs/performance.md).",
     )
     xla: Literal["auto", "on", "off"] = Field(
         "auto",
@@ -68,8 +69,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(
         4 * 3600,
         ge=7,
-        description="Seconds before Redis hands an unacknowledged job to another worker (a crashed "
-        "worker's job is redelivered after it); must outlast the hard time limit.",
+        description="Seconds a running job whose worker died may wait to be resumed before the clean-up "
+        "fails it as abandoned; must outlast the hard time limit (a dead worker's job is redelivered "
+        "after job_lease_seconds).",
     )
     checkpoint_every: int = Field(
         50, ge=0, description="Steps between checkpoints a redelivered job resumes from; 0: none."
@@ -78,7 +80,10 @@ class Settings(BaseSettings):
         3, ge=1, description="Deliveries of one job (first run + redeliveries after crashes) before it fails."
     )
     job_lease_seconds: float = Field(
-        30, gt=0, description="A running job's lease, renewed by its worker; a redelivery waits it out."
+        30,
+        gt=0,
+        description="A worker's lease on its running job and its queue messages, renewed every third of "
+        "it: a dead worker's jobs are resumed elsewhere this long after it died.",
     )
     cleanup_interval_seconds: float = Field(
         60, gt=0, description="How often each worker deletes expired jobs' files."
@@ -93,6 +98,11 @@ class Settings(BaseSettings):
     )
     rate_limit_per_minute: int = Field(
         30, ge=1, description="Job submissions one client IP may make per minute; more get 429."
+    )
+
+    metrics_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token GET /metrics (Prometheus) requires; empty: /metrics answers 404.",
     )
 
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
