@@ -10,7 +10,7 @@ import threading
 import time
 
 from celery import Celery
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from core.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
 from core.retention import cleanup
@@ -80,3 +80,12 @@ def _start_heartbeat(sender: object = None, **_: object) -> None:
 @worker_shutdown.connect
 def _stop_heartbeat(**_: object) -> None:
     _heartbeat_stop.set()
+
+
+@worker_process_init.connect
+def _warm_up(**_: object) -> None:
+    """Build the VGG19 extractor when a worker process starts (a prefork child, or a solo worker),
+    not on its first job; in a thread, so a prefork child answers its parent in time (worker/warm.py)."""
+    from worker.warm import warm_up_in_background
+
+    warm_up_in_background()

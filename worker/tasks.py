@@ -6,7 +6,6 @@ through worker.engine (imported on first use, so a prefork parent never initiali
 
 from __future__ import annotations
 
-import functools
 import logging
 import sys
 import time
@@ -28,6 +27,7 @@ from core.storage import (
     result_key,
     style_key,
 )
+from worker import warm
 from worker.celery_app import app
 from worker.engine.options import StyleOptions
 from worker.lease import JobLease
@@ -36,32 +36,12 @@ from worker.recovery import claim_job, finish_patiently, load_checkpoint, patien
 if TYPE_CHECKING:
     import numpy as np
 
-    from worker.engine import FeatureExtractor, Progress
+    from worker.engine import Progress
 
 logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.1  # one Redis EXISTS at most this often
 PREVIEW_JPEG_QUALITY = 85
-
-
-@functools.lru_cache(maxsize=4)
-def _extractor(
-    weights: str,
-    model_dir: str,
-    seed: int,
-    precision: str,
-    xla: str,
-    content_layers: tuple[str, ...],
-    style_layers: tuple[str, ...],
-) -> FeatureExtractor:
-    """The VGG19 feature extractor, built once per process and setting and layer choice."""
-    from worker.engine import load_extractor
-
-    jit_compile = {"on": True, "off": False}.get(xla)  # "auto" (None): the engine decides by device
-    return load_extractor(
-        weights=weights, model_dir=model_dir, seed=seed, precision=precision, jit_compile=jit_compile,
-        content_layers=content_layers, style_layers=style_layers,
-    )  # fmt: skip
 
 
 class JobCallbacks:
@@ -77,6 +57,8 @@ class JobCallbacks:
         self.storage = storage
         self.deadline = deadline  # time.monotonic() after which the run stops (soft time limit)
         self.lease = lease
+        self.claimed_at = time.monotonic()  # made right after the claim
+        self.first_step_at: float | None = None  # the first should_stop() call: the first step starts
         self.progress_interval = get_settings().progress_interval_seconds
         self._last_progress_write = 0.0
         self._last_cancel_check = 0.0
@@ -120,6 +102,8 @@ class JobCallbacks:
 
     def should_stop(self) -> bool:
         now = time.monotonic()
+        if self.first_step_at is None:
+            self.first_step_at = now
         if now >= self.deadline:
             self.timed_out = True
             return True
@@ -229,10 +213,7 @@ def _run(
     content = load_image(storage.read_bytes(content_key(job_id)))
     styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)]
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
-    extractor = _extractor(
-        settings.weights, str(settings.model_dir), settings.weights_seed, settings.precision, settings.xla,
-        engine_options.content_layers, engine_options.style_layers,
-    )  # fmt: skip
+    extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
     result = run_engine(
         content,
         styles,
@@ -255,7 +236,11 @@ def _run(
         "steps": result.steps,
         "loss_initial": result.loss_initial,
         "loss_final": result.loss_final,
+        "precision": extractor.precision,  # what ATELIER_PRECISION (auto by default) chose here
+        "warm_start": result.warm_start,  # compiled steps reused from an earlier job of this size
     }
+    if callbacks.first_step_at is not None:  # claim -> first step (docs/performance.md)
+        stats["first_step_seconds"] = round(callbacks.first_step_at - callbacks.claimed_at, 3)
     callbacks.advisory(
         "progress",
         lambda: store.set_progress(

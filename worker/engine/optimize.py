@@ -12,6 +12,7 @@ same size and layers starts without tracing anything (a warm worker's second job
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import threading
@@ -54,6 +55,7 @@ class StyleResult:
     loss_initial: dict[str, float]  # loss of the starting image
     loss_final: dict[str, float]  # loss of the optimised image (before preserve_colors)
     seconds: float
+    warm_start: bool = False  # every scale's compiled steps came from the extractor's StepCache
 
 
 class Targets(NamedTuple):
@@ -138,6 +140,8 @@ def stylize(
         started, on_progress, on_preview, should_stop or (lambda: False), on_checkpoint, checkpoint_every
     )
     full_content = imaging.to_float(content)
+    cache = steps_of(extractor)
+    hits = cache.hits
     with contextlib.ExitStack() as held:
         runs = [
             _Run(
@@ -149,13 +153,13 @@ def stylize(
                 content=full_content,
                 callbacks=callbacks,
                 control=control,
-                compiled=held.enter_context(
-                    steps_of(extractor).use(extractor, scaled_height, scaled_width, options)
-                ),
+                compiled=held.enter_context(cache.use(extractor, scaled_height, scaled_width, options)),
             )
             for scaled_height, scaled_width, _ in plan
         ]
-        return _optimise(runs, plan, content, styles, options, start_image, start_step, started, label)
+        warm = cache.hits - hits == len(runs)
+        result = _optimise(runs, plan, content, styles, options, start_image, start_step, started, label)
+    return dataclasses.replace(result, warm_start=warm)
 
 
 def _optimise(

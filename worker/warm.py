@@ -1,0 +1,90 @@
+"""A worker process's warm state: the VGG19 feature extractor, built when the process starts (not on
+its first job), and with it the compiled steps of the image sizes it ran last.
+
+The extractor carries a bounded StepCache (worker/engine/optimize.py): a job of a size seen recently
+starts its first step without tracing anything, and a worker that runs many sizes keeps at most
+STEP_CACHE_SIZES sizes' graphs, so its memory stays bounded (docs/performance.md, "Warm worker").
+TensorFlow is imported on first use only: a prefork parent never initialises it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from core.settings import Settings, get_settings
+from worker.engine.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+
+if TYPE_CHECKING:
+    from worker.engine import FeatureExtractor
+
+logger = logging.getLogger(__name__)
+
+STEP_CACHE_SIZES = 4  # image sizes whose compiled steps a worker process keeps, per extractor
+EXTRACTORS_KEPT = 2  # layer choices (the default and the last other one) whose extractors are kept
+_XLA = {"on": True, "off": False}  # "auto" (None): the engine decides by device
+
+_lock = threading.Lock()
+_extractors: OrderedDict[tuple, FeatureExtractor] = OrderedDict()
+
+
+def extractor(
+    settings: Settings | None = None,
+    content_layers: Sequence[str] = DEFAULT_CONTENT_LAYERS,
+    style_layers: Sequence[str] = DEFAULT_STYLE_LAYERS,
+) -> FeatureExtractor:
+    """This process's extractor for the settings' weights, precision and XLA switch and a job's
+    layers (built once; a build that fails is not remembered, so the next job tries again and
+    reports the error). An extractor holds only the layers its jobs use, so other layer choices get
+    their own, EXTRACTORS_KEPT at most (least recently used dropped)."""
+    settings = settings or get_settings()
+    key = (
+        settings.weights, str(settings.model_dir), settings.weights_seed, settings.precision, settings.xla,
+        tuple(content_layers), tuple(style_layers),
+    )  # fmt: skip
+    with _lock:  # a job arriving during the start-up warm-up waits for it instead of building twice
+        if key in _extractors:
+            _extractors.move_to_end(key)
+        else:
+            from worker.engine import load_extractor
+
+            started = time.perf_counter()
+            built = load_extractor(
+                weights=settings.weights,
+                model_dir=settings.model_dir,
+                seed=settings.weights_seed,
+                content_layers=content_layers,
+                style_layers=style_layers,
+                precision=settings.precision,
+                jit_compile=_XLA.get(settings.xla),
+                step_cache_size=STEP_CACHE_SIZES,
+            )
+            logger.info(
+                "VGG19 extractor ready in %.1f s: weights %s, precision %s (ATELIER_PRECISION=%s), XLA %s, "
+                "compiled steps kept for %d image sizes",
+                time.perf_counter() - started, built.weights, built.precision, settings.precision,
+                "on" if built.jit_compile else "off", STEP_CACHE_SIZES,
+            )  # fmt: skip
+            _extractors[key] = built
+            while len(_extractors) > EXTRACTORS_KEPT:
+                _extractors.popitem(last=False)
+        return _extractors[key]
+
+
+def warm_up_in_background() -> threading.Thread:
+    """Build the extractor in a thread, so the process answers its parent (Celery's prefork waits a
+    few seconds for a new child) while TensorFlow loads; a failure is logged, the first job retries."""
+
+    def build() -> None:
+        try:
+            extractor()
+        except Exception:
+            logger.exception("warm-up failed; the first job builds the extractor again and reports why")
+
+    thread = threading.Thread(target=build, name="atelier-warm-up", daemon=True)
+    thread.start()
+    return thread
