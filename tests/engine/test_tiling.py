@@ -1,0 +1,177 @@
+"""Tiled evaluation (worker/engine/tiling.py): the same loss and gradient as the whole image, by tiles.
+
+Random weights, images of at most 256 px. Two networks: VGG19 up to block5_conv2 (the default
+layers: 16-pixel grid, 96-pixel halo, so tiles of a 256 px image still overlap a lot) and VGG19 up
+to block3_conv2 (4-pixel grid, 16-pixel halo), whose tiles are far smaller than the image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
+from worker.engine import StyleOptions
+from worker.engine.errors import EngineError, OptionsError
+from worker.engine.images import to_float
+from worker.engine.model import FeatureExtractor, load_extractor
+from worker.engine.optimize import Targets, compute_targets, loss_and_gradient, loss_weights
+from worker.engine.tiling import Geometry, TiledObjective, geometry, plan_tiles, tiled_targets
+
+SHALLOW = {
+    "content_layers": ("block3_conv2",),
+    "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
+}
+TOLERANCE = 1e-4  # relative, float32
+
+
+@pytest.fixture(scope="module")
+def shallow() -> FeatureExtractor:
+    return load_extractor("random", seed=WEIGHTS_SEED, **SHALLOW)
+
+
+def _targets(extractor: FeatureExtractor, options: StyleOptions, height: int, width: int) -> Targets:
+    return compute_targets(
+        extractor, to_float(gradient(height, width)), [to_float(stripes(96, 112))], options
+    )
+
+
+def _relative(actual: np.ndarray, expected: np.ndarray) -> float:
+    return float(np.abs(actual - expected).max() / np.abs(expected).max())
+
+
+def test_the_halo_covers_vgg19s_receptive_field(
+    extractor: FeatureExtractor, shallow: FeatureExtractor
+) -> None:
+    # block5_conv2 sees 188 px: 86 px either side of its 16 px cell, 96 on the grid.
+    deep = geometry(extractor)
+    assert (deep.grid, deep.halo) == (16, 96)
+    assert deep.strides["block1_conv1"] == 1 and deep.strides["block5_conv1"] == 16
+    assert (geometry(shallow).grid, geometry(shallow).halo) == (4, 16)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "budget", "grid", "halo"),
+    [(256, 256, 224 * 224, 16, 96), (1000, 3000, 400_000, 16, 96), (250, 198, 48 * 48, 4, 16)],
+)
+def test_tiles_partition_the_image_within_the_budget(
+    height: int, width: int, budget: int, grid: int, halo: int
+) -> None:
+    found = Geometry(grid=grid, halo=halo, strides={})
+    tiles = plan_tiles(height, width, budget, found)
+    covered = np.zeros((height, width), int)
+    for tile in tiles:
+        top, bottom, left, right = tile.interior
+        covered[top:bottom, left:right] += 1
+        crop_top, crop_bottom, crop_left, crop_right = tile.crop
+        assert (crop_bottom - crop_top) * (crop_right - crop_left) <= budget
+        # Interiors start on the grid; crops reach a halo beyond them, or stop at the image's edge.
+        assert top % found.grid == 0 and left % found.grid == 0
+        assert crop_top == max(0, top - found.halo) and crop_bottom == min(height, bottom + found.halo)
+        assert crop_left == max(0, left - found.halo) and crop_right == min(width, right + found.halo)
+    assert (covered == 1).all()
+    assert len(tiles) > 1
+
+
+def test_a_budget_below_one_tile_is_refused(extractor: FeatureExtractor) -> None:
+    with pytest.raises(OptionsError, match="max_tile_pixels 40000 is too small.*43264 pixels"):
+        plan_tiles(256, 256, 40_000, geometry(extractor))
+
+
+@pytest.mark.parametrize(
+    ("network", "height", "width", "budget", "tiles"),
+    [
+        # 2 tiles with 96 px halos; sides off the 16 px grid, so the poolings floor the sizes.
+        ("deep", 200, 232, 46_000, 2),
+        ("shallow", 256, 256, 64 * 64, 64),  # tiles of 32 + 2 x 16 px, far smaller than the image
+        ("shallow", 250, 198, 64 * 64, 56),
+    ],
+)
+def test_tiled_loss_and_gradient_equal_the_whole_images(
+    request: pytest.FixtureRequest, network: str, height: int, width: int, budget: int, tiles: int
+) -> None:
+    extractor = request.getfixturevalue("extractor" if network == "deep" else "shallow")
+    options = StyleOptions() if network == "deep" else StyleOptions(**SHALLOW)
+    targets = _targets(extractor, options, height, width)
+    image = tf.constant(to_float(noise(height, width))[None])
+    parts, expected = loss_and_gradient(extractor, loss_weights(options), image, targets)
+    objective = TiledObjective(extractor, loss_weights(options), budget)
+    tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets)
+    assert len(objective.tiles(height, width)) == tiles
+    for name in ("content", "style", "tv", "total"):
+        assert float(tiled_parts[name]) == pytest.approx(float(parts[name]), rel=TOLERANCE)
+    assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
+    only_loss = objective.loss_parts(image, targets)
+    assert float(only_loss["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
+
+
+def test_a_halo_one_grid_cell_narrower_is_not_exact(shallow: FeatureExtractor) -> None:
+    """The halo is the smallest that works: one cell less lets the tiles' zero padding leak in."""
+    options = StyleOptions(**SHALLOW)
+    targets = _targets(shallow, options, 250, 198)
+    image = tf.constant(to_float(noise(250, 198))[None])
+    _, expected = loss_and_gradient(shallow, loss_weights(options), image, targets)
+    errors = {}
+    for halo in (16, 12):
+        objective = TiledObjective(shallow, loss_weights(options), 64 * 64)
+        objective.geometry = dataclasses.replace(objective.geometry, halo=halo)
+        errors[halo] = _relative(objective.loss_and_gradient(image, targets)[1].numpy(), expected.numpy())
+    assert errors[16] < TOLERANCE < errors[12]
+
+
+def test_tiled_targets_equal_the_whole_images(shallow: FeatureExtractor) -> None:
+    options = StyleOptions(**SHALLOW, style_blend=(0.3, 0.7))
+    content, styles = to_float(gradient(200, 248)), [to_float(stripes(256, 176)), to_float(noise(120, 136))]
+    expected = compute_targets(shallow, content, styles, options)
+    content_targets, style_targets = tiled_targets(
+        shallow,
+        content,
+        styles,
+        options.normalized_blend(2),
+        options.content_layers,
+        options.style_layers,
+        48 * 48,
+    )
+    for name, value in expected.content.items():
+        assert content_targets[name].shape == value.shape
+        assert _relative(content_targets[name].numpy(), value.numpy()) < TOLERANCE
+    for name, value in expected.style.items():
+        assert style_targets[name].shape == value.shape
+        assert _relative(style_targets[name].numpy(), value.numpy()) < TOLERANCE
+
+
+def test_out_of_memory_retries_with_smaller_tiles(
+    shallow: FeatureExtractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = StyleOptions(**SHALLOW)
+    targets = _targets(shallow, options, 160, 128)
+    image = tf.constant(to_float(noise(160, 128))[None])
+    parts, expected = loss_and_gradient(shallow, loss_weights(options), image, targets)
+    objective = TiledObjective(shallow, loss_weights(options), 100 * 100, label="job x")
+    objective.loss_parts(image, targets)  # compiles the tile functions
+    functions = objective._functions
+    assert functions is not None
+    forward, capacity = functions.forward, [2500]
+
+    def small_device(crop: tf.Tensor, box: tf.Tensor) -> object:
+        """A device with room for crops of at most ``capacity`` pixels: larger ones fail as on a GPU
+        (this CPU-only machine cannot run out of device memory)."""
+        if crop.shape[1] * crop.shape[2] > capacity[0]:
+            raise tf.errors.ResourceExhaustedError(None, None, f"OOM when allocating tensor {crop.shape}")
+        return forward(crop, box)
+
+    functions.forward = small_device
+    with caplog.at_level(logging.WARNING, logger="worker.engine.tiling"):
+        tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets)
+    assert objective.max_tile_pixels == 100 * 100 // 4  # halved until the crops fit
+    assert float(tiled_parts["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
+    assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
+    warnings = [record.getMessage() for record in caplog.records]
+    assert len(warnings) == 2 and all(w.startswith("job x: out of memory with tiles of") for w in warnings)
+    capacity[0] = 10  # nothing fits: an error that says so, not an endless retry
+    with pytest.raises(EngineError, match="out of memory even with the smallest tiles"):
+        objective.loss_and_gradient(image, targets)

@@ -1,0 +1,446 @@
+"""Exact tiled evaluation of the Gatys loss and its gradient, for images larger than a memory budget.
+
+Memory, not arithmetic, limits the size of an untiled step: the backward pass keeps every layer's
+activations, about 1.2 KB per input pixel in float32. The loss allows an exact tiled step:
+
+- A feature of the deepest layer used (block5_conv2) depends on a window of 188 x 188 input pixels
+  (VGG19's receptive field), and VGG19's poolings put every layer on a grid of 16 pixels. A tile
+  that starts on that grid and carries a halo covering the receptive field computes its interior's
+  features exactly as the whole image does. At the image's borders a tile takes no halo: there the
+  convolutions' zero padding is the same as the whole image's.
+- Gram matrices are sums over positions, the content loss a sum over positions, so both add up tile
+  by tile (pass 1, forward only).
+- Pass 2 runs each tile forward and backward once more, backpropagating the global dL/dGram (known
+  after pass 1) and the content loss's gradient through that tile's interior features only; the
+  tiles' input gradients are summed. Total variation is computed on the whole image (it is cheap).
+
+The result equals the untiled loss and gradient up to float32 rounding (tests/engine/test_tiling.py),
+with memory bounded by the tile size instead of the image size. The price is the halos' pixels and
+pass 1's second forward pass (docs/performance.md, "Large prints").
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worker.engine.errors import EngineError, OptionsError
+from worker.engine.losses import total_variation_loss
+from worker.engine.model import FeatureExtractor
+
+if TYPE_CHECKING:  # optimize.py imports this module; at run time its types are only duck-typed here
+    from worker.engine.optimize import LossWeights, Targets
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels (bottom/right exclusive)
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where a network's features sit on the input: what a tile needs to reproduce them exactly."""
+
+    grid: int  # stride of the deepest feature map: tiles start and end on multiples of it
+    halo: int  # context (pixels) each tile needs on each side: the receptive half-width, rounded up to grid
+    strides: Mapping[str, int]  # feature map -> its stride in input pixels
+
+
+@dataclass(frozen=True)
+class Tile:
+    crop: Box  # the pixels fed to VGG19
+    interior: Box  # the pixels whose features this tile contributes; the interiors partition the image
+
+
+def geometry(extractor: FeatureExtractor) -> Geometry:
+    """The extractor's grid and halo, read from its layers (3x3 'same' convolutions, 2x2 poolings).
+
+    A feature at position r of a map with stride s depends on input pixels [s*r - left, s*r + right];
+    each convolution widens that window by its kernel radius times s, each pooling by s - 1 more on
+    the right. Walking the layers gives block5_conv2's window [16r - 86, 16r + 101] (188 pixels): a
+    tile needs 86 pixels of context, 96 on the 16-pixel grid.
+    """
+    stride, left, right = 1, 0, 0
+    strides: dict[str, int] = {}
+    for layer in extractor.model.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            if tuple(layer.strides) != (1, 1) or tuple(layer.dilation_rate) != (1, 1):
+                raise EngineError(f"tiling supports stride-1 undilated convolutions, not {layer.name}")
+            radius = max(layer.kernel_size) // 2
+            left, right = left + radius * stride, right + radius * stride
+        elif isinstance(layer, keras.layers.MaxPooling2D | keras.layers.AveragePooling2D):
+            pool = max(layer.pool_size)
+            if tuple(layer.strides) != tuple(layer.pool_size) or layer.padding != "valid":
+                raise EngineError(f"tiling supports non-overlapping 'valid' poolings, not {layer.name}")
+            right += (pool - 1) * stride
+            stride *= pool
+        strides[layer.name] = stride
+    grid = max(strides[name] for name in extractor.layers)
+    # A cell covers [s*r, s*r + s - 1]; its window reaches ``left`` before and ``right - (s - 1)`` after.
+    reach = max(left, right - (stride - 1))
+    return Geometry(grid=grid, halo=math.ceil(reach / grid) * grid, strides=strides)
+
+
+def plan_tiles(height: int, width: int, max_tile_pixels: int, geometry: Geometry) -> list[Tile]:
+    """The tiling of a ``height`` x ``width`` image into crops of at most ``max_tile_pixels`` pixels
+    (halos included) that computes the fewest pixels in all; interiors are multiples of the grid.
+
+    Raises OptionsError when even the smallest tile (one grid cell plus its halos) is over budget.
+    """
+    rows = _splits(height, geometry)
+    columns = _splits(width, geometry)
+    best: tuple[int, int, int, int] | None = None  # (pixels computed, tiles, pieces down, pieces across)
+    for down, (row_max, row_sum) in rows.items():
+        for across, (column_max, column_sum) in columns.items():
+            if row_max * column_max > max_tile_pixels:
+                continue
+            candidate = (row_sum * column_sum, down * across, down, across)
+            best = candidate if best is None or candidate < best else best
+    if best is None:
+        smallest = min(r for r, _ in rows.values()) * min(c for c, _ in columns.values())
+        raise OptionsError(
+            f"max_tile_pixels {max_tile_pixels} is too small for this network: the smallest tile of a "
+            f"{width}x{height} image (one {geometry.grid}-pixel cell and {geometry.halo} pixels of "
+            f"context on each side) has {smallest} pixels"
+        )
+    _, _, down, across = best
+    return [
+        Tile(crop=(*row_crop, *column_crop), interior=(*row_interior, *column_interior))
+        for row_interior, row_crop in _pieces(height, down, geometry)
+        for column_interior, column_crop in _pieces(width, across, geometry)
+    ]
+
+
+def _pieces(length: int, count: int, geometry: Geometry) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """``count`` (interior, crop) intervals along one axis; the last interior may be shorter."""
+    step = math.ceil(length / count / geometry.grid) * geometry.grid
+    starts = range(0, length, step)
+    return [
+        (
+            (start, min(start + step, length)),
+            (max(0, start - geometry.halo), min(length, start + step + geometry.halo)),
+        )
+        for start in starts
+    ]
+
+
+def _splits(length: int, geometry: Geometry) -> dict[int, tuple[int, int]]:
+    """For each distinct number of pieces along an axis: (longest crop, sum of the crops' lengths)."""
+    found: dict[int, tuple[int, int]] = {}
+    for count in range(1, math.ceil(length / geometry.grid) + 1):
+        pieces = _pieces(length, count, geometry)
+        crops = [crop_end - crop_start for _, (crop_start, crop_end) in pieces]
+        found.setdefault(len(pieces), (max(crops), sum(crops)))
+    return found
+
+
+def needs_tiles(height: int, width: int, max_tile_pixels: int) -> bool:
+    """True when an image of this size is to be evaluated by tiles (0 = never tile)."""
+    return 0 < max_tile_pixels < height * width
+
+
+class TiledObjective:
+    """The loss parts and gradient of one image size by tiles; drop-in for optimize.py's compiled
+    ``loss_parts``, ``loss_and_gradient`` and ``adam_step``.
+
+    A step that runs out of memory (``tf.errors.ResourceExhaustedError``, e.g. on a GPU) is retried
+    with tiles of half the pixels, and that budget is kept for the rest of the run.
+    """
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        weights: LossWeights,
+        max_tile_pixels: int,
+        label: str = "stylize",
+    ) -> None:
+        self.extractor = extractor
+        self.weights = weights
+        self.max_tile_pixels = max_tile_pixels
+        self.label = label
+        self.geometry = geometry(extractor)
+        self._functions: _TileFunctions | None = None  # built on first use, for the targets' layers
+        self._plans: dict[tuple[int, int], list[Tile]] = {}
+
+    def tiles(self, height: int, width: int) -> list[Tile]:
+        if (height, width) not in self._plans:
+            self._plans[(height, width)] = plan_tiles(height, width, self.max_tile_pixels, self.geometry)
+            logger.info(
+                "%s: %dx%d in %d tile(s) of at most %d pixels (halo %d)",
+                self.label, width, height, len(self._plans[(height, width)]), self.max_tile_pixels,
+                self.geometry.halo,
+            )  # fmt: skip
+        return self._plans[(height, width)]
+
+    def loss_parts(self, image: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
+        """Weighted loss parts of ``image`` (1, H, W, 3): pass 1 only."""
+        return self._retrying(lambda: self._loss(image, targets)[0])
+
+    def loss_and_gradient(self, image: tf.Tensor, targets: Targets) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return self._retrying(lambda: self._loss_and_gradient(image, targets))
+
+    def adam_step(
+        self, optimizer: keras.optimizers.Optimizer, image: tf.Variable
+    ) -> Callable[[Targets], dict[str, tf.Tensor]]:
+        """A step like optimize.adam_step's (update, clip to [0, 1], return the loss before it)."""
+
+        @tf.function
+        def apply(gradient: tf.Tensor) -> None:
+            optimizer.apply_gradients([(gradient, image)])
+            image.assign(tf.clip_by_value(image, 0.0, 1.0))
+
+        def step(targets: Targets) -> dict[str, tf.Tensor]:
+            parts, gradient = self.loss_and_gradient(tf.convert_to_tensor(image), targets)
+            apply(gradient)
+            return parts
+
+        return step
+
+    def _retrying(self, evaluate: Callable[[], _T]) -> _T:
+        out_of_memory: tf.errors.ResourceExhaustedError | None = None
+        while True:
+            try:
+                return evaluate()
+            except tf.errors.ResourceExhaustedError as error:
+                out_of_memory = error
+                smaller = self.max_tile_pixels // 2
+                logger.warning(
+                    "%s: out of memory with tiles of %d pixels (%s); retrying the step with tiles of %d",
+                    self.label, self.max_tile_pixels, str(error).strip().splitlines()[0][:200], smaller,
+                )  # fmt: skip
+                self.max_tile_pixels = smaller
+                self._plans.clear()
+            except OptionsError as error:  # no tile fits the halved budget
+                if out_of_memory is None:
+                    raise
+                raise EngineError(
+                    f"out of memory even with the smallest tiles ({error}); free the device's memory or "
+                    f"use a smaller size"
+                ) from out_of_memory
+
+    def _loss(
+        self, image: tf.Tensor, targets: Targets
+    ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor], tf.Tensor]:
+        """Pass 1: (loss parts, each style layer's dL/dGram-sum, each content layer's coefficient)."""
+        _, height, width, _ = image.shape
+        strides = self.geometry.strides
+        # Floats or tensors (optimize.LossWeights.as_tensors) alike.
+        content_weight, style_weight, tv_weight = (tf.cast(value, tf.float32) for value in self.weights[:3])
+        layer_weights = tf.cast(self.weights.style_layers, tf.float32)
+        tiles = self.tiles(height, width)
+        if self._functions is None:
+            self._functions = _TileFunctions(
+                self.extractor, self.geometry, tuple(targets.content), tuple(targets.style)
+            )
+        gram_sums: dict[str, tf.Tensor] = {}
+        squared: dict[str, tf.Tensor] = {}
+        for tile in tiles:
+            crop, box = _crop(image, tile)
+            features, grams = self._functions.forward(crop, box)
+            for name in targets.style:
+                gram_sums[name] = gram_sums[name] + grams[name] if name in gram_sums else grams[name]
+            for name, target in targets.content.items():
+                difference = tf.reduce_sum(tf.square(features[name] - _slice(target, tile, strides[name])))
+                squared[name] = squared[name] + difference if name in squared else difference
+        # content_loss: the mean over positions and channels, averaged over the content layers.
+        sizes = [
+            _positions(height, width, strides[name]) * t.shape[-1] for name, t in targets.content.items()
+        ]
+        content_coefficients = tf.stack([content_weight / (len(sizes) * size) for size in sizes])
+        content = tf.reduce_sum(content_coefficients * tf.stack([squared[name] for name in targets.content]))
+        style_terms, gram_gradients = [], {}
+        for index, (name, target) in enumerate(targets.style.items()):
+            positions = _positions(height, width, strides[name])
+            difference = gram_sums[name] / positions - target[0]
+            # style_loss: the mean over the C x C entries, weighted per layer.
+            coefficient = style_weight * layer_weights[index] / float(target.shape[-1] ** 2)
+            style_terms.append(coefficient * tf.reduce_sum(tf.square(difference)))
+            gram_gradients[name] = 2.0 * coefficient * difference / positions
+        parts = {
+            "content": content,
+            "style": tf.add_n(style_terms),
+            "tv": tv_weight * total_variation_loss(image),
+        }
+        parts["total"] = parts["content"] + parts["style"] + parts["tv"]
+        return parts, gram_gradients, content_coefficients
+
+    def _loss_and_gradient(
+        self, image: tf.Tensor, targets: Targets
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        parts, gram_gradients, content_coefficients = self._loss(image, targets)
+        _, height, width, _ = image.shape
+        strides = self.geometry.strides
+        assert self._functions is not None  # _loss built them
+        gradient = np.array(self._functions.tv_gradient(image, tf.cast(self.weights.tv, tf.float32)))
+        for tile in self.tiles(height, width):
+            crop, box = _crop(image, tile)
+            content_slices = {name: _slice(t, tile, strides[name]) for name, t in targets.content.items()}
+            tile_gradient = self._functions.backward(
+                crop, box, gram_gradients, content_slices, content_coefficients
+            )
+            top, bottom, left, right = tile.crop
+            gradient[:, top:bottom, left:right, :] += tile_gradient.numpy()
+        return parts, tf.constant(gradient)
+
+
+def tiled_targets(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    blend: Sequence[float],
+    content_layers: Sequence[str],
+    style_layers: Sequence[str],
+    max_tile_pixels: int,
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """optimize.compute_targets by tiles: (content layer -> features (1, h, w, C), style layer ->
+    blended Gram matrix (1, C, C)), each image tiled only when it exceeds ``max_tile_pixels``."""
+    found = geometry(extractor)
+    functions = _TileFunctions(extractor, found, tuple(content_layers), tuple(style_layers))
+    content_features, _ = _tiled_features(functions, found, content, max_tile_pixels, content_layers)
+    style_targets: dict[str, tf.Tensor] = {}
+    for style, weight in zip(styles, blend, strict=True):
+        _, grams = _tiled_features(functions, found, style, max_tile_pixels, ())
+        height, width = style.shape[:2]
+        for name in style_layers:
+            gram = weight * grams[name][None] / _positions(height, width, found.strides[name])
+            style_targets[name] = style_targets[name] + gram if name in style_targets else gram
+    return {name: content_features[name] for name in content_layers}, style_targets
+
+
+def _tiled_features(
+    functions: _TileFunctions, found: Geometry, image: np.ndarray, max_tile_pixels: int, layers: Sequence[str]
+) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    """(layer -> the whole image's features, assembled from the tiles' interiors; layer -> Gram sum)."""
+    height, width = image.shape[:2]
+    budget = max_tile_pixels if needs_tiles(height, width, max_tile_pixels) else height * width
+    tiles = plan_tiles(height, width, budget, found)
+    batch = tf.constant(image[None], tf.float32)
+    rows: dict[str, list[list[tf.Tensor]]] = {name: [] for name in layers}
+    gram_sums: dict[str, tf.Tensor] = {}
+    previous_top = None
+    for tile in tiles:
+        crop, box = _crop(batch, tile)
+        features, grams = functions.forward(crop, box)
+        for name, gram in grams.items():
+            gram_sums[name] = gram_sums[name] + gram if name in gram_sums else gram
+        for name in layers:
+            if tile.interior[0] != previous_top:
+                rows[name].append([])
+            rows[name][-1].append(features[name])
+        previous_top = tile.interior[0]
+    assembled = {name: tf.concat([tf.concat(row, axis=2) for row in rows[name]], axis=1) for name in layers}
+    return assembled, gram_sums
+
+
+class _TileFunctions:
+    """The compiled per-tile computations; shapes are left dynamic so every tile shares one graph."""
+
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        found: Geometry,
+        content_layers: tuple[str, ...],
+        style_layers: tuple[str, ...],
+    ) -> None:
+        self.extractor = extractor
+        self.strides = found.strides
+        self.content_layers, self.style_layers = content_layers, style_layers
+        crop = tf.TensorSpec([1, None, None, 3], tf.float32)
+        box = tf.TensorSpec([4], tf.int32)
+        jit = extractor.jit_compile
+        self.forward = tf.function(self._forward, input_signature=[crop, box], jit_compile=jit)
+        channels = {name: output.shape[-1] for name, output in extractor.model.output.items()}
+        grams = {name: tf.TensorSpec([channels[name]] * 2, tf.float32) for name in style_layers}
+        targets = {
+            name: tf.TensorSpec([1, None, None, channels[name]], tf.float32) for name in content_layers
+        }
+        coefficients = tf.TensorSpec([len(content_layers)], tf.float32)
+        self.backward = tf.function(
+            self._backward, input_signature=[crop, box, grams, targets, coefficients], jit_compile=jit
+        )
+        self.tv_gradient = tf.function(self._tv_gradient)
+
+    def _interiors(self, crop: tf.Tensor, box: tf.Tensor) -> dict[str, tf.Tensor]:
+        features = self.extractor(crop)
+        wanted = set(self.content_layers) | set(self.style_layers)
+        return {
+            name: _slice_box(value, box, self.strides[name])
+            for name, value in features.items()
+            if name in wanted
+        }
+
+    def _forward(self, crop: tf.Tensor, box: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+        """(content layer -> the interior's features, style layer -> the interior's Gram sum (C, C)),
+        forward only."""
+        interiors = self._interiors(crop, box)
+        return (
+            {name: interiors[name] for name in self.content_layers},
+            {name: _gram_sum(interiors[name]) for name in self.style_layers},
+        )
+
+    def _backward(
+        self,
+        crop: tf.Tensor,
+        box: tf.Tensor,
+        gram_gradients: dict[str, tf.Tensor],
+        content_targets: dict[str, tf.Tensor],
+        content_coefficients: tf.Tensor,
+    ) -> tf.Tensor:
+        """d(loss)/d(crop) through this tile's interior features: <dL/dGram-sum, Gram sum> + content."""
+        with tf.GradientTape() as tape:
+            tape.watch(crop)
+            interiors = self._interiors(crop, box)
+            terms = [
+                tf.reduce_sum(gradient * _gram_sum(interiors[name]))
+                for name, gradient in gram_gradients.items()
+            ]
+            terms += [
+                content_coefficients[index] * tf.reduce_sum(tf.square(interiors[name] - target))
+                for index, (name, target) in enumerate(content_targets.items())
+            ]
+            surrogate = tf.add_n(terms)
+        return tape.gradient(surrogate, crop)
+
+    @staticmethod
+    def _tv_gradient(image: tf.Tensor, weight: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss = weight * total_variation_loss(image)
+        return tape.gradient(loss, image)
+
+
+def _gram_sum(features: tf.Tensor) -> tf.Tensor:
+    """Unnormalised Gram matrix (C, C) of (1, h, w, C) features: the sum over positions."""
+    return tf.einsum("bijc,bijd->cd", features, features)
+
+
+def _slice_box(features: tf.Tensor, box: tf.Tensor, stride: int) -> tf.Tensor:
+    """The interior of a crop's feature map; ``box`` is relative to the crop, in pixels, on the grid
+    (floor division gives the map's own floor at the image's bottom and right edges)."""
+    start = box // stride
+    return features[:, start[0] : start[1], start[2] : start[3], :]
+
+
+def _crop(image: tf.Tensor, tile: Tile) -> tuple[tf.Tensor, tf.Tensor]:
+    top, bottom, left, right = tile.crop
+    inner_top, inner_bottom, inner_left, inner_right = tile.interior
+    box = tf.constant([inner_top - top, inner_bottom - top, inner_left - left, inner_right - left], tf.int32)
+    return image[:, top:bottom, left:right, :], box
+
+
+def _slice(target: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
+    """The part of a whole-image feature map under ``tile``'s interior."""
+    top, bottom, left, right = tile.interior
+    return target[:, top // stride : bottom // stride, left // stride : right // stride, :]
+
+
+def _positions(height: int, width: int, stride: int) -> int:
+    """Positions of a feature map of the given stride (each 'valid' pooling floors the size)."""
+    return (height // stride) * (width // stride)
