@@ -36,6 +36,9 @@ VGG19_CONV_LAYERS: tuple[str, ...] = tuple(
 OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # load_extractor(precision=...)
 INITS = ("content", "style", "noise")
+COLORS = ("style", "luminance", "histogram")  # worker/engine/control.py
+STYLE_LOSSES = ("gram", "mean_cov")
+POOLINGS = ("max", "average")
 MIN_SIZE = 16
 MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
 
@@ -102,9 +105,15 @@ class StyleOptions:
         1.0, "Size of the style image relative to the output: larger gives bigger brush strokes.",
         "Brush-stroke size (style scale)", "Picture", minimum=0, above_minimum=True, maximum=MAX_STYLE_SCALE,
     )  # fmt: skip
+    colors: Literal["style", "luminance", "histogram"] = _option(
+        "style", "Colours of the result: style (the style image's), luminance (only the luminance is "
+        "stylized, the photo's colours kept) or histogram (the style image's colours matched to the "
+        "photo's before the transfer).", "Colours", "Picture", choices=COLORS,
+    )  # fmt: skip
+    # The older name of colors=luminance, kept for existing clients; the two always agree.
     preserve_colors: bool = _option(
-        False, "Keep the content's colours: only the luminance is stylized.", "Preserve the photo's colours",
-        "Picture",
+        False, "Keep the content's colours: only the luminance is stylized (the same as colors=luminance).",
+        "Preserve the photo's colours", "Picture",
     )  # fmt: skip
     style_blend: tuple[float, ...] | None = _option(
         None, "One weight (>= 0) per style image, comma separated, e.g. 0.7,0.3; equal weights if empty.",
@@ -121,6 +130,11 @@ class StyleOptions:
     tv_weight: float = _option(
         30.0, "Weight of the total-variation loss: higher gives smoother, less noisy results.",
         "Smoothness (total-variation weight)", "Loss weights", minimum=0,
+    )  # fmt: skip
+    style_loss: Literal["gram", "mean_cov"] = _option(
+        "gram", "What of the style image's features is matched: gram (their Gram matrices, Gatys) or "
+        "mean_cov (their means and covariances, apart).", "Style loss", "Loss weights",
+        choices=STYLE_LOSSES,
     )  # fmt: skip
     style_layer_weights: tuple[float, ...] | None = _option(
         None, "One weight (>= 0) per style layer, comma separated, shallow to deep (e.g. 4,2,1,1,1 for finer "
@@ -141,6 +155,11 @@ class StyleOptions:
         0.1, "Adam's epsilon (the tutorial's 0.1 damps early steps).", "Adam epsilon", "Optimiser", minimum=0,
         above_minimum=True, maximum=10,
     )  # fmt: skip
+    ema_decay: float = _option(
+        0.0, "Decay of an exponential moving average of Adam's images, used for the output and previews "
+        "(less noise), e.g. 0.95; 0: off; L-BFGS ignores it.", "Averaging of the steps (EMA decay)", "Optimiser", minimum=0,
+        maximum=0.9999,
+    )  # fmt: skip
     # Coarse-to-fine: the iterations are split equally between the sizes (the remainder goes to the
     # full size), the image upsampled in between.
     scales: tuple[float, ...] = _option(
@@ -155,6 +174,10 @@ class StyleOptions:
         DEFAULT_STYLE_LAYERS, "VGG19 layers whose Gram matrices the style loss compares, comma separated.",
         "Style layers", "Layers", choices=VGG19_CONV_LAYERS,
     )  # fmt: skip
+    pooling: Literal["max", "average"] = _option(
+        "max", "VGG19's pooling: max (as trained) or average (scaled by 2; often smoother textures).",
+        "Pooling", "Layers", choices=POOLINGS,
+    )  # fmt: skip
     preview_every: int = _option(
         0, "Steps between previews; 0: none.", "Preview every (steps)", "Previews", minimum=0
     )
@@ -165,6 +188,15 @@ class StyleOptions:
             if spec.kind in ("floats", "names") and isinstance(value, list):
                 object.__setattr__(self, spec.name, tuple(value))  # accept lists, keep the dataclass hashable
         self._validate()
+        self._alias_colors()
+
+    def _alias_colors(self) -> None:
+        """preserve_colors is colors=luminance under its older name: make the two agree."""
+        if self.preserve_colors and self.colors == "histogram":
+            raise OptionsError("preserve_colors (colors=luminance) cannot go with colors=histogram")
+        if self.preserve_colors:
+            object.__setattr__(self, "colors", "luminance")
+        object.__setattr__(self, "preserve_colors", self.colors == "luminance")
 
     def _validate(self) -> None:
         for spec in option_specs():

@@ -1,0 +1,334 @@
+"""Control over the picture: where each style goes, what colours the result has, what is matched.
+
+Gatys, Ecker, Bethge, Hertzmann and Shechtman (2017), "Controlling Perceptual Factors in Neural
+Style Transfer" (arXiv 1611.07865), name three controls; Atelier's scale control is style_scale,
+this module adds the other two, and the style-loss variants of crowsonkb/style-transfer-pytorch:
+
+- Space (masks): each style image may have a greyscale mask, white meaning "this style here". Its
+  statistics are then matched inside that region only (guided Gram matrices, section 4 of the
+  paper): the mask is resized to every style layer, and the image's Gram matrix (or mean and
+  covariance) there is a mask-weighted average over the region. Where no mask is white, the
+  content is kept: the image the network sees (and the output) is ``coverage * image + (1 -
+  coverage) * content``, with ``coverage`` the masks' sum clipped to 1, so grey edges blend softly.
+- Colour: ``colors="histogram"`` maps the style images' colours to the content's mean and
+  covariance before the transfer (section 5, the linear "image analogies" transform);
+  ``"luminance"`` (preserve_colors) is images.transfer_luminance, applied to the output.
+- ``style_loss="mean_cov"`` matches each style layer's feature mean and covariance apart (the
+  Gram matrix mixes the two: it is the covariance plus the mean's outer product). Several styles
+  are blended by averaging their means and second moments, which are linear in the images, and
+  only then taking the covariance.
+- ``ema_decay``: an exponential moving average of Adam's iterates (bias-corrected) is the output.
+- ``pooling="average"``: model.ScaledAveragePooling instead of VGG19's max pooling.
+
+stylize() calls ``prepare`` once, ``ControlPlan.attach`` per image size and, inside the compiled
+loss, ``composite`` and ``style_loss``; the default options make none of it run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from worker.engine import images as imaging
+from worker.engine.errors import ImageError, OptionsError
+from worker.engine.model import FeatureExtractor, build_network
+from worker.engine.options import StyleOptions
+
+ASPECT_TOLERANCE = 0.01  # a mask may differ from the content's aspect ratio by this fraction
+BLACK = 0.5 / 255  # mask values below this are black (nothing of that style there)
+COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat images stay finite
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as images.rgb_to_ycbcr
+
+
+class StyleControl(NamedTuple):
+    """What the compiled loss needs for masks or mean_cov (tensors; part of optimize.Targets).
+
+    S is the number of style terms: one per style image with masks, one blended term without.
+    """
+
+    second: dict[str, tf.Tensor]  # layer -> (S, C, C) target second moments (gram) or covariances (mean_cov)
+    means: dict[str, tf.Tensor] | None  # layer -> (S, C) target means; None: the gram loss
+    masks: dict[str, tf.Tensor] | None  # layer -> (S, h, w) region weights; None: the whole image
+    weights: tf.Tensor  # (S,) weight of each style term
+    keep: tuple[tf.Tensor, tf.Tensor] | None  # (content (1, H, W, 3), coverage (1, H, W, 1)); None: no
+    # pixel is left unstyled
+
+
+@dataclass(frozen=True)
+class ControlPlan:
+    """One run's masks and loss choice, at the content's (max_size) resolution."""
+
+    mean_cov: bool
+    blend: tuple[float, ...]  # normalised style_blend
+    masks: np.ndarray | None  # (S, H, W) float32 in [0, 1], ones for a style without a mask; None: no masks
+    coverage: np.ndarray | None  # (H, W) float32, where the styles apply at all; None: everywhere
+
+    def attach(
+        self,
+        targets: Any,
+        extractor: FeatureExtractor,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        style_layers: Sequence[str],
+    ) -> Any:
+        """optimize.Targets for this size with a StyleControl in place of the blended Gram matrices.
+
+        ``content`` (H x W x 3) and ``styles`` are float images already at this run's sizes.
+        """
+        height, width = content.shape[:2]
+        stats = [_moments(extractor(tf.constant(style[None])), style_layers) for style in styles]
+        masks = keep = None
+        if self.masks is None:  # one blended term: means and second moments average linearly
+            blend = tf.constant(self.blend, tf.float32)
+            means = {name: _blended(blend, [m[name][0] for m in stats]) for name in style_layers}
+            second = {name: _blended(blend, [m[name][1] for m in stats]) for name in style_layers}
+            weights = tf.ones((1,), tf.float32)
+        else:
+            means = {name: tf.stack([m[name][0] for m in stats]) for name in style_layers}
+            second = {name: tf.stack([m[name][1] for m in stats]) for name in style_layers}
+            sized = _resize_masks(self.masks, height, width)
+            # A region as strong as a whole-image style (equal blend: each style at full weight), and
+            # weighted by its area, so a pixel's pull towards its style is the same as without masks.
+            areas = sized.mean(axis=(1, 2))
+            weights = tf.constant(np.asarray(self.blend) * len(self.blend) * areas, tf.float32)
+            features = extractor(tf.constant(content[None]))
+            shapes = {name: tf.shape(features[name])[1:3] for name in style_layers}
+            masks = {
+                name: tf.image.resize(sized[..., None], shapes[name], method="area")[..., 0]
+                for name in style_layers
+            }
+            if self.coverage is not None:
+                coverage = _resize_masks(self.coverage[None], height, width)[0]
+                keep = (tf.constant(content[None]), tf.constant(coverage[None, ..., None]))
+        if self.mean_cov:
+            second = {name: second[name] - _outer(means[name]) for name in style_layers}
+        else:
+            means = None
+        control = StyleControl(second=second, means=means, masks=masks, weights=weights, keep=keep)
+        return targets._replace(style={}, control=control)
+
+    def composite(self, image: np.ndarray, content: np.ndarray) -> np.ndarray:
+        """The output seen by a person: the content where no style applies (float H x W x 3, full size)."""
+        if self.coverage is None:
+            return image
+        coverage = _resize_masks(self.coverage[None], *image.shape[:2])[0][..., None]
+        return coverage * image + (1.0 - coverage) * content
+
+
+def prepare(
+    options: StyleOptions,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray | None] | None,
+) -> ControlPlan | None:
+    """Check the masks against the (resized, uint8) content and build the run's plan; None when
+    neither masks nor mean_cov are asked for (today's Gram loss runs unchanged)."""
+    given = masks is not None and any(mask is not None for mask in masks)
+    if masks is not None and len(masks) != len(styles):
+        raise OptionsError(
+            f"{len(masks)} mask(s) for {len(styles)} style image(s): give one per style image "
+            "(None for a style without one)"
+        )
+    if not given and options.style_loss == "gram":
+        return None
+    blend = options.normalized_blend(len(styles))
+    if not given:
+        return ControlPlan(options.style_loss == "mean_cov", blend, None, None)
+    height, width = content.shape[:2]
+    sized = [
+        np.ones((height, width), np.float32) if mask is None else fit_mask(mask, height, width, index)
+        for index, mask in enumerate(masks or ())
+    ]
+    if all(mask.max() < BLACK for mask in sized):
+        raise ImageError("every mask is black: no style would be applied anywhere (white = this style here)")
+    stacked = np.stack(sized)
+    coverage = np.minimum(stacked.sum(axis=0), 1.0)
+    return ControlPlan(
+        options.style_loss == "mean_cov",
+        blend,
+        stacked,
+        None if coverage.min() >= 1.0 - BLACK else coverage,
+    )
+
+
+def as_mask(image: np.ndarray) -> np.ndarray:
+    """A mask as float32 H x W in [0, 1] from a uint8 or float grey (H x W) or RGB (H x W x 3) image."""
+    mask = np.asarray(image)
+    if mask.ndim == 3:
+        mask = mask[..., :3] @ LUMA[: mask.shape[2]] if mask.shape[2] >= 3 else mask[..., 0]
+    if mask.ndim != 2:
+        raise ImageError(f"a mask must be a grey or RGB image, not an array of shape {np.shape(image)}")
+    mask = mask.astype(np.float32) / 255.0 if np.asarray(image).dtype == np.uint8 else mask.astype(np.float32)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def aspect_differs(mask_size: tuple[int, int], content_size: tuple[int, int]) -> bool:
+    """Whether (height, width) sizes differ in aspect ratio by more than ASPECT_TOLERANCE."""
+    (mask_height, mask_width), (height, width) = mask_size, content_size
+    return abs((mask_width / mask_height) / (width / height) - 1.0) > ASPECT_TOLERANCE
+
+
+def fit_mask(mask: np.ndarray, height: int, width: int, index: int = 0) -> np.ndarray:
+    """``mask`` as float32 ``height`` x ``width``; ImageError when its aspect ratio is not the content's."""
+    grey = as_mask(mask)
+    if aspect_differs(grey.shape, (height, width)):
+        raise ImageError(
+            f"mask {index + 1} is {grey.shape[1]}x{grey.shape[0]} pixels: its aspect ratio differs from the "
+            f"content image's ({width}x{height}) by more than {ASPECT_TOLERANCE:.0%}"
+        )
+    return _resize_masks(grey[None], height, width)[0]
+
+
+def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(S, h, w) float masks resized (area-averaged down, bilinear up) to (S, height, width)."""
+    if masks.shape[1:] == (height, width):
+        return masks.astype(np.float32)
+    resized = tf.image.resize(masks[..., None], (height, width), method="bilinear", antialias=True)
+    return np.clip(resized.numpy()[..., 0], 0.0, 1.0).astype(np.float32)
+
+
+def _moments(
+    features: Mapping[str, tf.Tensor], layers: Sequence[str]
+) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+    """layer -> (mean (C,), second raw moment (C, C)) of one image's features (1, h, w, C)."""
+    stats = {}
+    for name in layers:
+        values = features[name][0]
+        positions = tf.cast(tf.shape(values)[0] * tf.shape(values)[1], tf.float32)
+        stats[name] = (
+            tf.reduce_mean(values, axis=(0, 1)),
+            tf.einsum("hwc,hwd->cd", values, values) / positions,
+        )
+    return stats
+
+
+def _blended(blend: tf.Tensor, values: list[tf.Tensor]) -> tf.Tensor:
+    """sum_s blend[s] * values[s], with a leading axis of 1 (one blended style term)."""
+    return tf.tensordot(blend, tf.stack(values), axes=1)[None]
+
+
+def _outer(means: tf.Tensor) -> tf.Tensor:
+    return means[:, :, None] * means[:, None, :]
+
+
+def composite(image: tf.Tensor, control: StyleControl | None) -> tf.Tensor:
+    """Inside the compiled loss: the content where no style applies (see the module's docstring)."""
+    if control is None or control.keep is None:
+        return image
+    content, coverage = control.keep
+    return coverage * image + (1.0 - coverage) * content
+
+
+def style_loss(
+    features: Mapping[str, tf.Tensor], control: StyleControl, layer_weights: Sequence[float] | tf.Tensor
+) -> tf.Tensor:
+    """Sum over style layers of weight * the style terms' weighted distances (gram or mean_cov).
+
+    Each term compares the image's statistics inside its region (mask-weighted averages over the
+    layer's positions) with its style's: the mean squared difference of second moments (gram), or
+    of means plus that of covariances (mean_cov). Without masks it is today's Gram loss.
+    """
+    terms = []
+    for index, name in enumerate(control.second):
+        values = features[name][0]  # (h, w, C)
+        if control.masks is None:
+            positions = tf.cast(tf.shape(values)[0] * tf.shape(values)[1], tf.float32)
+            means = tf.reduce_mean(values, axis=(0, 1))[None]
+            second = tf.einsum("hwc,hwd->cd", values, values)[None] / positions
+        else:
+            masks = control.masks[name]  # (S, h, w)
+            area = tf.maximum(tf.reduce_sum(masks, axis=(1, 2)), 1e-6)
+            weighted = masks[..., None] * values[None]  # (S, h, w, C)
+            means = tf.reduce_sum(weighted, axis=(1, 2)) / area[:, None]
+            second = tf.einsum("shwc,hwd->scd", weighted, values) / area[:, None, None]
+        if control.means is None:
+            distance = tf.reduce_mean(tf.square(second - control.second[name]), axis=(1, 2))
+        else:
+            distance = tf.reduce_mean(tf.square(means - control.means[name]), axis=1) + tf.reduce_mean(
+                tf.square(second - _outer(means) - control.second[name]), axis=(1, 2)
+            )
+        terms.append(layer_weights[index] * tf.reduce_sum(control.weights * distance))
+    return tf.add_n(terms)
+
+
+def match_colors(style: np.ndarray, content: np.ndarray) -> np.ndarray:
+    """The style image (uint8 H x W x 3) with the content's colour mean and covariance.
+
+    Gatys et al. 2017, section 5: x' = A (x - mu_style) + mu_content with A = Sigma_content^(1/2)
+    Sigma_style^(-1/2) (symmetric square roots, the "image analogies" variant), in RGB.
+    """
+    source = imaging.to_float(style).reshape(-1, 3).astype(np.float64)
+    target = imaging.to_float(content).reshape(-1, 3).astype(np.float64)
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
+    transform = _sqrtm(np.cov(target, rowvar=False)) @ _sqrtm(np.cov(source, rowvar=False), inverse=True)
+    matched = (source - source_mean) @ transform.T + target_mean
+    return imaging.to_uint8(np.clip(matched, 0.0, 1.0).reshape(style.shape).astype(np.float32))
+
+
+def _sqrtm(covariance: np.ndarray, inverse: bool = False) -> np.ndarray:
+    values, vectors = np.linalg.eigh(covariance + COLOUR_EPSILON * np.eye(3))
+    values = np.maximum(values, COLOUR_EPSILON)
+    return (vectors * (values ** (-0.5 if inverse else 0.5))) @ vectors.T
+
+
+def colour_styles(
+    styles: Sequence[np.ndarray], content: np.ndarray, options: StyleOptions
+) -> list[np.ndarray]:
+    """The style images as the run uses them: colour-matched to the content for colors=histogram."""
+    if options.colors != "histogram":
+        return list(styles)
+    return [match_colors(style, content) for style in styles]
+
+
+class Average:
+    """Bias-corrected exponential moving average of Adam's iterates (``decay`` 0: the iterate)."""
+
+    def __init__(self, decay: float, image: tf.Variable) -> None:
+        self.decay = decay
+        self.image = image
+        self.total = tf.Variable(tf.zeros_like(image), trainable=False) if decay else None
+        self.weight = 0.0  # sum of the weights so far: the bias correction
+
+    def update(self) -> None:
+        if self.total is None:
+            return
+        self.weight = self.decay * self.weight + (1.0 - self.decay)
+        self.total.assign(self.decay * self.total + (1.0 - self.decay) * self.image)
+
+    def value(self) -> np.ndarray:
+        """The averaged image (float32 H x W x 3), the iterate itself before the first update."""
+        if self.total is None or self.weight == 0.0:
+            return self.image.numpy()[0]
+        return np.clip(self.total.numpy()[0] / self.weight, 0.0, 1.0)
+
+
+# Derived extractors by base extractor and pooling; they go when the base does.
+_POOLED: weakref.WeakKeyDictionary[FeatureExtractor, dict[str, FeatureExtractor]]
+_POOLED = weakref.WeakKeyDictionary()
+
+
+def with_pooling(extractor: FeatureExtractor, pooling: str) -> FeatureExtractor:
+    """``extractor`` with ``pooling`` ("max" or "average"): itself, or a variant built once from its
+    kernels (kept while the extractor lives, with a step cache of its own)."""
+    if pooling == extractor.pooling:
+        return extractor
+    if pooling not in ("max", "average"):
+        raise OptionsError(f"pooling must be max or average, not {pooling!r}")
+    variants = _POOLED.setdefault(extractor, {})
+    if pooling not in variants:
+        kernels = {
+            layer.name: tuple(np.asarray(value, np.float32) for value in layer.get_weights())
+            for layer in extractor.model.layers
+            if isinstance(layer, keras.layers.Conv2D)
+        }
+        model = build_network(kernels, extractor.layers, extractor.precision, pooling)
+        steps = type(extractor.steps)(extractor.steps.max_entries) if extractor.steps is not None else None
+        variants[pooling] = dataclasses.replace(extractor, model=model, pooling=pooling, steps=steps)
+    return variants[pooling]
