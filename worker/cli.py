@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.images import load_image, output_format, save_image
-from worker.engine.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
+from worker.engine.options import PRECISIONS, OptionSpec, StyleOptions, mask_aspect_differs, option_specs
 
 logger = logging.getLogger("atelier")
 
@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument("content", type=Path, metavar="CONTENT")
     stylize.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
     stylize.add_argument("-o", "--output", type=Path, required=True, help="output file, .png or .jpg")
+    stylize.add_argument(
+        "--mask", dest="masks", action="append", metavar="PATH",
+        help="greyscale mask of a style image, white where that style goes (black: the content kept); "
+        "give it once per style image, in their order ('none' for a style without one)",
+    )  # fmt: skip
     for spec in option_specs():
         _add_option_flag(stylize, spec)
     stylize.add_argument("--weights", help="imagenet, random or a weights file (default: ATELIER_WEIGHTS)")
@@ -128,6 +133,7 @@ def _stylize(args: argparse.Namespace) -> int:
         raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
     content = load_image(args.content)
     styles = [load_image(path) for path in args.styles]
+    masks = _load_masks(args.masks, len(styles), content.shape[:2])
     weights, model_dir, weights_seed = _model_settings(args)
     precision, xla = _compute_settings(args)
 
@@ -153,7 +159,7 @@ def _stylize(args: argparse.Namespace) -> int:
 
         result = stylize(
             content, styles, options, extractor=extractor, on_progress=on_progress,
-            on_preview=on_preview, should_stop=stop,
+            on_preview=on_preview, should_stop=stop, masks=masks,
         )  # fmt: skip
     save_image(result.image, args.output)
     height, width = result.image.shape[:2]
@@ -175,6 +181,27 @@ def _stylize(args: argparse.Namespace) -> int:
         sys.stderr.write(f"atelier: interrupted after {result.steps} steps; the partial image was saved\n")
         return EXIT_INTERRUPTED
     return 0
+
+
+def _load_masks(paths: list[str] | None, style_count: int, content_size: tuple[int, ...]) -> list[Any] | None:
+    """--mask files (None for 'none'), checked against the style count and the content's aspect ratio."""
+    if not paths:
+        return None
+    if len(paths) != style_count:
+        raise OptionsError(
+            f"--mask was given {len(paths)} time(s) for {style_count} style image(s): once per style"
+        )
+    masks: list[Any] = []
+    for number, path in enumerate(paths, start=1):
+        mask = None if path.lower() == "none" else load_image(Path(path))
+        if mask is not None and mask_aspect_differs(mask.shape[:2], (content_size[0], content_size[1])):
+            height, width = mask.shape[:2]
+            raise ImageError(
+                f"mask {number} ({path}) is {width}x{height} pixels: its aspect ratio differs from the "
+                f"content image's ({content_size[1]}x{content_size[0]}) by more than 1%"
+            )
+        masks.append(mask)
+    return masks
 
 
 def _fetch_weights(args: argparse.Namespace) -> int:

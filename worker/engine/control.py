@@ -39,9 +39,8 @@ import tensorflow as tf
 from worker.engine import images as imaging
 from worker.engine.errors import ImageError, OptionsError
 from worker.engine.model import FeatureExtractor, build_network
-from worker.engine.options import StyleOptions
+from worker.engine.options import MASK_ASPECT_TOLERANCE, StyleOptions, mask_aspect_differs
 
-ASPECT_TOLERANCE = 0.01  # a mask may differ from the content's aspect ratio by this fraction
 BLACK = 0.5 / 255  # mask values below this are black (nothing of that style there)
 COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat images stay finite
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as images.rgb_to_ycbcr
@@ -169,19 +168,13 @@ def as_mask(image: np.ndarray) -> np.ndarray:
     return np.clip(mask, 0.0, 1.0)
 
 
-def aspect_differs(mask_size: tuple[int, int], content_size: tuple[int, int]) -> bool:
-    """Whether (height, width) sizes differ in aspect ratio by more than ASPECT_TOLERANCE."""
-    (mask_height, mask_width), (height, width) = mask_size, content_size
-    return abs((mask_width / mask_height) / (width / height) - 1.0) > ASPECT_TOLERANCE
-
-
 def fit_mask(mask: np.ndarray, height: int, width: int, index: int = 0) -> np.ndarray:
     """``mask`` as float32 ``height`` x ``width``; ImageError when its aspect ratio is not the content's."""
     grey = as_mask(mask)
-    if aspect_differs(grey.shape, (height, width)):
+    if mask_aspect_differs(grey.shape, (height, width)):
         raise ImageError(
             f"mask {index + 1} is {grey.shape[1]}x{grey.shape[0]} pixels: its aspect ratio differs from the "
-            f"content image's ({width}x{height}) by more than {ASPECT_TOLERANCE:.0%}"
+            f"content image's ({width}x{height}) by more than {MASK_ASPECT_TOLERANCE:.0%}"
         )
     return _resize_masks(grey[None], height, width)[0]
 

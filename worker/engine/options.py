@@ -41,6 +41,9 @@ STYLE_LOSSES = ("gram", "mean_cov")
 POOLINGS = ("max", "average")
 MIN_SIZE = 16
 MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
+# A style's mask may differ from the content's aspect ratio by this fraction (it is resized); the
+# CLI, the web's upload checks and the engine all ask mask_aspect_differs.
+MASK_ASPECT_TOLERANCE = 0.01
 
 # Where an option sits on the page's Advanced panel, in this order.
 GROUPS = ("Picture", "Loss weights", "Optimiser", "Layers", "Previews")
@@ -157,8 +160,8 @@ class StyleOptions:
     )  # fmt: skip
     ema_decay: float = _option(
         0.0, "Decay of an exponential moving average of Adam's images, used for the output and previews "
-        "(less noise), e.g. 0.95; 0: off; L-BFGS ignores it.", "Averaging of the steps (EMA decay)", "Optimiser", minimum=0,
-        maximum=0.9999,
+        "(less noise), e.g. 0.95; 0: off; L-BFGS ignores it.", "Averaging of the steps (EMA decay)",
+        "Optimiser", minimum=0, maximum=0.9999,
     )  # fmt: skip
     # Coarse-to-fine: the iterations are split equally between the sizes (the remainder goes to the
     # full size), the image upsampled in between.
@@ -249,6 +252,12 @@ class StyleOptions:
         weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
         total = sum(weights)
         return tuple(w / total for w in weights)
+
+
+def mask_aspect_differs(mask_size: tuple[int, int], content_size: tuple[int, int]) -> bool:
+    """Whether (height, width) sizes differ in aspect ratio by more than MASK_ASPECT_TOLERANCE."""
+    (mask_height, mask_width), (height, width) = mask_size, content_size
+    return abs((mask_width / mask_height) / (width / height) - 1.0) > MASK_ASPECT_TOLERANCE
 
 
 def _require(condition: bool, message: str) -> None:
