@@ -10,7 +10,16 @@ Keys (prefix ``atelier:``):
                     once the record's TTL has passed: see expired_job_ids)
   running           sorted set of running job ids, scored by their (latest) claim time: the clean-up
                     fails those whose lease lapsed long ago and that no delivery resumed
-  worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz)
+  worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz and the live-workers metric)
+  worker:{hostname}:stopping  string "1" while that worker shuts down (SIGTERM): its running jobs
+                    checkpoint, release their lease and go back to the queue (docs/reliability.md)
+  metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered)
+  metrics:hist:{name}  hash of one histogram: b:{upper bound} (per-bucket counts), sum, count
+                    (queue_wait_seconds, job_duration_seconds, step_seconds:{size bucket}); app/metrics.py
+                    turns these into Prometheus metrics at scrape time, so every web process serves the
+                    same fleet-wide numbers
+Kombu's keys (the broker) are kombu's; this module only reads queue lengths and renews the score of a
+live worker's messages in kombu's unacked index (BROKER_UNACKED_INDEX_KEY, renew_messages).
   ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
 
 State changes that race between the web and a worker (queued -> running, queued -> cancelled) are
@@ -47,6 +56,30 @@ RUNNING_KEY = PREFIX + "running"
 WORKERS_KEY = PREFIX + "worker:last_seen"
 WORKER_HEARTBEAT_SECONDS = 10.0  # how often a worker process writes its heartbeat
 WORKER_FRESH_SECONDS = 60.0  # /readyz counts a worker as seen if it beat this recently
+METRICS_COUNTS_KEY = PREFIX + "metrics:counts"
+# Kombu's Redis transport: {delivery tag: time delivered} of unacknowledged messages; kombu's
+# restore_visible requeues those older than the visibility timeout (worker/lease.py keeps a live
+# worker's messages fresh, so only a dead worker's messages age).
+BROKER_UNACKED_INDEX_KEY = "unacked_index"
+
+# Histogram buckets (upper bounds, seconds) of the job metrics (app/metrics.py).
+QUEUE_WAIT_BUCKETS = (0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
+JOB_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0)
+STEP_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SIZE_BUCKETS = (128, 256, 512, 1024, 2048)  # a job's output side is counted in the first it fits
+
+
+def size_bucket(size: int) -> str:
+    """The label of the size bucket of a job's output side: "128", "256", ... or "larger"."""
+    return next((str(bound) for bound in SIZE_BUCKETS if size <= bound), "larger")
+
+
+def histogram_key(name: str) -> str:
+    return f"{PREFIX}metrics:hist:{name}"
+
+
+def worker_stopping_key(hostname: str) -> str:
+    return f"{PREFIX}worker:{hostname}:stopping"
 
 
 def new_job_id() -> str:
@@ -103,6 +136,7 @@ class JobRecord:
     stats: dict[str, Any] = field(default_factory=dict)  # set when finished: engine seconds, losses
     attempts: int = 0  # deliveries that ran it: 1 normally, 2+ after a worker crashed mid-job
     checkpoint_step: int = 0  # step of the image saved under storage.checkpoint_key (0: none)
+    preemptions: int = 0  # times its worker was stopped (SIGTERM) and handed it back; not attempts
 
     @property
     def finished(self) -> bool:
@@ -135,6 +169,7 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         stats=json.loads(raw.get("stats", "{}")),
         attempts=int(raw.get("attempts") or 0),
         checkpoint_step=int(raw.get("checkpoint_step") or 0),
+        preemptions=int(raw.get("preemptions") or 0),
     )
 
 
@@ -146,14 +181,16 @@ class Claim:
     """What a delivery of a job may do (JobStore.claim).
 
     started: queued -> running, attempt 1. resumed: the job was running but its worker's lease lapsed
-    (the worker died): this delivery takes it over as attempt ``attempts``. leased: another worker
-    holds a live lease until ``lease_until``. exhausted: it already ran ``attempts`` times (the cap).
-    finished / missing: nothing to do.
+    (the worker died): this delivery takes it over as attempt ``attempts``; or its worker was stopped
+    and handed it back (``handed_over``: JobStore.release), then ``attempts`` stays as it was. leased:
+    another worker holds a live lease until ``lease_until``. exhausted: it already ran ``attempts``
+    times (the cap). finished / missing: nothing to do.
     """
 
     outcome: ClaimOutcome
     attempts: int = 0
     lease_until: float = 0.0
+    handed_over: bool = False
 
 
 # queued -> running, only if still queued. KEYS: job, queue; ARGV: id, now, worker.
@@ -164,44 +201,79 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# Create a queued job unless the queue is full. KEYS: job, queue; ARGV: id, now, max queued (0 = no
-# cap), then the record's field/value pairs. One script, so concurrent submissions cannot overshoot.
+# Create a queued job unless the queue is full. KEYS: job, queue, metrics counts; ARGV: id, now, max
+# queued (0 = no cap), then the record's field/value pairs. One script, so concurrent submissions
+# cannot overshoot.
 _CREATE = """
 local cap = tonumber(ARGV[3])
 if cap > 0 and redis.call('ZCARD', KEYS[2]) >= cap then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 4))
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[3], 'submitted', 1)
 return 1
 """
 
-# Claim a delivered job. KEYS: job, queue, running; ARGV: id, now, worker, lease seconds, max attempts.
-# Returns {outcome, attempts or lease_until} (see Claim). Redelivered running jobs are taken over only
-# once the lease of the worker that ran them has lapsed, so two live workers never run one job.
+# Claim a delivered job. KEYS: job, queue, running, metrics counts; ARGV: id, now, worker, lease
+# seconds, max attempts. Returns {outcome, attempts or lease_until, extra}: extra is the creation time
+# for 'started' (the queue wait), '1' for a job its stopped worker handed back (JobStore.release).
+# Redelivered running jobs are taken over only once the lease of the worker that ran them has lapsed,
+# so two live workers never run one job. A handed-back job is resumed without counting an attempt:
+# preemption is not a crash. run_start_step: the step this run starts at (for seconds per step).
 _CLAIM = """
 local status = redis.call('HGET', KEYS[1], 'status')
 local now = tonumber(ARGV[2])
 local lease_until = tostring(now + tonumber(ARGV[4]))
 if status == 'queued' then
   redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3],
-             'attempts', '1', 'lease_until', lease_until)
+             'attempts', '1', 'lease_until', lease_until, 'run_start_step', '0')
   redis.call('ZREM', KEYS[2], ARGV[1])
   redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-  return {'started', '1'}
+  return {'started', '1', redis.call('HGET', KEYS[1], 'created_at') or ARGV[2]}
 end
-if status ~= 'running' then return {status and 'finished' or 'missing', '0'} end
+if status ~= 'running' then return {status and 'finished' or 'missing', '0', ''} end
 local lease = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0') or 0
-if lease > now then return {'leased', tostring(lease)} end
+if lease > now then return {'leased', tostring(lease), ''} end
 local attempts = tonumber(redis.call('HGET', KEYS[1], 'attempts') or '1') or 1
-if attempts >= tonumber(ARGV[5]) then return {'exhausted', tostring(attempts)} end
+local checkpoint = redis.call('HGET', KEYS[1], 'checkpoint_step') or '0'
+if redis.call('HGET', KEYS[1], 'handed_over') == '1' then
+  redis.call('HSET', KEYS[1], 'worker', ARGV[3], 'lease_until', lease_until, 'run_start_step', checkpoint)
+  redis.call('HDEL', KEYS[1], 'handed_over')
+  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+  return {'resumed', tostring(attempts), '1'}
+end
+if attempts >= tonumber(ARGV[5]) then return {'exhausted', tostring(attempts), ''} end
 redis.call('HSET', KEYS[1], 'attempts', tostring(attempts + 1), 'worker', ARGV[3],
-           'lease_until', lease_until)
+           'lease_until', lease_until, 'run_start_step', checkpoint)
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return {'resumed', tostring(attempts + 1)}
+redis.call('HINCRBY', KEYS[4], 'redelivered', 1)
+return {'resumed', tostring(attempts + 1), ''}
+"""
+
+# Hand a running job back (its worker is shutting down): the lease lapses now, so the next delivery
+# resumes it at once, and handed_over tells that delivery not to count an attempt. Only the worker
+# holding the lease may. KEYS: job, metrics counts; ARGV: worker, now.
+_RELEASE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'worker') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2], 'handed_over', '1')
+redis.call('HINCRBY', KEYS[1], 'preemptions', 1)
+redis.call('HINCRBY', KEYS[2], 'preempted', 1)
+return 1
+"""
+
+# Renew the visibility of a live worker's unacknowledged messages (kombu's unacked index): XX, so a
+# message acknowledged meanwhile is not put back. KEYS: unacked index; ARGV: now, delivery tags.
+_RENEW_MESSAGES = """
+local renewed = 0
+for i = 2, #ARGV do
+  renewed = renewed + redis.call('ZADD', KEYS[1], 'XX', 'CH', ARGV[1], ARGV[i])
+end
+return renewed
 """
 
 # Fail running jobs whose lease lapsed before a cutoff: their worker died and no delivery resumed them
 # (the hard time limit acknowledged the message, or it was lost). KEYS: running, finished;
-# ARGV: now, cutoff, ttl, error message, job key prefix. Returns the failed ids.
+# ARGV: now, cutoff, ttl, error message, job key prefix; KEYS[3]: metrics counts. Returns the failed ids.
 _FAIL_ABANDONED = """
 local failed = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
@@ -215,6 +287,7 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     redis.call('DEL', key .. ':cancel')
     redis.call('ZREM', KEYS[1], id)
     redis.call('ZADD', KEYS[2], ARGV[1], id)
+    redis.call('HINCRBY', KEYS[3], 'failed', 1)
     table.insert(failed, id)
   end
 end
@@ -229,7 +302,7 @@ redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
 return 1
 """
 
-# Cancel. KEYS: job, cancel flag, queue, finished; ARGV: id, now, ttl.
+# Cancel. KEYS: job, cancel flag, queue, finished, metrics counts; ARGV: id, now, ttl.
 # Returns the status the job had: queued jobs become cancelled at once; running ones get the flag.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -240,6 +313,7 @@ if status == 'queued' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
   redis.call('EXPIRE', KEYS[1], ARGV[3])
+  redis.call('HINCRBY', KEYS[5], 'cancelled', 1)
 elseif status == 'running' then
   redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
 end
@@ -259,6 +333,8 @@ class JobStore:
         self._renew = redis.register_script(_RENEW)
         self._fail_abandoned = redis.register_script(_FAIL_ABANDONED)
         self._create = redis.register_script(_CREATE)
+        self._release = redis.register_script(_RELEASE)
+        self._renew_messages = redis.register_script(_RENEW_MESSAGES)
 
     # --- creating and reading ------------------------------------------------------------------
     def create(
@@ -288,7 +364,8 @@ class JobStore:
         }
         pairs = [item for name_value in fields.items() for item in name_value]
         created = self._create(
-            keys=[job_key(job_id), QUEUE_KEY], args=[job_id, repr(now), max_queued, *pairs]
+            keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
+            args=[job_id, repr(now), max_queued, *pairs],
         )
         if not created:
             raise QueueFull(f"{max_queued} jobs are already queued")
@@ -340,13 +417,24 @@ class JobStore:
     def claim(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
         """Decide what this delivery of the job does (see Claim): start it, resume it after a crashed
         worker (attempts + 1, at most max_attempts), or leave it."""
-        outcome, value = self._claim(
-            keys=[job_key(job_id), QUEUE_KEY, RUNNING_KEY],
-            args=[job_id, repr(time.time()), worker, repr(float(lease_seconds)), max_attempts],
+        now = time.time()
+        outcome, value, extra = self._claim(
+            keys=[job_key(job_id), QUEUE_KEY, RUNNING_KEY, METRICS_COUNTS_KEY],
+            args=[job_id, repr(now), worker, repr(float(lease_seconds)), max_attempts],
         )
         if outcome == "leased":
             return Claim("leased", lease_until=float(value))
-        return Claim(outcome, attempts=int(value))
+        if outcome == "started":
+            self._observe("queue_wait_seconds", QUEUE_WAIT_BUCKETS, max(0.0, now - float(extra)))
+        return Claim(outcome, attempts=int(value), handed_over=extra == "1")
+
+    def release(self, job_id: str, worker: str) -> bool:
+        """Hand the running job back because its worker is shutting down (SIGTERM, preemption): the
+        next delivery resumes it at once from its checkpoint without counting an attempt. False when
+        this worker does not hold the job (any more)."""
+        return bool(
+            self._release(keys=[job_key(job_id), METRICS_COUNTS_KEY], args=[worker, repr(time.time())])
+        )
 
     def renew_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
         """Extend the running job's lease; False when this worker does not hold it any more (the job
@@ -365,7 +453,7 @@ class JobStore:
         they are.
         """
         status = self._cancel(
-            keys=[job_key(job_id), cancel_key(job_id), QUEUE_KEY, FINISHED_KEY],
+            keys=[job_key(job_id), cancel_key(job_id), QUEUE_KEY, FINISHED_KEY, METRICS_COUNTS_KEY],
             args=[job_id, repr(time.time()), self.ttl_seconds],
         )
         return status or None
@@ -404,6 +492,9 @@ class JobStore:
         if status not in FINISHED:
             raise ValueError(f"not a final status: {status}")
         now = time.time()
+        started_at, options_json, run_start_step = self.redis.hmget(
+            job_key(job_id), ["started_at", "options", "run_start_step"]
+        )
         fields = {
             "status": status,
             "finished_at": repr(now),
@@ -418,7 +509,27 @@ class JobStore:
             pipe.zadd(FINISHED_KEY, {job_id: now})
             pipe.expire(job_key(job_id), self.ttl_seconds)
             pipe.delete(cancel_key(job_id))
+            pipe.hincrby(METRICS_COUNTS_KEY, status, 1)
+            if started_at:
+                self._observe("job_duration_seconds", JOB_DURATION_BUCKETS, now - float(started_at), pipe)
+            steps_run = int((stats or {}).get("steps", 0)) - int(run_start_step or 0)
+            engine_seconds = float((stats or {}).get("engine_seconds", 0.0))
+            if status == "succeeded" and steps_run > 0 and engine_seconds > 0:
+                side = int(json.loads(options_json or "{}").get("size", 0))
+                name = f"step_seconds:{size_bucket(side)}"
+                self._observe(name, STEP_SECONDS_BUCKETS, engine_seconds / steps_run, pipe)
             pipe.execute()
+
+    def _observe(self, name: str, buckets: tuple[float, ...], value: float, pipe: Any = None) -> None:
+        """Count one observation in a Redis-held histogram (histogram_key): its bucket, sum and count."""
+        bucket = next((bound for bound in buckets if value <= bound), None)
+        target = pipe if pipe is not None else self.redis.pipeline()
+        key = histogram_key(name)
+        target.hincrby(key, f"b:{bucket!r}" if bucket is not None else "b:+Inf", 1)
+        target.hincrbyfloat(key, "sum", value)
+        target.hincrby(key, "count", 1)
+        if pipe is None:
+            target.execute()
 
     def take_expired_job_ids(self, limit: int = 100) -> list[str]:
         """Finished jobs older than the TTL (their records have expired): removed from the index and
@@ -434,7 +545,7 @@ class JobStore:
         now = time.time()
         return list(
             self._fail_abandoned(
-                keys=[RUNNING_KEY, FINISHED_KEY],
+                keys=[RUNNING_KEY, FINISHED_KEY, METRICS_COUNTS_KEY],
                 args=[repr(now), repr(now - lapsed_seconds), self.ttl_seconds, error, f"{PREFIX}job:"],
             )
         )
@@ -459,6 +570,89 @@ class JobStore:
         if gone:
             self.redis.hdel(WORKERS_KEY, *gone)
         return gone
+
+    def worker_gone(self, hostname: str) -> None:
+        """A worker shut down cleanly: it no longer counts as live (nor its stopping flag)."""
+        with self.redis.pipeline() as pipe:
+            pipe.hdel(WORKERS_KEY, hostname)
+            pipe.delete(worker_stopping_key(hostname))
+            pipe.execute()
+
+    def set_worker_stopping(self, hostname: str, ttl_seconds: int = 600) -> None:
+        """Tell the jobs running on this worker (in any of its processes) that it is shutting down."""
+        self.redis.set(worker_stopping_key(hostname), "1", ex=ttl_seconds)
+
+    def worker_stopping(self, hostname: str) -> bool:
+        return bool(self.redis.exists(worker_stopping_key(hostname)))
+
+    def renew_messages(self, delivery_tags: list[str]) -> int:
+        """Mark these unacknowledged broker messages (kombu delivery tags) as just delivered, so
+        kombu's restore_visible leaves them with this live worker for another visibility timeout;
+        returns how many were still unacknowledged."""
+        if not delivery_tags:
+            return 0
+        return int(
+            self._renew_messages(keys=[BROKER_UNACKED_INDEX_KEY], args=[repr(time.time()), *delivery_tags])
+        )
+
+    # --- metrics ---------------------------------------------------------------------------------
+    def metrics_snapshot(self, queues: list[str]) -> MetricsSnapshot:
+        """Everything app/metrics.py exposes, read in one round trip."""
+        declared = {"queue_wait_seconds": QUEUE_WAIT_BUCKETS, "job_duration_seconds": JOB_DURATION_BUCKETS}
+        for label in [*map(str, SIZE_BUCKETS), "larger"]:
+            declared[f"step_seconds:{label}"] = STEP_SECONDS_BUCKETS
+        histogram_names = list(declared)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(METRICS_COUNTS_KEY)
+            pipe.zcard(QUEUE_KEY)
+            pipe.zcard(RUNNING_KEY)
+            pipe.hgetall(WORKERS_KEY)
+            for queue in queues:
+                pipe.llen(queue)
+            for name in histogram_names:
+                pipe.hgetall(histogram_key(name))
+            replies = pipe.execute()
+        counts, queued, running, workers = replies[:4]
+        depths = replies[4 : 4 + len(queues)]
+        histograms = dict(zip(histogram_names, replies[4 + len(queues) :], strict=True))
+        fresh = time.time() - WORKER_FRESH_SECONDS
+        return MetricsSnapshot(
+            counts={name: int(value) for name, value in counts.items()},
+            jobs_by_status={"queued": int(queued), "running": int(running)},
+            queue_depths=dict(zip(queues, (int(depth) for depth in depths), strict=True)),
+            live_workers=sum(1 for seen in workers.values() if float(seen) >= fresh),
+            histograms={name: _histogram(raw, declared[name]) for name, raw in histograms.items()},
+        )
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A Redis-held histogram: cumulative (upper bound, count) pairs ending with +Inf, sum, count."""
+
+    buckets: list[tuple[str, int]]
+    sum: float
+    count: int
+
+
+def _histogram(raw: dict[str, str], bounds: tuple[float, ...]) -> Histogram:
+    """Cumulative buckets from the per-bucket counts JobStore._observe keeps (b:{bound}, b:+Inf)."""
+    cumulative, total = [], 0
+    for bound in bounds:
+        total += int(raw.get(f"b:{bound!r}", 0))
+        cumulative.append((repr(bound), total))
+    cumulative.append(("+Inf", total + int(raw.get("b:+Inf", 0))))
+    return Histogram(cumulative, float(raw.get("sum", 0.0)), int(raw.get("count", 0)))
+
+
+@dataclass(frozen=True)
+class MetricsSnapshot:
+    """Fleet-wide job numbers (JobStore.metrics_snapshot): counters since the Redis was new, gauges now."""
+
+    counts: dict[str, int]  # submitted, succeeded, failed, cancelled, preempted, redelivered
+    jobs_by_status: dict[str, int]  # queued, running (finished jobs are the counters)
+    queue_depths: dict[str, int]  # broker messages waiting per Celery queue
+    live_workers: int  # workers whose heartbeat is fresher than WORKER_FRESH_SECONDS
+    histograms: dict[str, Histogram]
 
 
 @lru_cache

@@ -10,11 +10,12 @@ import threading
 import time
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
 
 from core.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
 from core.retention import cleanup
 from core.settings import get_settings
+from worker.lease import MessageLease, request_preemption
 
 logger = logging.getLogger(__name__)
 settings = get_settings()
@@ -23,7 +24,7 @@ app = Celery("atelier", broker=settings.redis_url, backend=settings.redis_url, i
 app.conf.update(
     task_default_queue=settings.queue_name,
     # A job is acknowledged when it ends, not when it starts: a worker that dies mid-job leaves it
-    # in Redis, which hands it out again after the visibility timeout (longer than any job may run).
+    # unacknowledged in Redis, which hands it out again after the visibility timeout.
     task_acks_late=True,
     # A prefork child killed mid-job (OOM killer, SIGKILL) puts the job straight back on the queue;
     # the task caps the deliveries (ATELIER_JOB_MAX_ATTEMPTS), so a job that kills its worker every
@@ -31,11 +32,18 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     broker_transport_options={
-        "visibility_timeout": settings.broker_visibility_timeout,
-        # Look for messages of dead workers (unacked past the visibility timeout) every so often, not
-        # kombu's default of every 100 s: a tenth of the timeout, between 1 s and a minute.
-        "unacked_restore_interval": max(1, min(60, settings.broker_visibility_timeout // 10)),
+        # The visibility timeout is the job lease: each live worker renews its messages every third of
+        # it (worker/lease.py: MessageLease), so only a dead worker's messages (running or reserved)
+        # age past it, and any idle worker requeues them, at the front of their queue.
+        "visibility_timeout": settings.job_lease_seconds,
+        # How often an idle worker looks for them (kombu's default: every 100 s): a tenth of the
+        # lease, at least every second.
+        "unacked_restore_interval": max(1.0, settings.job_lease_seconds / 10),
         "unacked_restore_throttle": 1,
+        # The lock of that look-up; a worker killed while holding it would block the others for
+        # kombu's default of 5 minutes. A look-up takes milliseconds, and a double restore is
+        # harmless (kombu restores a message in a WATCHed transaction).
+        "unacked_mutex_expire": 10,
     },
     # The job store holds every outcome; Celery's own results would only be keys to expire.
     task_ignore_result=True,
@@ -52,6 +60,7 @@ app.conf.update(
 )
 
 _heartbeat_stop = threading.Event()
+_message_lease = MessageLease(get_job_store(), settings.job_lease_seconds)
 
 
 def _beat(hostname: str) -> None:
@@ -75,11 +84,28 @@ def _start_heartbeat(sender: object = None, **_: object) -> None:
     hostname = str(getattr(sender, "hostname", None) or "worker")
     logger.info("worker %s: ready, consuming queue %s", hostname, settings.queue_name)
     threading.Thread(target=_beat, args=(hostname,), name="atelier-heartbeat", daemon=True).start()
+    _message_lease.start()
+
+
+@worker_shutting_down.connect
+def _preempt_running_jobs(sender: object = None, sig: str = "", **_: object) -> None:
+    """SIGTERM (docker stop, a scale-down, a spot notice) or Ctrl+C: running jobs checkpoint and go
+    back to the queue within a step instead of holding up the shutdown (docs/reliability.md)."""
+    hostname = str(sender or "worker")
+    logger.warning("worker %s: %s, shutting down: running jobs hand themselves back", hostname, sig)
+    request_preemption(get_job_store(), hostname)
 
 
 @worker_shutdown.connect
-def _stop_heartbeat(**_: object) -> None:
+def _stop_heartbeat(sender: object = None, **_: object) -> None:
     _heartbeat_stop.set()
+    _message_lease.stop()
+    hostname = str(getattr(sender, "hostname", None) or "")
+    if hostname:
+        try:  # a clean exit: no longer a live worker (metrics, /readyz) right away
+            get_job_store().worker_gone(hostname)
+        except Exception:
+            logger.warning("worker %s: could not remove its heartbeat", hostname)
 
 
 @worker_process_init.connect

@@ -4,6 +4,8 @@
   that ran it has lapsed (that worker died); a live lease means another worker runs it.
 - load_checkpoint: the image and step a resumed job continues from (storage.checkpoint_key).
 - finish_patiently: the final status is the one write that must not be lost to a short Redis outage.
+- hand_back: the worker is shutting down (SIGTERM): checkpoint the running job and release it, so
+  another worker continues it at once without counting an attempt.
 See docs/reliability.md.
 """
 
@@ -80,3 +82,27 @@ def patiently(job_id: str, what: str, call: Callable[[], T]) -> T:
                 raise
             logger.warning("job %s: cannot %s yet, Redis unavailable (retrying): %s", job_id, what, error)
             time.sleep(REDIS_RETRY_SECONDS)
+
+
+HANDED_BACK = "handed_back"  # the task's outcome when hand_back ran: the task then requeues its message
+
+
+def hand_back(
+    store: JobStore,
+    job_id: str,
+    worker: str,
+    steps: int,
+    image: np.ndarray,
+    save_checkpoint: Callable[[int, np.ndarray], None],
+) -> dict[str, Any]:
+    """The worker is shutting down mid-job: save a checkpoint of the image after `steps` steps, then
+    release the job (JobStore.release: its lease lapses now, no attempt is counted). The caller then
+    requeues the job's message (celery.exceptions.Reject(requeue=True)) for another worker."""
+    if steps > 0:
+        save_checkpoint(steps, image)
+    released = patiently(job_id, "hand the job back", lambda: store.release(job_id, worker))
+    if released:
+        logger.warning("job %s: worker %s is shutting down; handed back at step %d", job_id, worker, steps)
+    else:
+        logger.warning("job %s: worker %s is shutting down and no longer holds the job", job_id, worker)
+    return {"status": HANDED_BACK, "step": steps}

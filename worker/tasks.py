@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
@@ -31,7 +31,7 @@ from worker import warm
 from worker.celery_app import app
 from worker.engine.options import StyleOptions
 from worker.lease import JobLease
-from worker.recovery import claim_job, finish_patiently, load_checkpoint, patiently
+from worker.recovery import HANDED_BACK, claim_job, finish_patiently, hand_back, load_checkpoint, patiently
 
 if TYPE_CHECKING:
     import numpy as np
@@ -112,7 +112,12 @@ class JobCallbacks:
         if now - self._last_cancel_check >= CANCEL_CHECK_SECONDS:
             self._last_cancel_check = now
             self.advisory("cancel check", self._check_cancel)
-        return self.cancelled
+        return self.cancelled or self.preempted
+
+    @property
+    def preempted(self) -> bool:
+        """The worker is shutting down (SIGTERM): the job checkpoints and hands itself back."""
+        return self.lease is not None and self.lease.preempted
 
     def _check_cancel(self) -> None:
         self.cancelled = self.store.cancel_requested(self.job_id)
@@ -158,7 +163,12 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         # Cancelled while queued, finished by an earlier delivery, or run by a live worker right now.
         logger.info("job %s: not started (%s, status %s)", job_id, claim.outcome, record.status)
         return {"status": claim.outcome}
-    if claim.outcome == "resumed":
+    if claim.outcome == "resumed" and claim.handed_over:
+        logger.warning(
+            "job %s: continuing after its worker was stopped (not a crash: attempt %d of %d) on %s",
+            job_id, claim.attempts, settings.job_max_attempts, hostname,
+        )  # fmt: skip
+    elif claim.outcome == "resumed":
         record = store.get(job_id) or record
         logger.warning(
             "job %s: redelivered after its worker stopped; attempt %d of %d on %s",
@@ -170,6 +180,8 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
     with JobLease(store, job_id, hostname, settings.job_lease_seconds) as lease:
         callbacks = JobCallbacks(job_id, store, storage, deadline, lease)
         outcome = _run_and_record(job_id, record, store, storage, callbacks)
+    if outcome["status"] == HANDED_BACK:  # back to the queue (kombu requeues it): another worker goes on
+        raise Reject(f"job {job_id}: worker shutting down, job handed back", requeue=True)
     if not callbacks.lease_lost:
         storage.delete(checkpoint_key(job_id))  # the job is final: its checkpoint is not needed
     return outcome
@@ -247,6 +259,11 @@ def _run(
             job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds
         ),
     )
+    if result.stopped and callbacks.preempted and not (callbacks.cancelled or callbacks.timed_out):
+        assert callbacks.lease is not None  # preempted implies a lease
+        return hand_back(
+            store, job_id, callbacks.lease.worker, result.steps, result.image, callbacks.on_checkpoint
+        )
     if result.stopped and callbacks.timed_out:
         return _timed_out(job_id, store, storage, result.image, steps=result.steps, stats=stats)
     if result.stopped:
