@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import json
+import os
 import re
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from core.settings import Settings
 from tests.deploy.compose_files import (
@@ -16,12 +17,13 @@ from tests.deploy.compose_files import (
     CPU_FILE,
     MULTI_GPU_FILE,
     REPO_ROOT,
-    Tagged,
     compose_command,
     load,
     with_defaults,
 )
 
+OVERRIDE_FILE = REPO_ROOT / "docker-compose.override.yml"
+GPU_DEVICE = {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
 # Variables the images' scripts read besides the settings (docker/start-worker.sh, docker/claim-gpu.sh).
 SCRIPT_VARIABLES = {"ATELIER_WORKER_QUEUES", "ATELIER_GPU_LOCK_DIR"}
 
@@ -62,6 +64,16 @@ def test_images_are_pinned_to_versions(services: dict[str, Any]) -> None:
     assert with_defaults(services["redis"]["image"]).startswith("redis:7.")
 
 
+def test_base_images_are_variables_with_the_pinned_defaults(services: dict[str, Any]) -> None:
+    """A site without Docker Hub points these at its mirror or at scripts/docker-base-images.sh's images."""
+    assert services["redis"]["image"] == "${ATELIER_REDIS_IMAGE:-redis:7.4.6}"
+    for name in ("web", "worker"):
+        assert services[name]["build"]["args"]["PYTHON_IMAGE"] == (
+            "${ATELIER_PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"
+        )
+    assert services["worker"]["build"]["args"]["WEIGHTS"] == "${ATELIER_BUILD_WEIGHTS:-download}"
+
+
 def test_redis_persists_appendonly_on_a_named_volume(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
@@ -73,20 +85,23 @@ def test_redis_persists_appendonly_on_a_named_volume(
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_web_publishes_8000_checks_healthz_and_waits_for_redis(services: dict[str, Any]) -> None:
+def test_web_publishes_8000_on_loopback_checks_healthz_and_waits_for_redis(services: dict[str, Any]) -> None:
     web = services["web"]
     assert web["build"]["target"] == "web"
-    assert [with_defaults(port) for port in web["ports"]] == ["8000:8000"]
+    assert [with_defaults(port) for port in web["ports"]] == ["127.0.0.1:8000:8000"]
     assert any("http://127.0.0.1:8000/healthz" in part for part in web["healthcheck"]["test"])
     assert web["depends_on"] == {"redis": {"condition": "service_healthy"}}
 
 
-def test_worker_reserves_one_nvidia_gpu_and_waits_for_redis(services: dict[str, Any]) -> None:
+def test_plain_up_reserves_one_nvidia_gpu_for_the_worker_through_the_override_file(
+    services: dict[str, Any],
+) -> None:
     worker = services["worker"]
     assert worker["build"]["target"] == "worker"
-    assert worker["deploy"]["resources"]["reservations"]["devices"] == [
-        {"driver": "nvidia", "count": 1, "capabilities": ["gpu"]}
-    ]
+    assert "deploy" not in worker  # in docker-compose.override.yml, which `-f` variants leave out
+    override = load(OVERRIDE_FILE)["services"]
+    assert set(override) == {"worker"}
+    assert override["worker"] == {"deploy": {"resources": {"reservations": {"devices": [GPU_DEVICE]}}}}
     assert worker["depends_on"] == {"redis": {"condition": "service_healthy"}}
     assert worker["healthcheck"]["test"] == ["CMD", "worker-healthcheck.sh"]
 
@@ -131,10 +146,16 @@ def test_flower_is_pinned_loopback_only_and_uses_the_broker(services: dict[str, 
     assert flower["depends_on"] == {"redis": {"condition": "service_healthy"}}
 
 
-def test_cpu_variant_builds_worker_cpu_and_drops_the_gpu() -> None:
+def test_variants_only_add_so_docker_compose_1_29_can_merge_them() -> None:
+    """No `!reset` / `!override` (Compose v2.24+): Debian's docker-compose 1.29 cannot read them."""
+    for path in (BASE_FILE, OVERRIDE_FILE, CPU_FILE, MULTI_GPU_FILE):
+        assert not re.search(r"!(reset|override)\b", path.read_text().split("\nservices:", 1)[1]), path.name
+
+
+def test_cpu_variant_builds_worker_cpu_without_a_gpu() -> None:
     worker = load(CPU_FILE)["services"]["worker"]
     assert worker["build"]["target"] == "worker-cpu"
-    assert worker["deploy"] == Tagged("reset", {})
+    assert "deploy" not in worker
     assert "worker-cpu" in with_defaults(worker["image"])
 
 
@@ -142,44 +163,63 @@ def test_multi_gpu_variant_shows_every_gpu_and_claims_one_per_worker() -> None:
     variant = load(MULTI_GPU_FILE)
     worker = variant["services"]["worker"]
     devices = worker["deploy"]["resources"]["reservations"]["devices"]
-    assert devices == Tagged("override", [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}])
+    assert devices == [{"driver": "nvidia", "count": "all", "capabilities": ["gpu"]}]
     lock_dir = worker["environment"]["ATELIER_GPU_LOCK_DIR"]
     assert worker["volumes"] == [f"gpu-locks:{lock_dir}"]
     assert "gpu-locks" in variant["volumes"]
 
 
-# --- the real Docker Compose CLI, where this machine has one ---------------------------------------------
+# --- the real Docker Compose CLI: Compose v2 where installed, else Debian's docker-compose 1.29 ----------
+# scripts/docker-install.sh (.ci/run, make docker-test) installs docker-compose; without any Compose CLI
+# these fail rather than skip (apt-get install docker-compose).
 
 COMPOSE = compose_command()
-needs_compose = pytest.mark.skipif(COMPOSE is None, reason="no docker compose / docker-compose CLI here")
-needs_compose_v2 = pytest.mark.skipif(
-    COMPOSE is None or COMPOSE[1] < 2, reason="!reset / !override need Docker Compose v2.24+"
-)
 
 
 def run_compose(*args: str) -> subprocess.CompletedProcess[str]:
-    assert COMPOSE is not None
+    assert COMPOSE is not None, "no Docker Compose CLI here: apt-get install docker-compose"
+    # No ATELIER_* of the caller's shell: the defaults of the files are what is checked.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ATELIER_")}
     return subprocess.run(
-        [*COMPOSE[0], *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False
+        [*COMPOSE[0], *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False, env=env
     )
 
 
-@needs_compose
+def merged(*args: str) -> dict[str, Any]:
+    result = run_compose(*args, "config")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
 @pytest.mark.parametrize("profile", [[], ["--profile", "monitoring"]])
 def test_compose_config_accepts_the_file(profile: list[str]) -> None:
     result = run_compose("-f", str(BASE_FILE), *profile, "config", "-q")
     assert result.returncode == 0, result.stderr
 
 
-@needs_compose_v2
+def test_plain_compose_merges_the_gpu_reservation_and_publishes_on_loopback() -> None:
+    config = merged()  # no -f: docker-compose.yml + docker-compose.override.yml
+    worker = config["services"]["worker"]
+    assert worker["build"]["target"] == "worker"
+    devices = worker["deploy"]["resources"]["reservations"]["devices"]
+    assert [{**device, "count": int(device["count"])} for device in devices] == [GPU_DEVICE]
+    # 1.29 prints the short syntax, v2 the long one.
+    ports = [
+        port.removesuffix("/tcp")
+        if isinstance(port, str)
+        else f"{port['host_ip']}:{port['published']}:{port['target']}"
+        for port in config["services"]["web"]["ports"]
+    ]
+    assert ports == ["127.0.0.1:8000:8000"]
+
+
 @pytest.mark.parametrize("variant", [CPU_FILE, MULTI_GPU_FILE])
 def test_compose_config_merges_the_variants(variant: Path) -> None:
-    result = run_compose("-f", str(BASE_FILE), "-f", str(variant), "config", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    worker = json.loads(result.stdout)["services"]["worker"]
+    worker = merged("-f", str(BASE_FILE), "-f", str(variant))["services"]["worker"]
     if variant == CPU_FILE:
         assert worker["build"]["target"] == "worker-cpu"
         assert "resources" not in worker.get("deploy", {})
     else:
         devices = worker["deploy"]["resources"]["reservations"]["devices"]
-        assert devices == [{"driver": "nvidia", "count": -1, "capabilities": ["gpu"]}]
+        assert [device["count"] for device in devices] in (["all"], [-1])  # 1.29 / v2 spelling
+        assert worker["environment"]["ATELIER_GPU_LOCK_DIR"] == "/var/lib/atelier/gpu-locks"
