@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test soak lint audit bench bench-service system-deps install clean
+.PHONY: run test soak lint audit bench bench-service system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,16 @@ test: system-deps $(STAMP)
 # pyproject's addopts ignore tests/soak unless it is named, as here. Bounded to 10 minutes.
 soak: system-deps $(STAMP)
 	$(PY) -m pytest -q tests/soak $(PYTEST_ARGS)
+
+# The images built and the compose stack run in a real Docker engine (tests/docker; docs/deploy.md, "Containers").
+# Installs docker.io, debootstrap and docker-compose if missing, starts dockerd if no engine answers, builds the
+# base images from Debian's packages if Docker Hub cannot be reached. GPU=1 also builds the GPU worker's CUDA
+# dependency stage (about 7 GB). A broken environment stops here with one line.
+docker-test: $(STAMP)
+	bash scripts/docker-install.sh
+	bash scripts/docker-engine.sh
+	bash scripts/docker-base-images.sh > /dev/null
+	ATELIER_DOCKER_TEST_GPU=$(if $(GPU),1,0) $(PY) -m pytest -p no:cacheprovider --timeout 1800 tests/docker $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
