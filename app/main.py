@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 
 from app.limits import BodySizeLimit
+from app.metrics import router as metrics_router
 from app.routes import events, health, jobs, pages
 from app.security import SecurityHeaders
 from app.templating import STATIC_DIR, templates
@@ -81,7 +82,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (health.router, jobs.router, pages.router, events.router):
+    for router in (health.router, jobs.router, pages.router, events.router, metrics_router):
         app.include_router(router)
     logger.info("web app created (redis %s, storage %s)", _redacted(settings.redis_url), settings.storage_dir)
     return app

@@ -33,6 +33,7 @@ import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -56,6 +57,9 @@ RUNNING_KEY = PREFIX + "running"
 WORKERS_KEY = PREFIX + "worker:last_seen"
 WORKER_HEARTBEAT_SECONDS = 10.0  # how often a worker process writes its heartbeat
 WORKER_FRESH_SECONDS = 60.0  # /readyz counts a worker as seen if it beat this recently
+# The live-workers metric: a worker that missed three heartbeats is gone (a clean shutdown removes
+# its heartbeat at once: worker_gone).
+WORKER_LIVE_SECONDS = 3 * WORKER_HEARTBEAT_SECONDS
 METRICS_COUNTS_KEY = PREFIX + "metrics:counts"
 # Kombu's Redis transport: {delivery tag: time delivered} of unacknowledged messages; kombu's
 # restore_visible requeues those older than the visibility timeout (worker/lease.py keeps a live
@@ -137,6 +141,8 @@ class JobRecord:
     attempts: int = 0  # deliveries that ran it: 1 normally, 2+ after a worker crashed mid-job
     checkpoint_step: int = 0  # step of the image saved under storage.checkpoint_key (0: none)
     preemptions: int = 0  # times its worker was stopped (SIGTERM) and handed it back; not attempts
+    masks: tuple[bool, ...] = ()  # per style image: whether it has a mask (storage.mask_key); (): none
+    notes: tuple[str, ...] = ()  # what the service changed about the upload, for people (a resized mask)
 
     @property
     def finished(self) -> bool:
@@ -170,6 +176,8 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         attempts=int(raw.get("attempts") or 0),
         checkpoint_step=int(raw.get("checkpoint_step") or 0),
         preemptions=int(raw.get("preemptions") or 0),
+        masks=tuple(json.loads(raw.get("masks") or "[]")),
+        notes=tuple(json.loads(raw.get("notes") or "[]")),
     )
 
 
@@ -345,12 +353,15 @@ class JobStore:
         *,
         token_hash: str = "",
         max_queued: int = 0,
+        masks: Sequence[bool] = (),
+        notes: Sequence[str] = (),
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
         token_hash: app.job_tokens.hash_job_token of the submitter's token (empty: nobody may
         cancel or delete it through the API). max_queued: refuse with QueueFull when that many jobs
-        are already queued (0: no cap).
+        are already queued (0: no cap). masks: per style image, whether a mask was stored for it
+        (empty: no masks); notes: sentences about the upload for the job's page and status.
         """
         now = time.time()
         fields = {
@@ -361,6 +372,8 @@ class JobStore:
             "iterations": str(options.get("iterations", 0)),
             "step": "0",
             "token_hash": token_hash,
+            "masks": json.dumps(list(masks)),
+            "notes": json.dumps(list(notes)),
         }
         pairs = [item for name_value in fields.items() for item in name_value]
         created = self._create(
@@ -615,7 +628,7 @@ class JobStore:
         counts, queued, running, workers = replies[:4]
         depths = replies[4 : 4 + len(queues)]
         histograms = dict(zip(histogram_names, replies[4 + len(queues) :], strict=True))
-        fresh = time.time() - WORKER_FRESH_SECONDS
+        fresh = time.time() - WORKER_LIVE_SECONDS
         return MetricsSnapshot(
             counts={name: int(value) for name, value in counts.items()},
             jobs_by_status={"queued": int(queued), "running": int(running)},
@@ -651,7 +664,7 @@ class MetricsSnapshot:
     counts: dict[str, int]  # submitted, succeeded, failed, cancelled, preempted, redelivered
     jobs_by_status: dict[str, int]  # queued, running (finished jobs are the counters)
     queue_depths: dict[str, int]  # broker messages waiting per Celery queue
-    live_workers: int  # workers whose heartbeat is fresher than WORKER_FRESH_SECONDS
+    live_workers: int  # workers whose heartbeat is fresher than WORKER_LIVE_SECONDS
     histograms: dict[str, Histogram]
 
 
