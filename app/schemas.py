@@ -51,6 +51,11 @@ class JobStatusOut(BaseModel):
         description="Workers that have run the job: 0 while queued, 1 normally, 2 or more when a worker "
         "crashed mid-job and the job was redelivered (it resumes from its last checkpoint)."
     )
+    masks: list[bool] = Field(
+        description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
+        "empty when the job has no masks."
+    )
+    notes: list[str] = Field(description="What the service changed about the uploads, e.g. a resized mask.")
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")

@@ -59,5 +59,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         "style_count": record.style_count,
         "stats": record.stats,
         "attempts": record.attempts,
+        "masks": list(record.masks),
+        "notes": list(record.notes),
         **job_urls(record.id),
     }

@@ -30,11 +30,11 @@ from starlette.concurrency import run_in_threadpool
 from app.job_tokens import hash_job_token, new_job_token
 from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
-from app.uploads import CleanImage, UploadRejected, clean_image, read_limited
+from app.uploads import CleanImage, UploadRejected, clean_image, is_black, read_limited, to_mask
 from core.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
-from core.options import JobOptionsIn, OptionValueError
+from core.options import MASK_ASPECT_TOLERANCE, JobOptionsIn, OptionValueError, mask_aspect_differs
 from core.settings import get_settings
-from core.storage import content_key, get_storage, style_key
+from core.storage import content_key, get_storage, mask_key, style_key
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,18 @@ async def admit_submission(client: str) -> None:
 
 
 async def submit_job(
-    content: UploadFile | None, styles: list[UploadFile], options: JobOptionsIn
+    content: UploadFile | None,
+    styles: list[UploadFile],
+    options: JobOptionsIn,
+    masks: list[UploadFile] | None = None,
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
     content: the content image upload; styles: one or more style image uploads (at most
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
-    checked; style_blend is checked against the number of styles here). Call admit_submission
-    first.
+    checked; style_blend is checked against the number of styles here); masks: none, or one
+    upload per style image in their order, an empty one for a style without a mask (stored
+    greyscale at the content's size; see check_masks). Call admit_submission first.
 
     Order: everything is validated first (nothing written for bad input), then the images are
     written to storage, then the job record is created (refused atomically if the queue is full),
@@ -139,6 +143,14 @@ async def submit_job(
             f"style: at most {settings.max_style_images} style images are accepted, not {len(styles)}",
             "style",
         )
+    masks = masks or []
+    if masks and len(masks) != len(styles):
+        raise SubmissionError(
+            422,
+            f"mask: {len(masks)} mask(s) for {len(styles)} style image(s); send none, or one per style "
+            "image in the same order (an empty part for a style without a mask)",
+            "mask",
+        )
     try:
         resolved = options.resolve(style_count=len(styles))
     except OptionValueError as error:
@@ -146,7 +158,45 @@ async def submit_job(
 
     content_image = await _clean_upload(content, "content")
     style_images = [await _clean_upload(style, "style") for style in styles]
-    return await run_in_threadpool(_store_and_enqueue, content_image, style_images, resolved)
+    mask_images = [None if mask.size == 0 else await _clean_upload(mask, "mask") for mask in masks]
+    fitted, notes = await run_in_threadpool(check_masks, mask_images, content_image)
+    return await run_in_threadpool(_store_and_enqueue, content_image, style_images, resolved, fitted, notes)
+
+
+def check_masks(
+    masks: list[CleanImage | None], content: CleanImage
+) -> tuple[list[CleanImage | None], list[str]]:
+    """The masks as stored (greyscale, the content's size) and notes on what was changed.
+
+    Raises SubmissionError 422 for a mask whose aspect ratio differs from the content's by more
+    than MASK_ASPECT_TOLERANCE, or when every style has a mask and all of them are black (no
+    style would go anywhere). No mask at all (or only empty parts) gives ([], []).
+    """
+    if all(mask is None for mask in masks):
+        return [], []
+    fitted: list[CleanImage | None] = []
+    notes = []
+    for number, mask in enumerate(masks, start=1):
+        if mask is None:
+            fitted.append(None)
+            continue
+        size = f"{mask.width}x{mask.height}"
+        content_size = f"{content.width}x{content.height}"
+        if mask_aspect_differs((mask.height, mask.width), (content.height, content.width)):
+            raise SubmissionError(
+                422,
+                f"mask: mask {number} is {size} pixels; its aspect ratio differs from the content "
+                f"image's ({content_size}) by more than {MASK_ASPECT_TOLERANCE:.0%}",
+                "mask",
+            )
+        if (mask.width, mask.height) != (content.width, content.height):
+            notes.append(f"Mask {number} was {size} pixels; it was resized to the content's {content_size}.")
+        fitted.append(to_mask(mask, content.width, content.height))
+    if all(mask is not None and is_black(mask) for mask in fitted):
+        raise SubmissionError(
+            422, "mask: every mask is black, so no style would go anywhere (white = this style here)", "mask"
+        )
+    return fitted, notes
 
 
 def _check_rate_and_queue(client: str) -> None:
@@ -201,7 +251,11 @@ async def _clean_upload(upload: UploadFile, field: str) -> CleanImage:
 
 
 def _store_and_enqueue(
-    content: CleanImage, styles: list[CleanImage], options: dict[str, Any]
+    content: CleanImage,
+    styles: list[CleanImage],
+    options: dict[str, Any],
+    masks: list[CleanImage | None],
+    notes: list[str],
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
@@ -213,6 +267,9 @@ def _store_and_enqueue(
         storage.write_bytes(content_key(job_id), content.png)
         for index, style in enumerate(styles):
             storage.write_bytes(style_key(job_id, index), style.png)
+        for index, mask in enumerate(masks):
+            if mask is not None:
+                storage.write_bytes(mask_key(job_id, index), mask.png)
         stage = "creating the job record"
         record = store.create(
             job_id,
@@ -220,6 +277,8 @@ def _store_and_enqueue(
             style_count=len(styles),
             token_hash=hash_job_token(token),
             max_queued=settings.max_queued_jobs,
+            masks=[mask is not None for mask in masks],
+            notes=notes,
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))

@@ -92,6 +92,25 @@ def clean_image(data: bytes, *, max_pixels: int, min_side: int) -> CleanImage:
     return CleanImage(png=buffer.getvalue(), width=clean.width, height=clean.height)
 
 
+def to_mask(image: CleanImage, width: int, height: int) -> CleanImage:
+    """An accepted upload as a style mask: greyscale PNG of ``width`` x ``height`` (resized with
+    bilinear filtering, which never overshoots at a mask's edges as Lanczos would, when its size
+    differs; the aspect ratio is the caller's to check)."""
+    with Image.open(io.BytesIO(image.png)) as decoded:
+        grey = decoded.convert("L")
+    if grey.size != (width, height):
+        grey = grey.resize((width, height), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    grey.save(buffer, format="PNG")
+    return CleanImage(png=buffer.getvalue(), width=width, height=height)
+
+
+def is_black(image: CleanImage) -> bool:
+    """Whether every pixel of the (greyscale) image is black."""
+    with Image.open(io.BytesIO(image.png)) as decoded:
+        return decoded.convert("L").getextrema()[1] == 0
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB, with any transparency composited onto white (transparent pixels are often black)."""
     if image.mode in ("I", "I;16", "I;16L", "I;16B"):

@@ -13,7 +13,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
 from core.settings import get_settings
+from worker.engine.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE  # for the web (app/)
 from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs
+from worker.engine.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
 
 Preset = Literal["quick", "standard", "high"]
 

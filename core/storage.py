@@ -40,6 +40,13 @@ def style_key(job_id: str, index: int) -> str:
     return f"{_job_prefix(job_id)}/style-{index}.png"
 
 
+def mask_key(job_id: str, index: int) -> str:
+    """The mask of style image number index (0-based), greyscale PNG at the content's size."""
+    if not 0 <= index < 100:
+        raise ValueError(f"mask index out of range: {index}")
+    return f"{_job_prefix(job_id)}/mask-{index}.png"
+
+
 def preview_key(job_id: str) -> str:
     """The latest live preview, JPEG."""
     return f"{_job_prefix(job_id)}/preview.jpg"

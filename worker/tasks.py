@@ -23,6 +23,7 @@ from core.storage import (
     checkpoint_key,
     content_key,
     get_storage,
+    mask_key,
     preview_key,
     result_key,
     style_key,
@@ -224,6 +225,10 @@ def _run(
     engine_options = StyleOptions.from_public(record.options)
     content = load_image(storage.read_bytes(content_key(job_id)))
     styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)]
+    masks = [
+        load_image(storage.read_bytes(mask_key(job_id, index))) if has_mask else None
+        for index, has_mask in enumerate(record.masks)
+    ]
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
     extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
     result = run_engine(
@@ -239,6 +244,7 @@ def _run(
         start_step=start_step,
         on_checkpoint=callbacks.on_checkpoint,
         checkpoint_every=settings.checkpoint_every,
+        masks=masks or None,
     )
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)

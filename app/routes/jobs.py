@@ -86,7 +86,8 @@ def require_job_token(request: Request, job_id: str) -> None:
         415: {"model": ErrorOut, "description": "An upload is not an image this service reads."},
         422: {
             "model": ErrorOut,
-            "description": "A missing image, a corrupt image or an option out of range.",
+            "description": "A missing image, a corrupt image, an option out of range, or masks that do "
+            "not fit (not one per style, another aspect ratio than the content's, all black).",
         },
         429: {
             "model": ErrorOut,
@@ -109,6 +110,14 @@ async def create_job(
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field for several.")
     ] = None,
+    mask: Annotated[
+        list[UploadFile] | None,
+        File(
+            description="Masks: none, or one per style image in the same order (an empty part for a "
+            "style without one). Greyscale, white where that style goes; where no mask is white the "
+            "content is kept. The content's aspect ratio (within 1%); another size is resized."
+        ),
+    ] = None,
 ) -> dict[str, str]:
     """Upload a content image and one or more style images; the job is queued and runs on a worker.
 
@@ -116,11 +125,11 @@ async def create_job(
     defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
     """
     form = await request.form()  # already parsed by FastAPI; cached on the request
-    unknown = sorted(set(form.keys()) - set(JobOptionsIn.model_fields) - {"content", "style"})
+    unknown = sorted(set(form.keys()) - set(JobOptionsIn.model_fields) - {"content", "style", "mask"})
     if unknown:
         raise HTTPException(status_code=422, detail=f"unknown field(s): {', '.join(unknown)}")
     try:
-        job = await submit_job(content, style or [], options)
+        job = await submit_job(content, style or [], options, mask or [])
     except SubmissionError as error:
         logger.info("submission refused (%d): %s", error.status_code, error.detail)
         raise http_error(error) from error

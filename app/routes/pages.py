@@ -27,7 +27,7 @@ from app.templating import templates
 from app.timing import REFERENCE_NOTE, preset_choices
 from core.jobs import get_job_store
 from core.settings import get_settings
-from core.storage import get_storage, style_key
+from core.storage import get_storage, mask_key, style_key
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -106,7 +106,9 @@ async def submit_form(request: Request) -> Response:
         fields = {name: value for name, value in values.items() if value.strip()}
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
         options = options_from_form(fields)
-        job = await submit_job(contents[0] if contents else None, styles, options)
+        # Masks keep their positions (an empty part: no mask for that style), so they are not filtered.
+        masks = [value for value in form.getlist("mask") if isinstance(value, UploadFile)]
+        job = await submit_job(contents[0] if contents else None, styles, options, masks)
     except SubmissionError as error:
         page = _render_index(request, values=values, error=error)
         if error.retry_after:
@@ -163,4 +165,17 @@ def style_image(request: Request, job_id: str, index: int) -> Response:
         data = get_storage().read_bytes(style_key(job_id, index))
     except FileNotFoundError:
         return render_not_found(request, "This job's style image is no longer stored.")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/jobs/{job_id}/masks/{index}")
+def mask_image(request: Request, job_id: str, index: int) -> Response:
+    """The mask a job's style image number ``index`` was given (greyscale PNG, the content's size)."""
+    record = get_job_store().get(job_id)
+    if record is None or not 0 <= index < len(record.masks) or not record.masks[index]:
+        return render_not_found(request, "This job has no such mask.")
+    try:
+        data = get_storage().read_bytes(mask_key(job_id, index))
+    except FileNotFoundError:
+        return render_not_found(request, "This job's mask is no longer stored.")
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
