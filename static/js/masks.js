@@ -18,6 +18,7 @@
   const waiting = section.querySelector("[data-masks-waiting]");
   const canvas = section.querySelector("[data-mask-canvas]");
   const sizeInput = section.querySelector("[data-mask-size]");
+  const sizeValue = section.querySelector("[data-mask-size-value]");
   const clearButton = section.querySelector("[data-mask-clear]");
   const clearAllButton = section.querySelector("[data-mask-clear-all]");
   const summary = section.querySelector("[data-mask-summary]");
@@ -264,6 +265,7 @@
     clearButton.textContent = `Clear style ${active + 1}`;
     clearButton.setAttribute("aria-label", `Clear the paint of style ${active + 1}`);
     sizeInput.setAttribute("aria-valuetext", `${sizeInput.value}% of the picture`);
+    sizeValue.textContent = `${sizeInput.value}%`;
     updateSummary();
     queueRedraw();
   }
