@@ -32,7 +32,7 @@ from core.storage import get_storage, mask_key, style_key
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 # Form fields that have their own error slot on the upload page; other errors show at the top only.
-FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset"} | {
+FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset", "mask"} | {
     field.name for _, fields in option_groups(get_settings()) for field in fields
 })  # fmt: skip
 
@@ -93,6 +93,23 @@ def _blend_weights(blend: str, style_count: int) -> str:
     return f"{first:g},{1 - first:g}"
 
 
+def _masks_of_chosen_styles(style_parts: list[Any], mask_parts: list[Any]) -> list[UploadFile]:
+    """The mask parts for the chosen style images, in their order (an empty part: no mask for it).
+
+    The page has one mask input per style input. Without JavaScript every input sends a part, so
+    a style input left empty still comes with a mask part: when there is one mask part per style
+    part, the masks of untouched style inputs are dropped. With JavaScript, static/js/masks.js
+    sends exactly one mask per chosen style, or none. Masks keep their positions, so empty mask
+    parts are not filtered here.
+    """
+    masks = [value for value in mask_parts if isinstance(value, UploadFile)]
+    styles = [value for value in style_parts if isinstance(value, UploadFile)]
+    if len(masks) == len(styles):
+        chosen = _chosen_files(styles)
+        masks = [mask for style, mask in zip(styles, masks, strict=True) if style in chosen]
+    return masks
+
+
 @router.post("/jobs")
 async def submit_form(request: Request) -> Response:
     """The upload form's target: 303 to the new job's page, or the form again with the problem shown."""
@@ -106,8 +123,7 @@ async def submit_form(request: Request) -> Response:
         fields = {name: value for name, value in values.items() if value.strip()}
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
         options = options_from_form(fields)
-        # Masks keep their positions (an empty part: no mask for that style), so they are not filtered.
-        masks = [value for value in form.getlist("mask") if isinstance(value, UploadFile)]
+        masks = _masks_of_chosen_styles(form.getlist("style"), form.getlist("mask"))
         job = await submit_job(contents[0] if contents else None, styles, options, masks)
     except SubmissionError as error:
         page = _render_index(request, values=values, error=error)
