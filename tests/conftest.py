@@ -6,7 +6,20 @@ stack          a running Atelier (redis-server + Celery worker + uvicorn) for th
 stack_factory  start_stack(name, env, worker=True, **options) -> another running stack with extra
                environment (e.g. S3 storage) or start_stack options (redis_persistent=True); each
                distinct name starts once per session and stops at the end.
+redis_server   a redis-server of the session's own (nothing on disk): redis_server.url(db) is the
+               URL of database db; tests of the job store use it and nothing else.
+web_factory    web_factory(name, env) -> an InProcessWeb (tests/support/inprocess.py): the web app
+               in this process (FastAPI's TestClient), on a Redis database of its own of
+               redis_server, with extra ATELIER_* settings; no worker, so jobs stay queued. Each
+               distinct name is created once per session.
+web            web_factory("default"): web-only tests use it (milliseconds, no processes).
+web_process    a real uvicorn and Redis with no worker, for tests of how the server process itself
+               handles a request.
 When a test fails, the last lines of every running stack's process logs are added to its report.
+
+Only tests where a process is the point start processes (a worker running jobs, a crash, a Redis
+restart, the browser, uvicorn's own handling of a request): the `stack` fixtures. At the end of the
+session the suite fails if any process it started is still alive (see pytest_sessionfinish).
 
 The session stack has ONE solo worker shared by every test: a test must not leave a job queued or
 running (cancel long jobs it started; an autouse fixture cancels leftovers after each test that
@@ -16,12 +29,19 @@ uses `stack`); tests that count the queue call stack.wait_idle() first.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import itertools
+import os
+import signal
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.stack import Stack, start_stack
+from tests.support.inprocess import InProcessWeb, restore_environment
+from tests.support.stack import SPAWNED, RedisServer, Stack, kill_group, start_redis, start_stack
 
 _running: list[Stack] = []
 
@@ -50,6 +70,54 @@ def stack(stack_factory: Callable[..., Stack]) -> Stack:
     return stack_factory("default")
 
 
+# Databases of redis_server: 1-15 for scratch job stores (tests pick theirs), 16 on for web_factory.
+_web_databases = itertools.count(16)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with start_redis(tmp_path_factory.mktemp("redis")) as (base_url, process):
+        yield RedisServer(base_url, process)
+
+
+@pytest.fixture(scope="session")
+def web_factory(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., InProcessWeb]]:
+    webs: dict[str, InProcessWeb] = {}
+
+    def create(name: str, env: dict[str, str] | None = None) -> InProcessWeb:
+        if name not in webs:
+            base_dir = tmp_path_factory.mktemp(f"web-{name}")
+            env = {"ATELIER_REDIS_URL": redis_server.url(next(_web_databases)), **(env or {})}
+            webs[name] = InProcessWeb.create(base_dir, env["ATELIER_REDIS_URL"], env)
+        return webs[name]
+
+    yield create
+    restore_environment()
+
+
+@pytest.fixture(scope="session")
+def web_process(stack_factory: Callable[..., Stack]) -> Stack:
+    """Real redis-server + uvicorn, no worker: for the few web tests where uvicorn's own handling of
+    a request is the point (a body streamed without Content-Length, a 100 MB upload cut off)."""
+    return stack_factory("web-only", worker=False)
+
+
+@pytest.fixture(scope="session")
+def web(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
+    """The default in-process web app: local storage, no worker."""
+    return web_factory("default")
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment_after_in_process_web() -> Iterator[None]:
+    """An in-process web sets ATELIER_* variables in os.environ while it serves: put them back after
+    each test, so a stack started later (it copies os.environ) never inherits them."""
+    yield
+    restore_environment()
+
+
 @pytest.fixture(autouse=True)
 def _cancel_jobs_left_running(request: pytest.FixtureRequest) -> Iterator[None]:
     """After a test on the shared stack, cancel whatever it left queued or running (a failed test
@@ -73,3 +141,81 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         for index, running in enumerate(_running):
             for name, tail in running.log_tails().items():
                 report.sections.append((f"stack {index} {name} log (tail)", tail))
+
+
+# --- no process outlives the session -------------------------------------------------------------
+
+PR_SET_CHILD_SUBREAPER = 36
+# Shared by design, not per test: the Docker engine the docker tests may start and leave running.
+MAY_OUTLIVE = {"dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # As a subreaper, this process inherits every orphaned descendant (a daemonised grandchild, a pool
+    # process whose worker died), so pytest_sessionfinish finds them all among its own descendants.
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for child in children:
+            found += [child, *_descendants(child)]
+    return found
+
+
+def _describe(pid: int) -> tuple[str, str, str] | None:
+    """(state, name, command line) of a process, or None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+    return stat[stat.rindex(")") + 2], name, command.strip()
+
+
+def _leftover_processes() -> dict[int, str]:
+    """Processes this session started that are still running: {pid: what}. Zombies are reaped."""
+    left: dict[int, str] = {}
+    for pid in _descendants(os.getpid()):
+        described = _describe(pid)
+        if described is None:
+            continue
+        state, name, command = described
+        if state == "Z":
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            continue
+        if name in MAY_OUTLIVE:
+            continue
+        left[pid] = command or name
+    return left
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the session if a process it started is still alive (then kill it, so none lingers)."""
+    deadline = time.monotonic() + 5  # a process stopped just now may still be exiting
+    while (left := _leftover_processes()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not left:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"  pid {pid}: {command[:200]}" for pid, command in sorted(left.items())]
+    message = "processes started by the tests were still running at the end:\n" + "\n".join(lines)
+    if reporter is not None:
+        reporter.write_sep("=", "leftover processes", red=True)
+        reporter.write_line(message)
+    for process in SPAWNED:
+        kill_group(process.popen.pid)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    _leftover_processes()  # reaps the ones just killed (this process is their subreaper)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from tests.support.inprocess import InProcessWeb
 from tests.support.stack import Stack
 
 
@@ -24,13 +25,11 @@ def test_healthz_and_readyz_report_redis_storage_and_worker(stack: Stack) -> Non
 
 
 def test_readyz_is_503_when_storage_is_unusable_and_says_no_worker_seen(
-    stack_factory: Callable[..., Stack], tmp_path_factory
+    web_factory: Callable[..., InProcessWeb], tmp_path_factory
 ) -> None:
     not_a_dir = tmp_path_factory.mktemp("broken") / "file"
     not_a_dir.write_text("storage cannot live under a file")
-    broken = stack_factory(
-        "broken-storage", {"ATELIER_STORAGE_DIR": str(not_a_dir / "storage")}, worker=False
-    )
+    broken = web_factory("broken-storage", {"ATELIER_STORAGE_DIR": str(not_a_dir / "storage")})
 
     with broken.client as client:
         response = client.get("/readyz")
@@ -43,8 +42,8 @@ def test_readyz_is_503_when_storage_is_unusable_and_says_no_worker_seen(
     assert body["worker_seen"] is False and body["workers"] == []
 
 
-def test_openapi_documents_every_endpoint_and_its_errors(stack: Stack) -> None:
-    with stack.client as client:
+def test_openapi_documents_every_endpoint_and_its_errors(web: InProcessWeb) -> None:
+    with web.client as client:
         spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     for path in (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.stack import Stack
+from tests.support.inprocess import InProcessWeb
 
 UNKNOWN = "0123456789abcdef0123456789abcdef"
 MALFORMED = [
@@ -20,15 +20,15 @@ MALFORMED = [
 
 @pytest.mark.parametrize("job_id", [UNKNOWN, *MALFORMED])
 @pytest.mark.parametrize("suffix", ["", "/result", "/preview", "/content"])
-def test_get_unknown_or_malformed_id_is_404(stack: Stack, job_id: str, suffix: str) -> None:
-    with stack.client as client:
+def test_get_unknown_or_malformed_id_is_404(web: InProcessWeb, job_id: str, suffix: str) -> None:
+    with web.client as client:
         response = client.get(f"/api/jobs/{job_id}{suffix}")
     assert response.status_code == 404
     assert response.json()["detail"]
 
 
 @pytest.mark.parametrize("job_id", [UNKNOWN, *MALFORMED])
-def test_cancel_unknown_or_malformed_id_is_404(stack: Stack, job_id: str) -> None:
-    with stack.client as client:
+def test_cancel_unknown_or_malformed_id_is_404(web: InProcessWeb, job_id: str) -> None:
+    with web.client as client:
         response = client.post(f"/api/jobs/{job_id}/cancel")
     assert response.status_code == 404

@@ -1,4 +1,4 @@
-"""The job store against a real Redis (the test stack's, in a database of its own)."""
+"""The job store against a real Redis and nothing else (the session's redis-server, a database of its own)."""
 
 from __future__ import annotations
 
@@ -7,16 +7,21 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.jobs import FINISHED_KEY, QUEUE_KEY, JobStore, cancel_key, job_key, new_job_id
+from core.jobs import FINISHED_KEY, QUEUE_KEY, Claim, JobStore, cancel_key, job_key, new_job_id
 from tests.support.scratch import scratch_job_store
-from tests.support.stack import Stack
+from tests.support.stack import RedisServer
 
 OPTIONS = {"size": 64, "iterations": 10}
 
 
+def start(store: JobStore, job_id: str, worker: str) -> Claim:
+    """What a worker's first delivery does: claim the job (queued -> running under a lease)."""
+    return store.claim(job_id, worker, lease_seconds=30, max_attempts=3)
+
+
 @pytest.fixture
-def store(stack: Stack) -> Iterator[JobStore]:
-    yield from scratch_job_store(stack, 3)
+def store(redis_server: RedisServer) -> Iterator[JobStore]:
+    yield from scratch_job_store(redis_server, 3)
 
 
 def test_create_get_and_queue_positions(store: JobStore) -> None:
@@ -31,10 +36,10 @@ def test_create_get_and_queue_positions(store: JobStore) -> None:
     assert store.get(new_job_id()) is None
     assert store.get("../../etc/passwd") is None
 
-    assert store.start(first, "w1") is True
+    assert start(store, first, "w1").outcome == "started"
     assert store.queue_position(first) is None
     assert store.queue_position(second) == 1
-    assert store.start(first, "w2") is False  # a second delivery does not start it again
+    assert start(store, first, "w2").outcome == "leased"  # a second delivery does not start it again
     assert store.get(first).worker == "w1"
 
 
@@ -45,7 +50,7 @@ def test_cancel_queued_job_is_final_and_it_can_never_start(store: JobStore) -> N
     assert store.request_cancel(job_id) == "queued"
     record = store.get(job_id)
     assert record.status == "cancelled" and record.finished_at is not None
-    assert store.start(job_id, "w1") is False
+    assert start(store, job_id, "w1").outcome == "finished"
     assert store.get(job_id).status == "cancelled"
     assert store.redis.zscore(QUEUE_KEY, job_id) is None
     assert 0 < store.redis.ttl(job_key(job_id)) <= 600
@@ -54,7 +59,7 @@ def test_cancel_queued_job_is_final_and_it_can_never_start(store: JobStore) -> N
 def test_cancel_running_job_sets_the_flag_until_it_finishes(store: JobStore) -> None:
     job_id = new_job_id()
     store.create(job_id, OPTIONS, style_count=1)
-    store.start(job_id, "w1")
+    start(store, job_id, "w1")
     assert store.cancel_requested(job_id) is False
 
     assert store.request_cancel(job_id) == "running"
@@ -71,7 +76,7 @@ def test_cancel_running_job_sets_the_flag_until_it_finishes(store: JobStore) -> 
 def test_progress_preview_and_finish_with_ttl(store: JobStore) -> None:
     job_id = new_job_id()
     store.create(job_id, OPTIONS, style_count=1)
-    store.start(job_id, "w1")
+    start(store, job_id, "w1")
     store.set_progress(job_id, 4, 10, {"total": 2.5}, 0.8)
     store.set_preview(job_id, 4)
 
@@ -106,9 +111,9 @@ def test_finished_jobs_are_handed_out_for_file_deletion_once_their_ttl_has_passe
     recent, old, cancelled = new_job_id(), new_job_id(), new_job_id()
     for job_id in (recent, old, cancelled):
         store.create(job_id, OPTIONS, style_count=1)
-    store.start(recent, "w1")
+    start(store, recent, "w1")
     store.finish(recent, "succeeded", has_result=True)
-    store.start(old, "w1")
+    start(store, old, "w1")
     store.finish(old, "failed", error="boom")
     store.request_cancel(cancelled)  # cancelled while queued: finished too
     assert store.take_expired_job_ids() == []

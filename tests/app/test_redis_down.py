@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.support.images import png_bytes
-from tests.support.stack import Stack, free_port
+from tests.support.inprocess import InProcessWeb
+from tests.support.stack import free_port
 
 
 def test_api_answers_503_json_and_stores_nothing_when_redis_is_down(
-    stack_factory: Callable[..., Stack],
+    web_factory: Callable[..., InProcessWeb],
 ) -> None:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
-    down = stack_factory("redis-down", {"ATELIER_REDIS_URL": dead_redis}, worker=False)
+    down = web_factory("redis-down", {"ATELIER_REDIS_URL": dead_redis})
 
     submitted = down.submit(png_bytes(48, 48, seed=50), [png_bytes(48, 48, seed=51)], size=32, iterations=2)
     with down.client as client:

@@ -17,8 +17,8 @@ LONG_JOB = {"size": 48, "iterations": 2000}
 
 
 def stranger(stack: Stack) -> httpx.Client:
-    """A client that is not the submitter: its own (empty) cookie jar."""
-    return httpx.Client(base_url=stack.base_url, timeout=30)
+    """A client that is not the submitter: its own (empty) cookie jar (in-process or real)."""
+    return stack.stranger()
 
 
 @contextmanager

@@ -56,9 +56,9 @@ def test_every_response_carries_the_security_headers(
     assert_security_headers(response)
 
 
-def test_a_body_refused_before_it_is_read_carries_them_too(web_only: Stack) -> None:
-    # Announce 1 GB and send none of it: the answer comes from the headers alone.
-    host, port = web_only.base_url.removeprefix("http://").split(":")
+def test_a_body_refused_before_it_is_read_carries_them_too(web_process: Stack) -> None:
+    # Announce 1 GB and send none of it: the answer comes from the headers alone (a real socket).
+    host, port = web_process.base_url.removeprefix("http://").split(":")
     request = (
         f"POST /api/jobs HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary=x\r\n"
         "Content-Length: 1000000000\r\n\r\n"

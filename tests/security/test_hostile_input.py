@@ -164,7 +164,9 @@ def test_malformed_or_incomplete_multipart_is_a_4xx(web_only: Stack, content_typ
     assert response.json()["detail"]
 
 
-def test_a_100_mb_stream_is_cut_off_early_without_being_read(web_only: Stack) -> None:
+def test_a_100_mb_stream_is_cut_off_early_without_being_read(web_process: Stack) -> None:
+    # Real uvicorn over a socket: whether the server stops reading early is the point.
+    web_only = web_process
     chunk = os.urandom(1024 * 1024)  # one megabyte, sent 100 times: never 100 MB in memory
     sent = 0
 

@@ -69,14 +69,23 @@ class Process:
         return "\n".join(text.splitlines()[-lines:])
 
     def stop(self, grace_seconds: float = 15.0) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout=grace_seconds)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(timeout=10)
+        """SIGTERM, then SIGKILL after grace_seconds; then SIGKILL whatever is left of its process group.
+
+        The group matters: a prefork Celery worker's pool processes (and anything else the process
+        started) outlive a main process that died or was killed first.
+        """
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=grace_seconds)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+        kill_group(self.popen.pid)
+
+    def group_alive(self) -> bool:
+        """Some process of its group (it, or a child it started) is still running."""
+        return group_alive(self.popen.pid)
 
     def check_alive(self) -> None:
         code = self.popen.poll()
@@ -84,14 +93,42 @@ class Process:
             raise RuntimeError(f"{self.name} exited with code {code}:\n{self.tail()}")
 
 
+# Every process spawn() started in this test session, so the session can check at its end that
+# none is left (tests/conftest.py) even when a test forgot to stop one.
+SPAWNED: list[Process] = []
+
+
 def spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Process:
+    """Start args as a new session (its own process group, so stop() reaches its children too),
+    its output going to log_dir/name.log."""
     log_path = log_dir / f"{name}.log"
     log_file = log_path.open("wb")
     popen = subprocess.Popen(
         args, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
     )
     log_file.close()  # the child holds its own descriptor
-    return Process(name, popen, log_path)
+    process = Process(name, popen, log_path)
+    SPAWNED.append(process)
+    return process
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the process group pgid (none left: nothing to do)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    """A process of group pgid is still running (zombies, already dead, do not count)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        state, process_group = fields[0], int(fields[2])
+        if process_group == pgid and state != "Z":
+            return True
+    return False
 
 
 @dataclass
@@ -116,6 +153,10 @@ class Stack:
         """An HTTP client for base_url (a new one each time; use it in a with block or let it go)."""
         # httpx uses a CookieJar it is given as is (a Cookies object it would copy).
         return httpx.Client(base_url=self.base_url, timeout=30, cookies=self.cookie_jar)
+
+    def stranger(self) -> httpx.Client:
+        """A client that is not the submitter: its own empty cookie jar (use it in a with block)."""
+        return httpx.Client(base_url=self.base_url, timeout=30)
 
     def redis(self) -> Redis:
         return Redis.from_url(self.redis_url, decode_responses=True)
@@ -194,10 +235,65 @@ class Stack:
         return {name: process.tail(lines) for name, process in self.processes.items()}
 
     def stop(self) -> None:
-        # Web first, then the worker (it finishes or abandons its job), Redis last.
-        for name in ("web", "worker", "redis"):
-            if name in self.processes:
-                self.processes[name].stop()
+        # Web first, then the workers (they finish or abandon their jobs; a test may have started
+        # more, tests/support/faults.py), Redis last.
+        order = sorted(self.processes, key=lambda name: (name != "web", name.startswith("redis")))
+        for name in order:
+            self.processes[name].stop()
+
+
+def spawn_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = False) -> Process:
+    """Start a redis-server on 127.0.0.1:port that keeps nothing on disk unless persistent (then an
+    append-only file in data_dir, fsynced on every write, so it survives a SIGKILL and restart)."""
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        raise RuntimeError("redis-server is not installed (make system-deps installs it)")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    args = [
+        redis_server,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes" if persistent else "no",
+        "--appendfsync",
+        "always",
+        "--dir",
+        str(data_dir),
+        # In-process web configurations and scratch job stores each take a database of their own.
+        "--databases",
+        "64",
+    ]
+    return spawn("redis", args, dict(os.environ), log_dir)
+
+
+@contextlib.contextmanager
+def start_redis(base_dir: Path, timeout: float = 30) -> Iterator[tuple[str, Process]]:
+    """A redis-server on a free port (nothing on disk): yields (its URL without a database, the
+    process); stopped on exit. For tests that need a Redis and nothing else."""
+    port = free_port()
+    log_dir = base_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = {"redis": spawn_redis(port, base_dir / "redis", log_dir)}
+    try:
+        _wait("redis-server", lambda: Redis(port=port).ping(), timeout, processes)
+        yield f"redis://127.0.0.1:{port}", processes["redis"]
+    finally:
+        processes["redis"].stop()
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A redis-server for tests that need only a Redis: base_url is redis://127.0.0.1:PORT."""
+
+    base_url: str
+    process: Process
+
+    def url(self, database: int) -> str:
+        return f"{self.base_url}/{database}"
 
 
 def _wait(what: str, check: Any, timeout: float, processes: dict[str, Process]) -> None:
@@ -232,9 +328,6 @@ def start_stack(
     redis_persistent: Redis keeps an append-only file (fsync on every write), so a test can kill and
     restart it (tests/support/faults.py) without losing data.
     """
-    redis_server = shutil.which("redis-server")
-    if redis_server is None:
-        raise RuntimeError("redis-server is not installed (make system-deps installs it)")
     storage_dir = base_dir / "storage"
     log_dir = base_dir / "logs"
     for folder in (storage_dir, log_dir, base_dir / "redis", base_dir / "models"):
@@ -259,26 +352,7 @@ def start_stack(
     )
     processes = stack.processes
     try:
-        processes["redis"] = spawn(
-            "redis",
-            [
-                redis_server,
-                "--port",
-                str(redis_port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes" if redis_persistent else "no",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(base_dir / "redis"),
-            ],
-            stack_env,
-            log_dir,
-        )
+        processes["redis"] = spawn_redis(redis_port, base_dir / "redis", log_dir, persistent=redis_persistent)
         _wait("redis-server", lambda: Redis(port=redis_port).ping(), timeout, processes)
         if worker:
             processes["worker"] = spawn(
