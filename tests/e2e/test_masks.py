@@ -50,6 +50,8 @@ def grey(data: bytes) -> np.ndarray:
 def test_a_mask_painted_with_the_mouse_reaches_the_worker_and_the_job_page(
     page: Page, stack: Stack, artifacts: Path
 ) -> None:
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     box = open_painter(page)
     page.locator("#mask-brush-size").fill("20")  # 20% of the longer side: about 19 px of 96
     # Style 1 is chosen by default: three vertical strokes fill most of the left half.
@@ -97,6 +99,35 @@ def test_a_mask_painted_with_the_mouse_reaches_the_worker_and_the_job_page(
     expect(mask_image).to_have_attribute("alt", "Mask of style 1: white where it goes")
     wait_for_image(page, "#masks-section .job-mask a img")
     screenshot(page, artifacts, "masks-job-page")
+    # Canvas, blob: images and the mask PNGs all work under the server's strict CSP.
+    assert [line for line in console if "Content Security Policy" in line] == []
+
+
+def test_with_two_styles_the_one_painted_gets_its_mask_in_its_place(page: Page, stack: Stack) -> None:
+    box = open_painter(page)
+    page.set_input_files("#style2-input", png_payload("style2.png", 48, 48, seed=4))
+    page.check("input[name=mask-target][value='1']")  # paint for style 2
+    page.locator("#mask-brush-size").fill("30")
+    for x in (0.7, 0.9):
+        drag(page, box, [(x, 0.02), (x, 0.98)])
+    expect(page.locator("[data-mask-summary]")).to_contain_text(
+        "Style 1: nothing painted, so it goes everywhere"
+    )
+    page.click("#advanced summary")
+    page.fill("#size", "32")
+    page.fill("#iterations", "2")
+    job_id = submit_form(page)
+
+    # Style 1's part was empty (no mask), style 2's carries the painted right side.
+    assert stack.status(job_id)["masks"] == [False, True]
+    with stack.client as client:
+        assert client.get(f"/jobs/{job_id}/masks/0").status_code == 404
+        mask = grey(client.get(f"/jobs/{job_id}/masks/1").content)
+    width = mask.shape[1]
+    assert mask[:, int(0.75 * width) : int(0.85 * width)].mean() > 240
+    assert mask[:, : int(0.4 * width)].mean() < 5
+    expect(page.locator("#masks-section .job-mask").first).to_contain_text("No mask: everywhere")
+    stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
 
 
 def test_the_keyboard_paints_and_nothing_painted_sends_no_mask(page: Page, stack: Stack) -> None:
