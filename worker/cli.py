@@ -63,7 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-dir", type=Path, help="ImageNet weights directory (default: ATELIER_MODEL_DIR)"
     )
     stylize.add_argument(
-        "--precision", choices=PRECISIONS, help="convolutions' dtype (default: ATELIER_PRECISION)"
+        "--precision",
+        choices=("auto", *PRECISIONS),
+        help="convolutions' dtype; auto: bfloat16 where the device has it (default: ATELIER_PRECISION)",
     )
     stylize.add_argument(
         "--xla", choices=("auto", "on", "off"), help="XLA-compile the steps (default: ATELIER_XLA)"
