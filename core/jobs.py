@@ -201,14 +201,6 @@ class Claim:
     handed_over: bool = False
 
 
-# queued -> running, only if still queued. KEYS: job, queue; ARGV: id, now, worker.
-_START = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[2], 'worker', ARGV[3])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return 1
-"""
-
 # Create a queued job unless the queue is full. KEYS: job, queue, metrics counts; ARGV: id, now, max
 # queued (0 = no cap), then the record's field/value pairs. One script, so concurrent submissions
 # cannot overshoot.
@@ -335,7 +327,6 @@ class JobStore:
     def __init__(self, redis: Redis, ttl_seconds: int | None = None) -> None:
         self.redis = redis
         self.ttl_seconds = ttl_seconds if ttl_seconds is not None else get_settings().job_ttl_seconds
-        self._start = redis.register_script(_START)
         self._cancel = redis.register_script(_CANCEL)
         self._claim = redis.register_script(_CLAIM)
         self._renew = redis.register_script(_RENEW)
@@ -423,10 +414,6 @@ class JobStore:
         return None if rank is None else int(rank) + 1
 
     # --- state changes ---------------------------------------------------------------------------
-    def start(self, job_id: str, worker: str) -> bool:
-        """queued -> running. False (and nothing changed) when the job is not queued any more."""
-        return bool(self._start(keys=[job_key(job_id), QUEUE_KEY], args=[job_id, repr(time.time()), worker]))
-
     def claim(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
         """Decide what this delivery of the job does (see Claim): start it, resume it after a crashed
         worker (attempts + 1, at most max_attempts), or leave it."""

@@ -20,7 +20,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ATELIER_", env_file=".env", extra="ignore")
 
     # --- connections and places -------------------------------------------------------------
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Broker, result backend, job store.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Celery broker and job store.")
     storage_dir: Path = Field(DATA_DIR / "storage", description="Local directory shared by web and workers.")
     storage_url: str = Field(
         "",

@@ -81,10 +81,6 @@ class Storage(ABC):
         """The bytes under key; FileNotFoundError when there are none."""
 
     @abstractmethod
-    def exists(self, key: str) -> bool:
-        """Whether key holds an object."""
-
-    @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object under key (no error if there is none)."""
 
@@ -128,9 +124,6 @@ class LocalStorage(Storage):
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
@@ -199,17 +192,6 @@ class S3Storage(Storage):
             return body.read()
         finally:
             body.close()
-
-    def exists(self, key: str) -> bool:
-        from botocore.exceptions import ClientError
-
-        try:
-            self._client.head_object(Bucket=self.bucket, Key=self._object_key(key))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
-            raise
-        return True
 
     def delete(self, key: str) -> None:
         # S3 answers DeleteObject for a missing key with success too.

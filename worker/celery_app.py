@@ -1,4 +1,5 @@
-"""Celery configuration of the worker: Redis broker and result backend, settings fit for long jobs.
+"""Celery configuration of the worker: the Redis broker, settings fit for long jobs; no result backend
+(the job store holds every outcome).
 
 Start a worker with:  celery -A worker.celery_app worker --concurrency=1 -Q atelier
 """
@@ -20,7 +21,7 @@ from worker.lease import MessageLease, request_preemption
 logger = logging.getLogger(__name__)
 settings = get_settings()
 
-app = Celery("atelier", broker=settings.redis_url, backend=settings.redis_url, include=["worker.tasks"])
+app = Celery("atelier", broker=settings.redis_url, include=["worker.tasks"])
 app.conf.update(
     task_default_queue=settings.queue_name,
     # A job is acknowledged when it ends, not when it starts: a worker that dies mid-job leaves it

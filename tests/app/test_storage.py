@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.storage import LocalStorage, check_key, content_key, preview_key, result_key, style_key
+from tests.support.storage import holds
 
 JOB = "0123456789abcdef0123456789abcdef"
 
@@ -17,7 +18,7 @@ def test_write_read_exists_and_delete_job(tmp_path: Path) -> None:
     storage.write_bytes(style_key(JOB, 1), b"style")
 
     assert storage.read_bytes(content_key(JOB)) == b"content"
-    assert storage.exists(style_key(JOB, 1)) and not storage.exists(result_key(JOB))
+    assert holds(storage, style_key(JOB, 1)) and not holds(storage, result_key(JOB))
     assert sorted(p.name for p in (tmp_path / "jobs" / JOB).iterdir()) == ["content.png", "style-1.png"]
 
     storage.delete_job(JOB)

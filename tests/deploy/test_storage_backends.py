@@ -22,6 +22,7 @@ from core.storage import (
     style_key,
 )
 from tests.deploy.conftest import S3Server
+from tests.support.storage import holds
 
 
 def s3_storage(server: S3Server, bucket: str, prefix: str = "") -> S3Storage:
@@ -54,8 +55,8 @@ def test_bytes_written_by_one_process_are_read_by_another(make_storage: Callable
 
     assert worker.read_bytes(content_key(job_id)) == b"content-png"
     assert worker.read_bytes(style_key(job_id, 0)) == b"style-png"
-    assert worker.exists(content_key(job_id))
-    assert not worker.exists(result_key(job_id))
+    assert holds(worker, content_key(job_id))
+    assert not holds(worker, result_key(job_id))
 
 
 def test_overwrite_replaces_the_whole_object(make_storage: Callable[[], Storage]) -> None:
@@ -83,7 +84,7 @@ def test_missing_object_is_file_not_found(make_storage: Callable[[], Storage]) -
 
     with pytest.raises(FileNotFoundError):
         storage.read_bytes(result_key(job_id))
-    assert not storage.exists(result_key(job_id))
+    assert not holds(storage, result_key(job_id))
 
 
 def test_delete_job_removes_that_job_only(make_storage: Callable[[], Storage]) -> None:
@@ -98,7 +99,7 @@ def test_delete_job_removes_that_job_only(make_storage: Callable[[], Storage]) -
     storage.delete_job(doomed)
 
     for key in (content_key(doomed), style_key(doomed, 0), style_key(doomed, 1), result_key(doomed)):
-        assert not storage.exists(key)
+        assert not holds(storage, key)
     assert storage.read_bytes(content_key(kept)) == b"c"
     assert storage.read_bytes(result_key(kept)) == b"r"
     storage.delete_job(doomed)  # again, and for a job that never had files: no error
@@ -139,7 +140,7 @@ def test_objects_live_under_the_prefix_so_installations_share_a_bucket(s3_server
 
     listed = s3_server.client().list_objects_v2(Bucket=bucket)["Contents"]
     assert [item["Key"] for item in listed] == [f"blue/jobs/{job_id}/result.png"]
-    assert not green.exists(result_key(job_id))
+    assert not holds(green, result_key(job_id))
     green.delete_job(job_id)
     assert blue.read_bytes(result_key(job_id)) == b"blue result"
 
