@@ -227,24 +227,36 @@
     updateSummary();
   }
 
+  // An uploaded mask the page cannot draw (TIFF, or no photo shown to draw it on): sent as it is.
+  function rawMask(slot) {
+    const file = slot.fileInput.files[0];
+    if (!file || slot.problem || (content && slot.painted)) return null;
+    return !content || file.type === "image/tiff" ? file : null;
+  }
+
+  function hasMask(slot) {
+    return (content && slot.painted) || rawMask(slot) !== null;
+  }
+
   function updateSummary() {
     summary.replaceChildren();
     const available = slots.filter(styleAvailable);
-    const anyPainted = available.some((slot) => slot.painted);
     const lines = [];
-    if (!anyPainted) {
+    if (!available.some(hasMask)) {
       lines.push("Nothing painted yet: every style goes everywhere, as without masks.");
     } else {
       for (const slot of available) {
         const name = `Style ${slot.index + 1}`;
-        if (!slot.painted) lines.push(`${name}: nothing painted, so it goes everywhere.`);
+        const raw = rawMask(slot);
+        if (raw) lines.push(`${name}: mask ${raw.name}, sent as it is (this browser cannot show it).`);
+        else if (!slot.painted) lines.push(`${name}: nothing painted, so it goes everywhere.`);
         else {
           const share = Math.max(1, Math.round(slot.coverage * 100));
           const source = slot.fromFile ? ` (from ${slot.fromFile})` : "";
           lines.push(`${name}: painted on about ${share}% of the picture${source}.`);
         }
       }
-      if (available.every((slot) => slot.painted)) lines.push("Unpainted parts keep the photo unstyled.");
+      if (available.every(hasMask)) lines.push("Unpainted parts keep the photo unstyled.");
     }
     if (!styleAvailable(slots[1])) lines.push("Add a second style image to paint a region for it too.");
     for (const line of lines) {
@@ -366,7 +378,14 @@
   // Draws an uploaded mask into the style's region: its brightness becomes the coverage.
   async function applyMaskFile(slot) {
     const file = slot.fileInput.files[0];
-    if (!file || !content || file.type === "image/tiff") return;
+    if (!file || !content) return;
+    if (file.type === "image/tiff") {
+      // Browsers do not decode TIFF: the file replaces this style's paint and is sent as it is.
+      slot.layerContext.clearRect(0, 0, slot.layer.width, slot.layer.height);
+      slot.painted = false;
+      slot.fromFile = "";
+      return;
+    }
     let loaded;
     try {
       loaded = await loadImage(file);
@@ -412,12 +431,11 @@
     const file = slot.fileInput.files[0];
     slot.problem = file ? checkMaskFile(file) : "";
     showError(slot.fileInput, slot.problem);
-    if (!file || slot.problem) return;
-    if (content) {
+    if (file && !slot.problem && content) {
       active = slot.index;
       await applyMaskFile(slot);
-      updateControls();
     }
+    updateControls();
   }
 
   // --- pointer and keyboard painting ------------------------------------------------------------
@@ -530,6 +548,9 @@
   sizeInput.addEventListener("input", updateControls);
 
   function clearSlot(slot) {
+    slot.fileInput.value = ""; // the uploaded mask goes too, or it would still be named there
+    slot.problem = "";
+    showError(slot.fileInput, "");
     slot.layerContext.clearRect(0, 0, slot.layer.width, slot.layer.height);
     slot.painted = false;
     slot.coverage = 0;
@@ -581,15 +602,12 @@
       slot.carrier.disabled = true;
       setFiles(slot.carrier, []);
     }
-    let files;
-    if (content) {
-      if (!chosen.some((slot) => slot.painted)) return;
-      files = chosen.map((slot) => (slot.painted ? [maskFile(slot)] : []));
-    } else {
-      // No picture to paint on (none chosen, or one this browser cannot show): the files go as they are.
-      if (!chosen.some((slot) => slot.fileInput.files.length)) return;
-      files = chosen.map((slot) => Array.from(slot.fileInput.files));
-    }
+    if (!chosen.some(hasMask)) return; // no mask part at all: every style goes everywhere
+    const files = chosen.map((slot) => {
+      if (content && slot.painted) return [maskFile(slot)];
+      const raw = rawMask(slot);
+      return raw ? [raw] : []; // an empty part: no mask for this style
+    });
     chosen.forEach((slot, position) => {
       slot.carrier.disabled = false;
       setFiles(slot.carrier, files[position]);

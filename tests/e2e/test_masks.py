@@ -225,3 +225,25 @@ def test_without_javascript_a_refused_mask_is_explained_next_to_the_masks(
         expect(page.locator("#mask-error")).to_contain_text("aspect ratio")
     assert stack.queue_length() == queued_before
     assert stack.stored_files() == files_before
+
+
+def test_a_tiff_mask_the_browser_cannot_draw_is_sent_as_it_is(page: Page, stack: Stack) -> None:
+    open_painter(page)
+    left = np.zeros((CONTENT[1], CONTENT[0]), np.uint8)
+    left[:, : CONTENT[0] // 2] = 255
+    buffer = io.BytesIO()
+    Image.fromarray(left).save(buffer, format="TIFF")
+    page.set_input_files(
+        "#mask1-input", {"name": "left.tif", "mimeType": "image/tiff", "buffer": buffer.getvalue()}
+    )
+    expect(page.locator("[data-mask-summary]")).to_contain_text("Style 1: mask left.tif, sent as it is")
+    page.click("#advanced summary")
+    page.fill("#size", "32")
+    page.fill("#iterations", "2")
+    job_id = submit_form(page)
+
+    with stack.client as client:
+        mask = grey(client.get(f"/jobs/{job_id}/masks/0").content)
+    assert mask[:, : CONTENT[0] // 2 - 1].mean() > 250
+    assert mask[:, CONTENT[0] // 2 + 1 :].mean() < 5
+    stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
