@@ -14,13 +14,9 @@ from tests.support.faults import kill, kill_pool_child, start_worker
 from tests.support.images import image_size, png_bytes
 from tests.support.stack import Stack
 
-# Redis hands an unacknowledged job to another worker after the visibility timeout: short here (in
-# production it outlasts the hard time limit, hours), with limits that keep it valid (soft < hard <
-# visibility). Leases lapse 3 s after a worker dies.
+# Leases lapse 3 s after a worker dies, and Redis hands its unacknowledged job to another worker then
+# (the visibility timeout is the lease; live workers renew their messages: worker/lease.py).
 CRASH_ENV = {
-    "ATELIER_BROKER_VISIBILITY_TIMEOUT": "30",
-    "ATELIER_JOB_SOFT_TIME_LIMIT": "25",
-    "ATELIER_JOB_HARD_TIME_LIMIT": "28",
     "ATELIER_JOB_LEASE_SECONDS": "3",
     "ATELIER_CHECKPOINT_EVERY": "10",
 }
@@ -111,7 +107,7 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
     stack_factory: Callable[..., Stack],
 ) -> None:
     # `make run` runs a prefork worker: the OOM killer takes its pool process, the parent survives,
-    # and (task_reject_on_worker_lost) puts the job straight back on the queue, no visibility wait.
+    # and (task_reject_on_worker_lost) puts the job straight back on the queue at once.
     crashing = stack_factory("pool-crash", CRASH_ENV)
     worker = start_worker(crashing, "prefork", template=kill(crashing, "worker"), pool="prefork")
     job_id = _submit_and_run_past_first_checkpoint(crashing, seed=74, timeout=90)
@@ -125,4 +121,5 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
     assert final["attempts"] == 2 and final["stats"]["steps"] == ITERATIONS
     log = worker.tail(600)
     assert f"job {job_id}: resuming from the checkpoint of step {checkpoint}" in log
-    assert time.monotonic() - killed_at < 28  # well before the 30 s visibility timeout
+    # Requeued at once: the time is the replacement pool process building its model, then the steps.
+    assert time.monotonic() - killed_at < 60

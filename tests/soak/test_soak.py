@@ -28,7 +28,13 @@ TTL_SECONDS = 5
 REPORT = Path(__file__).resolve().parents[1] / "artifacts" / "soak-report.json"
 # Keys that may outlive the jobs: worker heartbeats, kombu's queue bindings, per-minute rate counters
 # (they expire by themselves within two minutes).
-ALLOWED_KEY_PREFIXES = ("atelier:worker:last_seen", "_kombu.binding", "atelier:ratelimit:")
+# Fleet-wide statistics (metrics:) are kept for good, like worker heartbeats; not per-job leftovers.
+ALLOWED_KEY_PREFIXES = (
+    "atelier:worker:last_seen",
+    "_kombu.binding",
+    "atelier:ratelimit:",
+    "atelier:metrics:",
+)
 
 logger = logging.getLogger(__name__)
 
