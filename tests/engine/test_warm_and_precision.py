@@ -1,0 +1,139 @@
+"""Fast by default: precision "auto", lean extractors, and compiled steps reused across runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
+from worker.engine import StyleOptions, stylize
+from worker.engine import model as model_module
+from worker.engine.model import FeatureExtractor, cpu_flags, load_extractor, resolve_precision
+from worker.engine.optimize import StepCache
+
+TINY = StyleOptions(max_size=32, iterations=4, init="noise", tv_weight=0.0)
+
+
+def _options(**changes: object) -> StyleOptions:
+    return StyleOptions(**{**TINY.__dict__, **changes})
+
+
+def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16 avx512_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU decides by its capability")
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [({"avx2", "avx512f"}, "float32"), ({"avx512_bf16"}, "mixed_bfloat16"), ({"amx_bf16"}, "mixed_bfloat16")],
+)
+def test_auto_picks_bfloat16_only_on_cpus_that_compute_it(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str
+) -> None:
+    monkeypatch.setattr(model_module, "cpu_flags", lambda: flags)
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("float32") == "float32"  # an explicit choice is kept
+
+
+def test_auto_extractor_uses_this_machines_choice() -> None:
+    auto = load_extractor("random", seed=WEIGHTS_SEED, precision="auto", style_layers=("block1_conv1",))
+    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
+    if not tf.config.list_physical_devices("GPU"):
+        assert auto.precision == ("mixed_bfloat16" if has_bf16 else "float32")
+
+
+def test_bfloat16_extractor_holds_only_bfloat16_weights_of_the_layers_used() -> None:
+    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
+    names = {layer.name for layer in mixed.model.layers}
+    assert "block5_conv2" in names and not {"block5_conv3", "block5_conv4", "block5_pool"} & names
+    assert {variable.dtype for variable in mixed.model.weights} == {"bfloat16"}  # no float32 copy
+    exact = load_extractor("random", seed=WEIGHTS_SEED)
+    assert len(mixed.model.weights) == len(exact.model.weights) == 2 * 14  # 14 convolutions to block5_conv2
+    # Same weights, rounded once: features agree to bfloat16's precision.
+    image = tf.constant(np.random.default_rng(0).uniform(0, 1, (1, 32, 32, 3)).astype(np.float32))
+    a, b = exact(image)["block3_conv1"].numpy(), mixed(image)["block3_conv1"].numpy()
+    assert np.abs(a - b).max() <= 0.05 * np.abs(a).max()
+
+
+def test_bfloat16_loss_curve_follows_float32(extractor: FeatureExtractor) -> None:
+    """The small version of bench/precision.py: 64 px, from noise, the loss before every step."""
+    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
+    options = StyleOptions(max_size=64, iterations=15, init="noise")
+    curves: dict[str, list[float]] = {"float32": [], "bf16": []}
+    results = {
+        name: stylize(
+            gradient(),
+            [stripes()],
+            options,
+            extractor=used,
+            on_progress=lambda progress, curve=curves[name]: curve.append(progress.loss["total"]),
+        )  # fmt: skip
+        for name, used in (("float32", extractor), ("bf16", mixed))
+    }
+    assert len(curves["float32"]) == len(curves["bf16"]) == 15
+    for exact, fast in zip(curves["float32"], curves["bf16"], strict=True):
+        assert fast == pytest.approx(exact, rel=0.01)
+    difference = results["float32"].image.astype(float) - results["bf16"].image.astype(float)
+    psnr = 10 * np.log10(255**2 / max(np.mean(difference**2), 1e-12))
+    assert psnr > 35
+
+
+def test_a_second_run_of_the_same_size_reuses_the_compiled_steps_and_gives_the_same_image() -> None:
+    layers = {"style_layers": ("block1_conv1", "block2_conv1")}
+    fresh = load_extractor("random", seed=WEIGHTS_SEED, **layers)
+    inputs = (gradient(32, 32), [stripes(32, 32)])
+    first = stylize(*inputs, _options(**layers), extractor=fresh)
+    second = stylize(*inputs, _options(**layers), extractor=fresh)
+    assert (first.warm_start, second.warm_start) == (False, True)
+    # Adam's moments and step count start over: a reused step is the same as a new one.
+    np.testing.assert_array_equal(first.image, second.image)
+    assert first.loss_final == second.loss_final
+
+
+def test_loss_weights_and_learning_rate_do_not_need_new_compiled_steps() -> None:
+    layers = {"style_layers": ("block1_conv1", "block2_conv1")}
+    shared = load_extractor("random", seed=WEIGHTS_SEED, **layers)
+    stylize(gradient(32, 32), [stripes(32, 32)], _options(**layers), extractor=shared)
+    changed = _options(**layers, style_weight=0.5, learning_rate=0.05, epsilon=0.2, tv_weight=3.0)
+    reused = stylize(gradient(32, 32), [stripes(32, 32)], changed, extractor=shared)
+    alone = stylize(
+        gradient(32, 32),
+        [stripes(32, 32)],
+        changed,
+        extractor=load_extractor("random", seed=WEIGHTS_SEED, **layers),
+    )
+    assert reused.warm_start and not alone.warm_start
+    np.testing.assert_array_equal(reused.image, alone.image)  # the new weights were used, not the old ones
+
+
+def test_the_step_cache_keeps_the_most_recent_sizes_only() -> None:
+    layers = ("block1_conv1",)
+    bounded = load_extractor(
+        "random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers, step_cache_size=2
+    )
+    assert isinstance(bounded.steps, StepCache)
+    options = _options(content_layers=layers, style_layers=layers, iterations=2)
+
+    def run(side: int) -> bool:
+        return stylize(gradient(side, side), [stripes()], options, extractor=bounded).warm_start
+
+    assert [run(16), run(24), run(32)] == [False, False, False]
+    assert len(bounded.steps) == 2
+    assert run(32) and run(24)  # the two most recent sizes are kept
+    assert not run(16)  # the oldest was dropped
+
+
+def test_lbfgs_runs_reuse_their_compiled_evaluation_too() -> None:
+    layers = ("block1_conv1",)
+    shared = load_extractor("random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers)
+    options = _options(content_layers=layers, style_layers=layers, optimizer="lbfgs", iterations=3)
+    first = stylize(gradient(32, 32), [stripes()], options, extractor=shared)
+    second = stylize(gradient(32, 32), [stripes()], options, extractor=shared)
+    assert (first.warm_start, second.warm_start) == (False, True)
+    np.testing.assert_array_equal(first.image, second.image)
