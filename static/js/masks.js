@@ -523,12 +523,16 @@
     if (!step) return;
     event.preventDefault();
     const distance = event.shiftKey ? brushDiameter() : Math.max(1, brushDiameter() / 4);
+    const previous = cursor;
     const next = {
       x: Math.min(canvas.width, Math.max(0, cursor.x + step[0] * distance)),
       y: Math.min(canvas.height, Math.max(0, cursor.y + step[1] * distance)),
     };
-    if (penDown) paint(cursor, next);
     cursor = next;
+    if (penDown) {
+      paint(previous, next);
+      measure(); // key presses are few: the summary can follow each one
+    }
     queueRedraw();
   });
 
