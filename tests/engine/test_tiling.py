@@ -15,12 +15,19 @@ import pytest
 import tensorflow as tf
 
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
-from worker.engine import StyleOptions
+from worker.engine import StyleOptions, StyleResult, stylize
 from worker.engine.errors import EngineError, OptionsError
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor
-from worker.engine.optimize import Targets, compute_targets, loss_and_gradient, loss_weights
-from worker.engine.tiling import Geometry, TiledObjective, geometry, plan_tiles, tiled_targets
+from worker.engine.optimize import (
+    AdamHyper,
+    Targets,
+    _Compiled,
+    compute_targets,
+    loss_and_gradient,
+    loss_weights,
+)
+from worker.engine.tiling import Geometry, TiledObjective, TiledSteps, geometry, plan_tiles, tiled_targets
 
 SHALLOW = {
     "content_layers": ("block3_conv2",),
@@ -99,13 +106,13 @@ def test_tiled_loss_and_gradient_equal_the_whole_images(
     targets = _targets(extractor, options, height, width)
     image = tf.constant(to_float(noise(height, width))[None])
     parts, expected = loss_and_gradient(extractor, loss_weights(options), image, targets)
-    objective = TiledObjective(extractor, loss_weights(options), budget)
-    tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets)
+    objective = TiledObjective(extractor, budget)
+    tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets, loss_weights(options))
     assert len(objective.tiles(height, width)) == tiles
     for name in ("content", "style", "tv", "total"):
         assert float(tiled_parts[name]) == pytest.approx(float(parts[name]), rel=TOLERANCE)
     assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
-    only_loss = objective.loss_parts(image, targets)
+    only_loss = objective.evaluate(image, targets, loss_weights(options).as_tensors())
     assert float(only_loss["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
 
 
@@ -117,9 +124,10 @@ def test_a_halo_one_grid_cell_narrower_is_not_exact(shallow: FeatureExtractor) -
     _, expected = loss_and_gradient(shallow, loss_weights(options), image, targets)
     errors = {}
     for halo in (16, 12):
-        objective = TiledObjective(shallow, loss_weights(options), 64 * 64)
+        objective = TiledObjective(shallow, 64 * 64)
         objective.geometry = dataclasses.replace(objective.geometry, halo=halo)
-        errors[halo] = _relative(objective.loss_and_gradient(image, targets)[1].numpy(), expected.numpy())
+        tiled_gradient = objective.loss_and_gradient(image, targets, loss_weights(options))[1]
+        errors[halo] = _relative(tiled_gradient.numpy(), expected.numpy())
     assert errors[16] < TOLERANCE < errors[12]
 
 
@@ -151,8 +159,9 @@ def test_out_of_memory_retries_with_smaller_tiles(
     targets = _targets(shallow, options, 160, 128)
     image = tf.constant(to_float(noise(160, 128))[None])
     parts, expected = loss_and_gradient(shallow, loss_weights(options), image, targets)
-    objective = TiledObjective(shallow, loss_weights(options), 100 * 100, label="job x")
-    objective.loss_parts(image, targets)  # compiles the tile functions
+    weights = loss_weights(options)
+    objective = TiledObjective(shallow, 100 * 100, label="job x")
+    objective.evaluate(image, targets, weights)  # compiles the tile functions
     functions = objective._functions
     assert functions is not None
     forward, capacity = functions.forward, [2500]
@@ -166,12 +175,70 @@ def test_out_of_memory_retries_with_smaller_tiles(
 
     functions.forward = small_device
     with caplog.at_level(logging.WARNING, logger="worker.engine.tiling"):
-        tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets)
+        tiled_parts, tiled_gradient = objective.loss_and_gradient(image, targets, weights)
     assert objective.max_tile_pixels == 100 * 100 // 4  # halved until the crops fit
     assert float(tiled_parts["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
     assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
-    warnings = [record.getMessage() for record in caplog.records]
+    warnings = [record.getMessage() for record in caplog.records if record.name == "worker.engine.tiling"]
     assert len(warnings) == 2 and all(w.startswith("job x: out of memory with tiles of") for w in warnings)
     capacity[0] = 10  # nothing fits: an error that says so, not an endless retry
     with pytest.raises(EngineError, match="out of memory even with the smallest tiles"):
-        objective.loss_and_gradient(image, targets)
+        objective.loss_and_gradient(image, targets, weights)
+
+
+@pytest.mark.parametrize(("optimizer", "steps"), [("adam", 5), ("lbfgs", 2)])
+def test_a_tiled_run_makes_the_untiled_runs_picture(
+    shallow: FeatureExtractor, optimizer: str, steps: int
+) -> None:
+    options = StyleOptions(
+        **SHALLOW, max_size=192, iterations=steps, optimizer=optimizer, init="noise", tv_weight=1.0
+    )
+    content, style = gradient(160, 192), stripes(224, 208)  # style and content both over the budget
+
+    def run(max_tile_pixels: int) -> StyleResult:
+        return stylize(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
+
+    untiled, tiled = run(0), run(64 * 64)
+    assert tiled.steps == untiled.steps == steps
+    assert tiled.loss_final["total"] < 0.75 * tiled.loss_initial["total"]
+    assert tiled.loss_initial["total"] == pytest.approx(untiled.loss_initial["total"], rel=TOLERANCE)
+    assert tiled.loss_final["total"] == pytest.approx(untiled.loss_final["total"], rel=TOLERANCE)
+    difference = np.abs(tiled.image.astype(int) - untiled.image)
+    if optimizer == "adam":
+        assert difference.max() <= 1  # rounding to uint8 at most
+    else:
+        # L-BFGS's line search and bounds amplify float32 rounding (1e-7 in the gradient) from a
+        # noise start: a few pixels differ by a few levels after 2 steps, more after more steps.
+        # The same happens to an untiled run whose convolutions sum in another order.
+        assert difference.max() <= 4 and (difference > 1).mean() < 0.01
+
+
+def test_an_untiled_step_out_of_memory_goes_on_by_tiles(
+    shallow: FeatureExtractor, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = StyleOptions(**SHALLOW)
+    targets, weights = _targets(shallow, options, 96, 128), loss_weights(options).as_tensors()
+    hyper = AdamHyper(*(tf.constant(value, tf.float32) for value in (0.02, 0.99, 0.999, 0.1)))
+    start = to_float(noise(96, 128))
+    compiled = _Compiled(shallow, 96, 128)
+    compiled.reset(start)
+    expected_parts = compiled.adam_step(targets, weights, hyper)
+    expected = compiled.image.numpy()
+
+    def out_of_memory(*arguments: object) -> None:  # a GPU without room for the whole image
+        raise tf.errors.ResourceExhaustedError(
+            None, None, "OOM when allocating tensor with shape[1,96,128,64]"
+        )
+
+    compiled.reset(start)
+    compiled.adam_step = out_of_memory
+    steps = TiledSteps(compiled, 0, label="job y")  # 0: untiled, until memory runs out
+    with caplog.at_level(logging.WARNING, logger="worker.engine.tiling"):
+        parts = steps.adam_step(targets, weights, hyper)
+    assert [record.getMessage() for record in caplog.records if record.name == "worker.engine.tiling"] == [
+        "job y: out of memory at 128x96 untiled (OOM when allocating tensor with shape[1,96,128,64]); "
+        "retrying the step by tiles of 6144 pixels"
+    ]
+    assert float(parts["total"]) == pytest.approx(float(expected_parts["total"]), rel=TOLERANCE)
+    np.testing.assert_allclose(compiled.image.numpy(), expected, atol=1e-5)
+    assert steps.objective is not None and len(steps.objective.tiles(96, 128)) > 1

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from worker.engine import control as controls
 from worker.engine import images as imaging
+from worker.engine import tiling
 from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
@@ -97,6 +98,7 @@ def stylize(
     on_checkpoint: PreviewCallback | None = None,
     checkpoint_every: int = 0,
     masks: Sequence[np.ndarray | None] | None = None,
+    max_tile_pixels: int = 0,
 ) -> StyleResult:
     """Render ``content`` (uint8 HxWx3) in the style of ``styles``; see docs/engine.md for the method.
 
@@ -111,6 +113,10 @@ def stylize(
 
     ``masks``: None, or one greyscale image (or None) per style image, white where that style goes
     (worker/engine/control.py); the content's aspect ratio, any size.
+
+    ``max_tile_pixels``: images (output, content, style) of more pixels are evaluated by tiles of at
+    most that many pixels, halos included (worker/engine/tiling.py: the same loss and gradient in
+    bounded memory, not a different picture); 0: never tiled. A step out of memory is retried by tiles.
     """
     started = time.perf_counter()
     options = options or StyleOptions()
@@ -147,13 +153,15 @@ def stylize(
             _Run(
                 extractor=extractor,
                 targets=_targets_at(
-                    extractor, content, styles, options, scaled_height, scaled_width, control
+                    extractor, content, styles, options, scaled_height, scaled_width, control, max_tile_pixels
                 ),
                 options=options,
                 content=full_content,
                 callbacks=callbacks,
                 control=control,
                 compiled=held.enter_context(cache.use(extractor, scaled_height, scaled_width, options)),
+                max_tile_pixels=max_tile_pixels,
+                label=label,
             )
             for scaled_height, scaled_width, _ in plan
         ]
@@ -246,12 +254,26 @@ def _targets_at(
     height: int,
     width: int,
     control: controls.ControlPlan | None = None,
+    max_tile_pixels: int = 0,
 ) -> Targets:
     """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
     ``style_scale`` times its longest side (both from the originals)."""
     style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
     scaled_content = imaging.to_float(imaging.resize(content, height, width))
     scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
+    if any(
+        tiling.needs_tiles(*image.shape[:2], max_tile_pixels) for image in [scaled_content, *scaled_styles]
+    ):
+        if control is not None:
+            raise OptionsError(
+                "tiled evaluation (max_tile_pixels) supports the Gram style loss without masks"
+            )
+        blend = options.normalized_blend(len(styles))
+        layers = (options.content_layers, options.style_layers)
+        tiled = tiling.tiled_targets(
+            extractor, scaled_content, scaled_styles, blend, *layers, max_tile_pixels
+        )
+        return Targets(*tiled)
     targets = compute_targets(extractor, scaled_content, scaled_styles, options)
     if control is None:
         return targets
@@ -456,6 +478,7 @@ class _Compiled:
         self.evaluate = tf.function(self._evaluate, jit_compile=jit)
         self.loss_and_gradient = tf.function(self._loss_and_gradient, jit_compile=jit)
         self.adam_step = tf.function(self._adam_step, jit_compile=jit)
+        self.apply_adam = tf.function(self._apply_adam, jit_compile=jit)  # after a tiled gradient
 
     def reset(self, initial: np.ndarray) -> None:
         """Adam starts over from ``initial`` (H x W x 3): moments and step count zero."""
@@ -482,13 +505,16 @@ class _Compiled:
         image = self.image
         with tf.GradientTape() as tape:
             parts = loss_parts(self.extractor, weights, image, targets)
-        gradient = tape.gradient(parts["total"], image)
+        self._apply_adam(tape.gradient(parts["total"], image), hyper)
+        return parts
+
+    def _apply_adam(self, gradient: tf.Tensor, hyper: AdamHyper) -> None:
+        image = self.image
         step = self.iterations.assign_add(1.0)
         moment = self.moment.assign_add((gradient - self.moment) * (1.0 - hyper.beta_1))
         velocity = self.velocity.assign_add((tf.square(gradient) - self.velocity) * (1.0 - hyper.beta_2))
         alpha = hyper.learning_rate * tf.sqrt(1.0 - hyper.beta_2**step) / (1.0 - hyper.beta_1**step)
         image.assign(tf.clip_by_value(image - alpha * moment / (tf.sqrt(velocity) + hyper.epsilon), 0.0, 1.0))
-        return parts
 
 
 @dataclass
@@ -507,13 +533,16 @@ class _Run:
     callbacks: _Callbacks
     compiled: _Compiled
     control: controls.ControlPlan | None = None
+    max_tile_pixels: int = 0
+    label: str = "stylize"
 
     def __post_init__(self) -> None:
         self.weights = loss_weights(self.options).as_tensors()
+        self.steps = tiling.TiledSteps(self.compiled, self.max_tile_pixels, self.label)  # or untiled
         self.first_loss: dict[str, float] | None = None  # loss of the first image evaluated
 
     def loss_of(self, image: np.ndarray) -> dict[str, float]:
-        return _floats(self.compiled.evaluate(tf.constant(image[None]), self.targets, self.weights))
+        return _floats(self.steps.evaluate(tf.constant(image[None]), self.targets, self.weights))
 
     def output(self, image: np.ndarray) -> np.ndarray:
         """float HxWx3 -> the full-size uint8 image a user sees (content colours restored when asked)."""
@@ -554,7 +583,7 @@ class _Run:
             if self.callbacks.should_stop():
                 stopped = True
                 break
-            parts = _floats(compiled.adam_step(self.targets, self.weights, hyper))
+            parts = _floats(self.steps.adam_step(self.targets, self.weights, hyper))
             average.update()
             if self.first_loss is None:
                 self.first_loss = parts
@@ -564,7 +593,7 @@ class _Run:
 
     def lbfgs(self, initial: np.ndarray, first_step: int, steps: int) -> tuple[np.ndarray, int, bool]:
         shape = (1, *initial.shape)
-        evaluate = self.compiled.loss_and_gradient
+        evaluate = self.steps.loss_and_gradient
         last: dict[str, dict[str, float]] = {}
         accepted = {"x": initial.astype(np.float64).ravel(), "steps": 0}
 

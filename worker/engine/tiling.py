@@ -25,7 +25,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import keras
 import numpy as np
@@ -146,23 +146,76 @@ def needs_tiles(height: int, width: int, max_tile_pixels: int) -> bool:
     return 0 < max_tile_pixels < height * width
 
 
+class TiledSteps:
+    """One image size's steps with optimize.py's ``_Compiled`` interface (``evaluate``,
+    ``loss_and_gradient``, ``adam_step``): by tiles when the image exceeds ``max_tile_pixels`` (0:
+    never), else the compiled untiled steps themselves, unchanged.
+
+    An untiled step that runs out of memory (``tf.errors.ResourceExhaustedError``, on a GPU) is
+    retried by tiles of half the image's pixels, and the rest of the run stays tiled; a tiled one
+    halves its tiles (TiledObjective). Both are logged as warnings.
+    """
+
+    def __init__(self, compiled: Any, max_tile_pixels: int, label: str = "stylize") -> None:
+        self.compiled = compiled  # optimize._Compiled (typed loosely: optimize.py imports this module)
+        self.label = label
+        _, height, width, _ = compiled.image.shape
+        self.size = (height, width)
+        tiled = needs_tiles(height, width, max_tile_pixels)
+        self.objective = TiledObjective(compiled.extractor, max_tile_pixels, label) if tiled else None
+
+    def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
+        return self._either(self.compiled.evaluate, lambda: self._tiled.evaluate, image, targets, weights)
+
+    def loss_and_gradient(
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        untiled = self.compiled.loss_and_gradient
+        return self._either(untiled, lambda: self._tiled.loss_and_gradient, image, targets, weights)
+
+    def adam_step(self, targets: Targets, weights: LossWeights, hyper: Any) -> dict[str, tf.Tensor]:
+        """One Adam update of ``compiled.image``, clipped to [0, 1]; the loss parts before it."""
+        return self._either(self.compiled.adam_step, lambda: self._tiled_adam_step, targets, weights, hyper)
+
+    @property
+    def _tiled(self) -> TiledObjective:
+        assert self.objective is not None
+        return self.objective
+
+    def _tiled_adam_step(self, targets: Targets, weights: LossWeights, hyper: Any) -> dict[str, tf.Tensor]:
+        compiled = self.compiled
+        image = tf.convert_to_tensor(compiled.image)
+        parts, gradient = self._tiled.loss_and_gradient(image, targets, weights)
+        compiled.apply_adam(gradient, hyper)  # the untiled step's own update
+        return parts
+
+    def _either(
+        self, untiled: Callable[..., _T], tiled: Callable[[], Callable[..., _T]], *arguments: Any
+    ) -> _T:
+        """``untiled(*arguments)`` while untiled and it fits in memory, else ``tiled()(*arguments)``."""
+        if self.objective is None:
+            try:
+                return untiled(*arguments)
+            except tf.errors.ResourceExhaustedError as error:
+                height, width = self.size
+                budget = height * width // 2
+                logger.warning(
+                    "%s: out of memory at %dx%d untiled (%s); retrying the step by tiles of %d pixels",
+                    self.label, width, height, _first_line(error), budget,
+                )  # fmt: skip
+                self.objective = TiledObjective(self.compiled.extractor, budget, self.label)
+        return tiled()(*arguments)
+
+
 class TiledObjective:
-    """The loss parts and gradient of one image size by tiles; drop-in for optimize.py's compiled
-    ``loss_parts``, ``loss_and_gradient`` and ``adam_step``.
+    """The loss parts and gradient of images by tiles of at most ``max_tile_pixels`` pixels.
 
     A step that runs out of memory (``tf.errors.ResourceExhaustedError``, e.g. on a GPU) is retried
     with tiles of half the pixels, and that budget is kept for the rest of the run.
     """
 
-    def __init__(
-        self,
-        extractor: FeatureExtractor,
-        weights: LossWeights,
-        max_tile_pixels: int,
-        label: str = "stylize",
-    ) -> None:
+    def __init__(self, extractor: FeatureExtractor, max_tile_pixels: int, label: str = "stylize") -> None:
         self.extractor = extractor
-        self.weights = weights
         self.max_tile_pixels = max_tile_pixels
         self.label = label
         self.geometry = geometry(extractor)
@@ -179,29 +232,14 @@ class TiledObjective:
             )  # fmt: skip
         return self._plans[(height, width)]
 
-    def loss_parts(self, image: tf.Tensor, targets: Targets) -> dict[str, tf.Tensor]:
+    def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
         """Weighted loss parts of ``image`` (1, H, W, 3): pass 1 only."""
-        return self._retrying(lambda: self._loss(image, targets)[0])
+        return self._retrying(lambda: self._loss(image, targets, weights)[0])
 
-    def loss_and_gradient(self, image: tf.Tensor, targets: Targets) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        return self._retrying(lambda: self._loss_and_gradient(image, targets))
-
-    def adam_step(
-        self, optimizer: keras.optimizers.Optimizer, image: tf.Variable
-    ) -> Callable[[Targets], dict[str, tf.Tensor]]:
-        """A step like optimize.adam_step's (update, clip to [0, 1], return the loss before it)."""
-
-        @tf.function
-        def apply(gradient: tf.Tensor) -> None:
-            optimizer.apply_gradients([(gradient, image)])
-            image.assign(tf.clip_by_value(image, 0.0, 1.0))
-
-        def step(targets: Targets) -> dict[str, tf.Tensor]:
-            parts, gradient = self.loss_and_gradient(tf.convert_to_tensor(image), targets)
-            apply(gradient)
-            return parts
-
-        return step
+    def loss_and_gradient(
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights
+    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        return self._retrying(lambda: self._loss_and_gradient(image, targets, weights))
 
     def _retrying(self, evaluate: Callable[[], _T]) -> _T:
         out_of_memory: tf.errors.ResourceExhaustedError | None = None
@@ -213,7 +251,7 @@ class TiledObjective:
                 smaller = self.max_tile_pixels // 2
                 logger.warning(
                     "%s: out of memory with tiles of %d pixels (%s); retrying the step with tiles of %d",
-                    self.label, self.max_tile_pixels, str(error).strip().splitlines()[0][:200], smaller,
+                    self.label, self.max_tile_pixels, _first_line(error), smaller,
                 )  # fmt: skip
                 self.max_tile_pixels = smaller
                 self._plans.clear()
@@ -226,14 +264,19 @@ class TiledObjective:
                 ) from out_of_memory
 
     def _loss(
-        self, image: tf.Tensor, targets: Targets
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights
     ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor], tf.Tensor]:
         """Pass 1: (loss parts, each style layer's dL/dGram-sum, each content layer's coefficient)."""
         _, height, width, _ = image.shape
         strides = self.geometry.strides
         # Floats or tensors (optimize.LossWeights.as_tensors) alike.
-        content_weight, style_weight, tv_weight = (tf.cast(value, tf.float32) for value in self.weights[:3])
-        layer_weights = tf.cast(self.weights.style_layers, tf.float32)
+        content_weight, style_weight, tv_weight = (tf.cast(value, tf.float32) for value in weights[:3])
+        layer_weights = tf.cast(weights.style_layers, tf.float32)
+        if getattr(targets, "control", None) is not None:
+            raise OptionsError(
+                f"a {width}x{height} image is evaluated by tiles (max_tile_pixels), which supports the Gram "
+                "style loss without masks only; use style_loss=gram and no masks, or a smaller size"
+            )
         tiles = self.tiles(height, width)
         if self._functions is None:
             self._functions = _TileFunctions(
@@ -272,13 +315,13 @@ class TiledObjective:
         return parts, gram_gradients, content_coefficients
 
     def _loss_and_gradient(
-        self, image: tf.Tensor, targets: Targets
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        parts, gram_gradients, content_coefficients = self._loss(image, targets)
+        parts, gram_gradients, content_coefficients = self._loss(image, targets, weights)
         _, height, width, _ = image.shape
         strides = self.geometry.strides
         assert self._functions is not None  # _loss built them
-        gradient = np.array(self._functions.tv_gradient(image, tf.cast(self.weights.tv, tf.float32)))
+        gradient = np.array(self._functions.tv_gradient(image, tf.cast(weights.tv, tf.float32)))
         for tile in self.tiles(height, width):
             crop, box = _crop(image, tile)
             content_slices = {name: _slice(t, tile, strides[name]) for name, t in targets.content.items()}
@@ -365,7 +408,9 @@ class _TileFunctions:
         self.backward = tf.function(
             self._backward, input_signature=[crop, box, grams, targets, coefficients], jit_compile=jit
         )
-        self.tv_gradient = tf.function(self._tv_gradient)
+        self.tv_gradient = tf.function(
+            self._tv_gradient, input_signature=[crop, tf.TensorSpec([], tf.float32)]
+        )
 
     def _interiors(self, crop: tf.Tensor, box: tf.Tensor) -> dict[str, tf.Tensor]:
         features = self.extractor(crop)
@@ -444,3 +489,7 @@ def _slice(target: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
 def _positions(height: int, width: int, stride: int) -> int:
     """Positions of a feature map of the given stride (each 'valid' pooling floors the size)."""
     return (height // stride) * (width // stride)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
