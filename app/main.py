@@ -6,11 +6,21 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.errors import (
+    REDIS_RETRY_AFTER_SECONDS,
+    REDIS_UNAVAILABLE,
+    error_page,
+    has_error_page,
+    is_page,
+    readable_validation_errors,
+)
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
 from app.routes import events, health, jobs, pages
@@ -21,38 +31,22 @@ from core.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
-REDIS_RETRY_AFTER_SECONDS = 5  # Retry-After of a 503 while Redis is unreachable
-REDIS_UNAVAILABLE = "the job store (Redis) is unavailable; try again"
-
 # Multipart framing and option fields on top of the images themselves.
 FORM_OVERHEAD_BYTES = 1024 * 1024
-
-
-def readable_validation_error(errors: list[dict]) -> str:
-    """'size: Input should be less than or equal to 1024; ...' from FastAPI's validation errors."""
-    parts = []
-    for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path")]
-        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
-        if message.startswith("Expected UploadFile"):
-            message = "must be a file (a multipart/form-data part with a filename)"
-        parts.append(f"{'.'.join(location)}: {message}" if location else message)
-    return "; ".join(parts) or "invalid request"
 
 
 async def _validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     # "input" may hold an uploaded file object or a huge value: never echo it back.
     errors = jsonable_encoder([{k: v for k, v in error.items() if k != "input"} for error in exc.errors()])
     return JSONResponse(
-        status_code=422, content={"detail": readable_validation_error(errors), "errors": errors}
+        status_code=422, content={"detail": readable_validation_errors(errors), "errors": errors}
     )
 
 
 async def _redis_error_handler(request: Request, exc: RedisError) -> Response:
     logger.error("%s %s: Redis unavailable: %s", request.method, request.url.path, exc)
-    # Retry-After: Redis restarts take seconds; clients (and the pages' scripts) try again after it.
     headers = {"Retry-After": str(REDIS_RETRY_AFTER_SECONDS)}
-    if _is_page(request):
+    if request.method == "GET" and is_page(request):
         sentence = REDIS_UNAVAILABLE[0].upper() + REDIS_UNAVAILABLE[1:] + "."
         return templates.TemplateResponse(
             request, "unavailable.html", {"message": sentence}, status_code=503, headers=headers
@@ -60,10 +54,12 @@ async def _redis_error_handler(request: Request, exc: RedisError) -> Response:
     return JSONResponse(status_code=503, content={"detail": REDIS_UNAVAILABLE}, headers=headers)
 
 
-def _is_page(request: Request) -> bool:
-    """A browser page (HTML), as opposed to the JSON API, health checks and event streams."""
-    path = request.url.path
-    return request.method == "GET" and not path.startswith(("/api/", "/healthz", "/readyz", "/static/"))
+async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
+    # A page (an unknown address, a job that is not there, a cancel by somebody else) gets an HTML
+    # page; the API keeps FastAPI's JSON {"detail": ...}.
+    if has_error_page(exc.status_code) and is_page(request):
+        return error_page(request, exc.status_code, str(exc.detail))
+    return await http_exception_handler(request, exc)
 
 
 def create_app() -> FastAPI:
@@ -78,6 +74,7 @@ def create_app() -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too

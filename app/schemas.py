@@ -1,8 +1,8 @@
-"""Response models of the JSON API: they document every field in the OpenAPI page (/docs)."""
+"""Response models of the JSON API: they document every field in the OpenAPI page (/docs).
+
+A job's status (JobStatusOut) lives in app/status.py, beside the one function that builds it."""
 
 from __future__ import annotations
-
-from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -24,42 +24,6 @@ class JobCreatedOut(BaseModel):
     )
     status_url: str = Field(description="GET it for the job's status (JSON).")
     page_url: str = Field(description="The job's page in a browser.")
-
-
-class JobStatusOut(BaseModel):
-    id: str
-    status: JobStatus = Field(description="queued, running, succeeded, failed or cancelled.")
-    queue_position: int | None = Field(description="1 = next to run; null unless queued.")
-    step: int = Field(description="Optimisation steps done so far.")
-    iterations: int = Field(description="Steps the job will run.")
-    progress: float = Field(description="step / iterations, 0..1.")
-    loss: dict[str, float] = Field(description="Latest losses: total, content, style, tv.")
-    elapsed_seconds: float = Field(description="Seconds the optimisation has run.")
-    eta_seconds: float | None = Field(description="Estimated seconds left while running, else null.")
-    preview_step: int | None = Field(description="Step the latest preview shows; null before the first.")
-    preview_url: str | None = Field(description="Latest preview JPEG, once there is one.")
-    result_url: str | None = Field(description="Result PNG, once there is one.")
-    error: str | None = Field(description="Why the job failed or was cancelled.")
-    cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
-    created_at: str | None = Field(description="ISO 8601, UTC.")
-    started_at: str | None = Field(description="ISO 8601, UTC; null until a worker starts the job.")
-    finished_at: str | None = Field(description="ISO 8601, UTC; null until the job ends.")
-    options: dict[str, Any] = Field(description="The options the job runs with (preset applied).")
-    style_count: int = Field(description="Number of style images.")
-    stats: dict[str, Any] = Field(description="When finished: engine seconds and initial/final loss.")
-    attempts: int = Field(
-        description="Workers that have run the job: 0 while queued, 1 normally, 2 or more when a worker "
-        "crashed mid-job and the job was redelivered (it resumes from its last checkpoint)."
-    )
-    masks: list[bool] = Field(
-        description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
-        "empty when the job has no masks."
-    )
-    notes: list[str] = Field(description="What the service changed about the uploads, e.g. a resized mask.")
-    status_url: str
-    page_url: str
-    content_url: str = Field(description="The stored content image (PNG).")
-    cancel_url: str
 
 
 class WorkerOut(BaseModel):

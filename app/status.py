@@ -1,6 +1,8 @@
-"""The public view of a job: the JSON of GET /api/jobs/{id}, also pushed by the SSE route.
+"""The public view of a job, defined once: the JSON of GET /api/jobs/{id}, also pushed by the SSE route
+and rendered by the job page.
 
-Plain functions over the job store, so any route (JSON, SSE, HTML page) builds the same dict.
+JobStatusOut documents every field (the OpenAPI page); public_status builds it from the job store's
+record, so any route (JSON, SSE, HTML page) gets the same fields with the same meaning.
 """
 
 from __future__ import annotations
@@ -8,7 +10,49 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from core.jobs import JobRecord, JobStore
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.jobs import JobRecord, JobStatus, JobStore
+
+
+class JobStatusOut(BaseModel):
+    """A job as clients see it (GET /api/jobs/{id}, the event stream, the job page)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    status: JobStatus = Field(description="queued, running, succeeded, failed or cancelled.")
+    queue_position: int | None = Field(description="1 = next to run; null unless queued.")
+    step: int = Field(description="Optimisation steps done so far.")
+    iterations: int = Field(description="Steps the job will run.")
+    progress: float = Field(description="step / iterations, 0..1.")
+    loss: dict[str, float] = Field(description="Latest losses: total, content, style, tv.")
+    elapsed_seconds: float = Field(description="Seconds the optimisation has run.")
+    eta_seconds: float | None = Field(description="Estimated seconds left while running, else null.")
+    preview_step: int | None = Field(description="Step the latest preview shows; null before the first.")
+    preview_url: str | None = Field(description="Latest preview JPEG, once there is one.")
+    result_url: str | None = Field(description="Result PNG, once there is one.")
+    error: str | None = Field(description="Why the job failed or was cancelled.")
+    cancel_requested: bool = Field(description="A cancel was asked for and the worker has not stopped yet.")
+    created_at: str | None = Field(description="ISO 8601, UTC.")
+    started_at: str | None = Field(description="ISO 8601, UTC; null until a worker starts the job.")
+    finished_at: str | None = Field(description="ISO 8601, UTC; null until the job ends.")
+    options: dict[str, Any] = Field(description="The options the job runs with (preset applied).")
+    style_count: int = Field(description="Number of style images.")
+    stats: dict[str, Any] = Field(description="When finished: engine seconds and initial/final loss.")
+    attempts: int = Field(
+        description="Workers that have run the job: 0 while queued, 1 normally, 2 or more when a worker "
+        "crashed mid-job and the job was redelivered (it resumes from its last checkpoint)."
+    )
+    masks: list[bool] = Field(
+        description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
+        "empty when the job has no masks."
+    )
+    notes: list[str] = Field(description="What the service changed about the uploads, e.g. a resized mask.")
+    status_url: str
+    page_url: str
+    content_url: str = Field(description="The stored content image (PNG).")
+    cancel_url: str
 
 
 def job_urls(job_id: str) -> dict[str, str]:
@@ -37,29 +81,29 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
     if record.preview_step is not None:
         # The step in the query string makes each new preview a new URL (no stale browser cache).
         preview_url = f"/api/jobs/{record.id}/preview?step={record.preview_step}"
-    return {
-        "id": record.id,
-        "status": record.status,
-        "queue_position": store.queue_position(record.id) if record.status == "queued" else None,
-        "step": step,
-        "iterations": iterations,
-        "progress": round(progress, 4),
-        "loss": record.loss,
-        "elapsed_seconds": round(record.elapsed, 2),
-        "eta_seconds": eta_seconds,
-        "preview_step": record.preview_step,
-        "preview_url": preview_url,
-        "result_url": f"/api/jobs/{record.id}/result" if record.has_result else None,
-        "error": record.error,
-        "cancel_requested": record.cancel_requested,
-        "created_at": _iso(record.created_at),
-        "started_at": _iso(record.started_at),
-        "finished_at": _iso(record.finished_at),
-        "options": record.options,
-        "style_count": record.style_count,
-        "stats": record.stats,
-        "attempts": record.attempts,
-        "masks": list(record.masks),
-        "notes": list(record.notes),
+    return JobStatusOut(
+        id=record.id,
+        status=record.status,
+        queue_position=store.queue_position(record.id) if record.status == "queued" else None,
+        step=step,
+        iterations=iterations,
+        progress=round(progress, 4),
+        loss=record.loss,
+        elapsed_seconds=round(record.elapsed, 2),
+        eta_seconds=eta_seconds,
+        preview_step=record.preview_step,
+        preview_url=preview_url,
+        result_url=f"/api/jobs/{record.id}/result" if record.has_result else None,
+        error=record.error,
+        cancel_requested=record.cancel_requested,
+        created_at=_iso(record.created_at),
+        started_at=_iso(record.started_at),
+        finished_at=_iso(record.finished_at),
+        options=record.options,
+        style_count=record.style_count,
+        stats=record.stats,
+        attempts=record.attempts,
+        masks=list(record.masks),
+        notes=list(record.notes),
         **job_urls(record.id),
-    }
+    ).model_dump()

@@ -26,7 +26,9 @@ from fastapi import UploadFile
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
+from app.errors import REDIS_RETRY_AFTER_SECONDS, REDIS_UNAVAILABLE, describe_validation_error
 from app.job_tokens import hash_job_token, new_job_token
 from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
@@ -61,7 +63,6 @@ class SubmissionError(Exception):
 
 # Retry-After for a full queue: the queue drains at the pace of whole jobs (a minute or more each).
 QUEUE_FULL_RETRY_AFTER_SECONDS = 60
-REDIS_DOWN_RETRY_AFTER_SECONDS = 5  # a 503 while Redis or the broker is unreachable: restarts take seconds
 
 
 @dataclass(frozen=True)
@@ -96,9 +97,7 @@ def options_from_form(fields: Mapping[str, Any]) -> JobOptionsIn:
 
 def submission_error_from_validation(error: ValidationError) -> SubmissionError:
     """The first problem of a pydantic ValidationError as a readable 422 SubmissionError."""
-    first = error.errors()[0]
-    field = ".".join(str(part) for part in first.get("loc", ()) if not isinstance(part, int)) or None
-    message = first.get("msg", "invalid value").removeprefix("Value error, ")
+    field, message = describe_validation_error(error.errors()[0])
     return SubmissionError(422, f"{field}: {message}" if field else message, field)
 
 
@@ -132,8 +131,8 @@ async def submit_job(
     and SubmissionError is raised. Returns the new job (status "queued") and its token.
     """
     settings = get_settings()
-    styles = [style for style in styles if _was_sent(style)]
-    if content is None or not _was_sent(content):
+    styles = chosen_files(styles)
+    if content is None or not was_chosen(content):
         raise SubmissionError(422, "content: a content image is required", "content")
     if not styles:
         raise SubmissionError(422, "style: at least one style image is required", "style")
@@ -208,8 +207,8 @@ def _check_rate_and_queue(client: str) -> None:
         logger.error("submission refused: Redis unavailable while checking the limits: %s", error)
         raise SubmissionError(
             503,
-            "the job could not be created: the job store (Redis) is unavailable; try again",
-            retry_after=REDIS_DOWN_RETRY_AFTER_SECONDS,
+            f"the job could not be created: {REDIS_UNAVAILABLE}",
+            retry_after=REDIS_RETRY_AFTER_SECONDS,
         ) from error
     except RateLimited as error:
         logger.warning("client %s: submission refused, %s", client, error)
@@ -233,9 +232,15 @@ def _queue_full() -> SubmissionError:
     )
 
 
-def _was_sent(upload: UploadFile | None) -> bool:
-    # Browsers send an empty part with no file name for an untouched file input.
-    return upload is not None and not (upload.filename == "" and upload.size == 0)
+def was_chosen(part: Any) -> bool:
+    """A file part the person actually filled: browsers send an untouched file input as an empty part
+    with no file name. (request.form() yields Starlette's UploadFile; FastAPI's is a subclass.)"""
+    return isinstance(part, StarletteUploadFile) and bool(part.filename or part.size)
+
+
+def chosen_files(parts: list[Any]) -> list[UploadFile]:
+    """The filled file parts of a form field, in order (see was_chosen)."""
+    return [part for part in parts if was_chosen(part)]
 
 
 async def _clean_upload(upload: UploadFile, field: str) -> CleanImage:
@@ -294,7 +299,7 @@ def _store_and_enqueue(
         raise SubmissionError(
             status,
             f"the job could not be created: failure while {stage}",
-            retry_after=REDIS_DOWN_RETRY_AFTER_SECONDS if unavailable else None,
+            retry_after=REDIS_RETRY_AFTER_SECONDS if unavailable else None,
         ) from error
     logger.info(
         "job %s: queued (%dx%d content, %d style(s), size %s, %s iterations)",

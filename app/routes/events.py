@@ -21,6 +21,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from app.errors import JOB_NOT_FOUND
 from app.status import public_status
 from core.jobs import FINISHED, get_job_store
 
@@ -87,7 +88,7 @@ async def job_events(request: Request, job_id: str) -> StreamingResponse:
     """Live status of a job as Server-Sent Events (the job page's progress transport)."""
     first = await run_in_threadpool(_current_status, job_id)
     if first is None:
-        raise HTTPException(status_code=404, detail="Job not found")
+        raise HTTPException(status_code=404, detail=JOB_NOT_FOUND)
     return StreamingResponse(
         _status_events(request, job_id, first),
         media_type="text/event-stream",

@@ -9,14 +9,15 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Path, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
 
-from app.job_tokens import request_holds_token, set_job_token_cookies
-from app.schemas import ErrorOut, JobCreatedOut, JobStatusOut
-from app.status import job_urls, public_status
+from app.deps import ExistingJob, SubmittersJob, job_in_url, request_cancel
+from app.job_tokens import set_job_token_cookies
+from app.schemas import ErrorOut, JobCreatedOut
+from app.status import JobStatusOut, job_urls, public_status
 from app.submission import SubmissionError, admit_submission, client_address, submit_job
 from core import retention
-from core.jobs import JobRecord, get_job_store, is_job_id
+from core.jobs import FINISHED, get_job_store
 from core.options import JobOptionsIn
 from core.settings import get_settings
 from core.storage import content_key, get_storage, preview_key, result_key
@@ -24,7 +25,6 @@ from core.storage import content_key, get_storage, preview_key, result_key
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
-JobId = Annotated[str, Path(description="Job id: 32 hexadecimal characters, as POST /api/jobs returned it.")]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "model": ErrorOut,
@@ -54,24 +54,6 @@ async def admitted(request: Request) -> None:
     except SubmissionError as error:
         logger.info("submission refused (%d): %s", error.status_code, error.detail)
         raise http_error(error) from error
-
-
-def load_job(job_id: str) -> JobRecord:
-    """The job, or 404: malformed ids are refused before they reach Redis or storage."""
-    record = get_job_store().get(job_id) if is_job_id(job_id) else None
-    if record is None:
-        raise HTTPException(status_code=404, detail="job not found")
-    return record
-
-
-def require_job_token(request: Request, job_id: str) -> None:
-    """403 unless the request carries the token returned when this (existing) job was submitted."""
-    if not request_holds_token(request, get_job_store().token_hash(job_id)):
-        raise HTTPException(
-            status_code=403,
-            detail="only the submitter can do this: send the job's token (X-Job-Token header or "
-            "Authorization: Bearer), as POST /api/jobs returned it",
-        )
 
 
 @router.post(
@@ -146,8 +128,8 @@ async def create_job(
 
 
 @router.get("/{job_id}", response_model=JobStatusOut, summary="A job's status", responses=NOT_FOUND)
-def get_job(job_id: JobId) -> dict[str, Any]:
-    return public_status(load_job(job_id), get_job_store())
+def get_job(job: ExistingJob) -> dict[str, Any]:
+    return public_status(job, get_job_store())
 
 
 def _image(key: str, media_type: str, what: str, cache: str) -> Response:
@@ -164,12 +146,11 @@ def _image(key: str, media_type: str, what: str, cache: str) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
 )
-def get_result(job_id: JobId) -> Response:
-    record = load_job(job_id)
-    if not record.has_result:
-        raise HTTPException(status_code=404, detail=f"this job has no result (status {record.status})")
-    response = _image(result_key(job_id), "image/png", "result", "private, max-age=3600")
-    response.headers["Content-Disposition"] = f'inline; filename="atelier-{job_id}.png"'
+def get_result(job: ExistingJob) -> Response:
+    if not job.has_result:
+        raise HTTPException(status_code=404, detail=f"this job has no result (status {job.status})")
+    response = _image(result_key(job.id), "image/png", "result", "private, max-age=3600")
+    response.headers["Content-Disposition"] = f'inline; filename="atelier-{job.id}.png"'
     return response
 
 
@@ -179,9 +160,8 @@ def get_result(job_id: JobId) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **NOT_FOUND},
 )
-def get_preview(job_id: JobId) -> Response:
-    load_job(job_id)
-    return _image(preview_key(job_id), "image/jpeg", "preview yet", "no-cache")
+def get_preview(job: ExistingJob) -> Response:
+    return _image(preview_key(job.id), "image/jpeg", "preview yet", "no-cache")
 
 
 @router.get(
@@ -190,9 +170,8 @@ def get_preview(job_id: JobId) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
 )
-def get_content(job_id: JobId) -> Response:
-    load_job(job_id)
-    return _image(content_key(job_id), "image/png", "content image", "private, max-age=3600")
+def get_content(job: ExistingJob) -> Response:
+    return _image(content_key(job.id), "image/png", "content image", "private, max-age=3600")
 
 
 @router.post(
@@ -205,19 +184,13 @@ def get_content(job_id: JobId) -> Response:
         409: {"model": ErrorOut, "description": "The job has already finished."},
     },
 )
-def cancel_job(job_id: JobId, request: Request) -> dict[str, Any]:
+def cancel_job(job: SubmittersJob) -> dict[str, Any]:
     """A queued job is cancelled at once and never runs; a running job stops within a step or two
     (its status turns to cancelled when the worker has stopped). Needs the job's token."""
-    load_job(job_id)
-    require_job_token(request, job_id)
-    store = get_job_store()
-    previous = store.request_cancel(job_id)
-    if previous is None:
-        raise HTTPException(status_code=404, detail="job not found")
-    if previous not in ("queued", "running"):
+    previous = request_cancel(job)
+    if previous in FINISHED:
         raise HTTPException(status_code=409, detail=f"the job has already finished ({previous})")
-    logger.info("job %s: cancel requested while %s", job_id, previous)
-    return public_status(load_job(job_id), store)
+    return public_status(job_in_url(job.id), get_job_store())
 
 
 @router.delete(
@@ -231,14 +204,13 @@ def cancel_job(job_id: JobId, request: Request) -> dict[str, Any]:
         409: {"model": ErrorOut, "description": "The job is running: cancel it first."},
     },
 )
-def delete_job(job_id: JobId, request: Request) -> Response:
+def delete_job(job: SubmittersJob) -> Response:
     """Remove the job's record and every stored image at once (a queued job is cancelled first; a
     running one must be cancelled and stopped before). Needs the job's token."""
-    record = load_job(job_id)
-    require_job_token(request, job_id)
-    store = get_job_store()
+    job_id, store = job.id, get_job_store()
+    record = job
     if record.status == "queued" and store.request_cancel(job_id) == "running":
-        record = load_job(job_id)  # a worker took it in between
+        record = job_in_url(job_id)  # a worker took it in between
     if record.status == "running":
         raise HTTPException(
             status_code=409, detail="the job is running: cancel it, then delete it once it has stopped"

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
+from app.deps import ExistingJob, SubmittersJob, request_cancel
 from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
 from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.status import public_status
 from app.submission import (
     SubmissionError,
     admit_submission,
+    chosen_files,
     client_address,
     options_from_form,
     submit_job,
@@ -35,11 +37,6 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset", "mask"} | {
     field.name for _, fields in option_groups(get_settings()) for field in fields
 })  # fmt: skip
-
-
-def render_not_found(request: Request, message: str = "There is no page at this address.") -> HTMLResponse:
-    """The 404 page (also usable as the app's HTML 404 handler)."""
-    return templates.TemplateResponse(request, "404.html", {"message": message}, status_code=404)
 
 
 def _render_index(
@@ -70,14 +67,6 @@ def upload_page(request: Request) -> HTMLResponse:
     return _render_index(request, values=form_values_from_query(request.query_params))
 
 
-def _chosen_files(values: list[Any]) -> list[UploadFile]:
-    """File parts the user actually filled: an untouched optional file input still sends an empty part.
-
-    (request.form() yields Starlette's UploadFile; FastAPI's is a subclass, so check the base.)
-    """
-    return [value for value in values if isinstance(value, UploadFile) and (value.filename or value.size)]
-
-
 def _blend_weights(blend: str, style_count: int) -> str:
     """The page's one slider (share of the first style, 0..1) as style_blend: one weight per style."""
     if style_count != 2 or not blend.strip():
@@ -105,7 +94,7 @@ def _masks_of_chosen_styles(style_parts: list[Any], mask_parts: list[Any]) -> li
     masks = [value for value in mask_parts if isinstance(value, UploadFile)]
     styles = [value for value in style_parts if isinstance(value, UploadFile)]
     if len(masks) == len(styles):
-        chosen = _chosen_files(styles)
+        chosen = chosen_files(styles)
         masks = [mask for style, mask in zip(styles, masks, strict=True) if style in chosen]
     return masks
 
@@ -117,8 +106,8 @@ async def submit_form(request: Request) -> Response:
     values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
     try:
         await admit_submission(client_address(request))  # rate limit and queue cap, before anything else
-        contents = _chosen_files(form.getlist("content"))
-        styles = _chosen_files(form.getlist("style"))
+        contents = chosen_files(form.getlist("content"))
+        styles = chosen_files(form.getlist("style"))
         # An untouched field is "not given" (the options' defaults apply), not an empty value.
         fields = {name: value for name, value in values.items() if value.strip()}
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
@@ -139,17 +128,12 @@ async def submit_form(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, job_id: str) -> HTMLResponse:
+def job_page(request: Request, record: ExistingJob) -> HTMLResponse:
     """A job's live page: the server renders the current state, static/js/job.js keeps it live."""
     store = get_job_store()
-    record = store.get(job_id)
-    if record is None:
-        return render_not_found(
-            request, "There is no job with this id. Finished jobs are kept for a limited time."
-        )
     status = public_status(record, store)
     # Only the submitting browser (it holds the job's token cookie) is offered the Cancel button.
-    can_cancel = request_holds_token(request, store.token_hash(job_id))
+    can_cancel = request_holds_token(request, store.token_hash(record.id))
     context = {
         "job": status,
         "can_cancel": can_cancel,
@@ -160,38 +144,32 @@ def job_page(request: Request, job_id: str) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_form(request: Request, job_id: str) -> Response:
-    """Cancel without JavaScript (the page's Cancel button is a form); back to the job's page."""
-    store = get_job_store()
-    if store.get(job_id) is None:
-        return render_not_found(request, "There is no job with this id.")
-    if not request_holds_token(request, store.token_hash(job_id)):
-        return PlainTextResponse("Only the browser that submitted this job can cancel it.", status_code=403)
-    store.request_cancel(job_id)
-    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+def cancel_form(job: SubmittersJob) -> Response:
+    """Cancel without JavaScript (the page's Cancel button is a form); back to the job's page, which
+    shows the outcome (a job that finished meanwhile stays as it is)."""
+    request_cancel(job)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/jobs/{job_id}/styles/{index}")
-def style_image(request: Request, job_id: str, index: int) -> Response:
+def style_image(record: ExistingJob, index: int) -> Response:
     """A job's style image (PNG, as stored): "use this style again" copies it into a new upload form."""
-    record = get_job_store().get(job_id)
-    if record is None or not 0 <= index < record.style_count:
-        return render_not_found(request, "This job has no such style image.")
+    if not 0 <= index < record.style_count:
+        raise HTTPException(status_code=404, detail="This job has no such style image.")
     try:
-        data = get_storage().read_bytes(style_key(job_id, index))
-    except FileNotFoundError:
-        return render_not_found(request, "This job's style image is no longer stored.")
+        data = get_storage().read_bytes(style_key(record.id, index))
+    except FileNotFoundError as error:
+        raise HTTPException(status_code=404, detail="This job's style image is no longer stored.") from error
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/jobs/{job_id}/masks/{index}")
-def mask_image(request: Request, job_id: str, index: int) -> Response:
+def mask_image(record: ExistingJob, index: int) -> Response:
     """The mask a job's style image number ``index`` was given (greyscale PNG, the content's size)."""
-    record = get_job_store().get(job_id)
-    if record is None or not 0 <= index < len(record.masks) or not record.masks[index]:
-        return render_not_found(request, "This job has no such mask.")
+    if not 0 <= index < len(record.masks) or not record.masks[index]:
+        raise HTTPException(status_code=404, detail="This job has no such mask.")
     try:
-        data = get_storage().read_bytes(mask_key(job_id, index))
-    except FileNotFoundError:
-        return render_not_found(request, "This job's mask is no longer stored.")
+        data = get_storage().read_bytes(mask_key(record.id, index))
+    except FileNotFoundError as error:
+        raise HTTPException(status_code=404, detail="This job's mask is no longer stored.") from error
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
