@@ -31,7 +31,8 @@
   const maxBytes = Number(form.dataset.maxBytes);
   // Masks are drawn at most at the largest output side: the engine resizes them to the output anyway.
   const maxSide = Number(section.dataset.maxSide) || 1024;
-  // The server refuses a mask whose aspect ratio differs from the content's by more than 1 %.
+  // The server refuses a mask whose aspect ratio differs from the content's by more than this:
+  // MASK_ASPECT_TOLERANCE of worker/engine/options.py (the page checks first, to say so at once).
   const ASPECT_TOLERANCE = 0.01;
   const OVERLAY_ALPHA = 0.55;
   // A pixel counts as painted from this coverage on (0..255): the eraser's soft edge leaves faint
@@ -68,7 +69,8 @@
     };
   });
 
-  let content = null; // {image, width, height} at mask resolution, once the content image decoded
+  // Once the content image decoded: {image, natural: its own {width, height}, width, height (the masks')}.
+  let content = null;
   let contentUrl = null;
   let contentToken = 0; // ignores a content image that finished loading after a newer one was chosen
   let active = 0;
@@ -284,12 +286,14 @@
 
   // --- the content image: the canvas takes its shape ----------------------------------------
 
-  // Mask resolution: the content's own size, scaled down to the largest output side. A tiny scaled
-  // short side would change the aspect ratio by rounding, so such extreme images keep their size.
+  // Mask resolution: the content's own size, scaled down to the largest output side, but keeping a
+  // short side of at least 64 px where the photo has one, so rounding changes the aspect ratio by
+  // under 1 % (0.5 / 64), within what the server accepts.
   function maskSize(width, height) {
-    const scale = Math.min(1, maxSide / Math.max(width, height));
-    const scaled = { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
-    return Math.min(scaled.width, scaled.height) < 64 ? { width, height } : scaled;
+    let scale = Math.min(1, maxSide / Math.max(width, height));
+    const short = Math.min(width, height);
+    if (short * scale < 64) scale = Math.min(1, 64 / short);
+    return { width: Math.max(1, Math.round(width * scale)), height: Math.max(1, Math.round(height * scale)) };
   }
 
   function resizeLayers(width, height, keep) {
