@@ -36,7 +36,7 @@ def option_groups(settings: Settings) -> list[tuple[str, list[FormField]]]:
     """The Advanced panel: (group title, fields) in the schema's order."""
     groups: dict[str, list[FormField]] = {}
     for spec in option_specs():
-        if spec.public not in OWN_CONTROLS:
+        if spec.public not in OWN_CONTROLS and spec.alias_of is None:
             groups.setdefault(spec.group, []).append(_form_field(spec, settings))
     return list(groups.items())
 
@@ -66,6 +66,8 @@ def settings_rows(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     """A job's Settings list: (label, value) for the quality preset and every option it ran with."""
     rows = [("Quality", str(options.get("preset") or "custom").capitalize())]
     for spec in option_specs():
+        if spec.alias_of is not None:
+            continue  # its value is shown under the option it stands for
         rows.append((spec.label, _shown(spec, options.get(spec.public))))
     return rows
 
@@ -92,7 +94,7 @@ def form_values(options: Mapping[str, Any]) -> dict[str, str]:
     values = {"preset": str(options.get("preset") or "")}
     for spec in option_specs():
         value = options.get(spec.public)
-        if value is None or value is False:
+        if value is None or value is False or spec.alias_of is not None:
             continue
         if isinstance(value, list | tuple):
             values[spec.public] = ",".join(

@@ -64,6 +64,9 @@ class OptionSpec:
     maximum: float | None = None
     above_minimum: bool = False  # the minimum itself is not allowed
     choices: tuple[str, ...] = ()  # for "choice", and the allowed items of "names"
+    # The older name of another option's value (kept for clients and the CLI): the page shows only
+    # the option it stands for, so the two can never be set against each other there.
+    alias_of: str | None = None
 
     @property
     def flag(self) -> str:
@@ -116,7 +119,7 @@ class StyleOptions:
     # The older name of colors=luminance, kept for existing clients; the two always agree.
     preserve_colors: bool = _option(
         False, "Keep the content's colours: only the luminance is stylized (the same as colors=luminance).",
-        "Preserve the photo's colours", "Picture",
+        "Preserve the photo's colours", "Picture", alias_of="colors",
     )  # fmt: skip
     style_blend: tuple[float, ...] | None = _option(
         None, "One weight (>= 0) per style image, comma separated, e.g. 0.7,0.3; equal weights if empty.",
