@@ -12,7 +12,15 @@ import numpy as np
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.helpers import png_payload, screenshot, submit_form, wait_for_image, wait_for_status
+from tests.e2e.conftest import PHONE
+from tests.e2e.helpers import (
+    no_horizontal_scroll,
+    png_payload,
+    screenshot,
+    submit_form,
+    wait_for_image,
+    wait_for_status,
+)
 from tests.support.images import png_bytes
 from tests.support.stack import Stack
 
@@ -247,3 +255,15 @@ def test_a_tiff_mask_the_browser_cannot_draw_is_sent_as_it_is(page: Page, stack:
     assert mask[:, : CONTENT[0] // 2 - 1].mean() > 250
     assert mask[:, CONTENT[0] // 2 + 1 :].mean() < 5
     stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+
+def test_the_painter_fits_a_phone(browser: Browser, stack: Stack, artifacts: Path) -> None:
+    with browser.new_context(base_url=stack.base_url, viewport=PHONE) as context:
+        page = context.new_page()
+        box = open_painter(page)
+        page.set_input_files("#style2-input", png_payload("style2.png", 48, 48, seed=4))
+        drag(page, box, [(0.2, 0.2), (0.4, 0.8)])
+        expect(page.locator("[data-mask-summary]")).to_contain_text("Style 1: painted on about")
+        assert no_horizontal_scroll(page)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        page.locator("#field-mask").screenshot(path=str(artifacts / "masks-phone.png"))
