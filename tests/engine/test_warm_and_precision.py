@@ -52,7 +52,10 @@ def test_bfloat16_extractor_holds_only_bfloat16_weights_of_the_layers_used() -> 
     mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
     names = {layer.name for layer in mixed.model.layers}
     assert "block5_conv2" in names and not {"block5_conv3", "block5_conv4", "block5_pool"} & names
-    assert {variable.dtype for variable in mixed.model.weights} == {"bfloat16"}  # no float32 copy
+    dtypes = {layer.name: {w.dtype for w in layer.weights} for layer in mixed.model.layers if layer.weights}
+    # No float32 copy; only the first convolution (0.5% of the FLOPs, on raw pixels) stays float32.
+    assert dtypes.pop("block1_conv1") == {"float32"}
+    assert set().union(*dtypes.values()) == {"bfloat16"}
     exact = load_extractor("random", seed=WEIGHTS_SEED)
     assert len(mixed.model.weights) == len(exact.model.weights) == 2 * 14  # 14 convolutions to block5_conv2
     # Same weights, rounded once: features agree to bfloat16's precision.

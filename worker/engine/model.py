@@ -38,6 +38,10 @@ VGG19_LAYERS: tuple[tuple[str, int], ...] = tuple(
     for kind in [*(f"conv{n}" for n in range(1, convs + 1)), "pool"]
 )
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# Computed in float32 under every precision: the first convolution sees the pixels themselves (0..255
+# minus the mean), which bfloat16 would round to 0.5-1 grey level, more than an early Adam step
+# changes them; it is 0.5% of a step's FLOPs.
+FLOAT32_LAYERS: tuple[str, ...] = ("block1_conv1",)
 PRECISION_SETTINGS = ("auto", *PRECISIONS)  # what load_extractor(precision=...) accepts
 
 
@@ -229,8 +233,9 @@ def build_network(
     for name, channels in _layers_to(_check_layers(layers)):
         if channels:
             layer = keras.layers.Conv2D(
-                channels, 3, padding="same", activation="relu", name=name, dtype=dtype, trainable=False
-            )
+                channels, 3, padding="same", activation="relu", name=name, trainable=False,
+                dtype="float32" if name in FLOAT32_LAYERS else dtype,
+            )  # fmt: skip
             layer.build((None, None, None, kernels[name][0].shape[2]))
             layer.set_weights([value.astype(layer.variable_dtype) for value in kernels[name]])
         elif pooling == "average":

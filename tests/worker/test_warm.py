@@ -1,0 +1,45 @@
+"""A warm worker (worker/warm.py): the extractor is built when the worker process starts, and a job
+of a size the worker ran recently reuses its compiled steps. Real Redis, worker and web app."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+from tests.support.images import png_bytes
+from tests.support.stack import Stack
+
+READY = re.compile(r"VGG19 extractor ready in [\d.]+ s: .*precision (\w+) \(ATELIER_PRECISION=auto\)")
+
+
+def _run_job(stack: Stack, seed: int, size: int) -> dict:
+    response = stack.submit(
+        png_bytes(48, 40, seed=seed), [png_bytes(32, 32, seed=seed + 1)], size=size, iterations=3
+    )
+    assert response.status_code == 202, response.text
+    final = stack.wait_for(response.json()["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
+    assert final["status"] == "succeeded", final
+    return final["stats"]
+
+
+def test_extractor_is_built_at_start_and_jobs_of_a_recent_size_start_warm(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory("warm")  # its own worker: no job has run on it yet
+    log = ""
+    deadline = time.monotonic() + 60
+    while not (found := READY.search(log)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        log = stack.processes["worker"].tail(400)
+    assert found, f"the worker never said its extractor was ready:\n{log}"
+    assert "running on" not in log  # built before any job came
+
+    first, second, other_size, first_again = (
+        _run_job(stack, 1, 48), _run_job(stack, 3, 48), _run_job(stack, 5, 32), _run_job(stack, 7, 48)
+    )  # fmt: skip
+    assert {s["precision"] for s in (first, second, other_size)} == {found.group(1)}  # logged and recorded
+    assert not first["warm_start"] and second["warm_start"]  # same size: compiled steps reused
+    assert not other_size["warm_start"] and first_again["warm_start"]  # a new size; the old one kept
+    for stats in (first, second, other_size, first_again):
+        assert 0 <= stats["first_step_seconds"] < 30
