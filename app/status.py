@@ -55,6 +55,20 @@ class JobStatusOut(BaseModel):
     cancel_url: str
 
 
+# What a person reads for each status (the job page's badge, the recent jobs list), server-rendered
+# and in the pages' scripts alike (app/frontend.py). "expired" is the pages' own: the server no
+# longer keeps the job (its record's time to live has passed).
+EXPIRED = "expired"
+STATUS_LABELS: dict[str, str] = {
+    "queued": "Queued",
+    "running": "Running",
+    "succeeded": "Done",
+    "failed": "Failed",
+    "cancelled": "Cancelled",
+    EXPIRED: "Expired",
+}
+
+
 def job_urls(job_id: str) -> dict[str, str]:
     """Where a client finds the job (paths relative to the server root)."""
     return {

@@ -13,8 +13,22 @@ from typing import Protocol
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-# Only plain raster formats: Pillow can also open formats that shell out (EPS runs Ghostscript).
-ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+# The image types the service accepts, defined here once: Pillow's format name -> (media type, the name
+# people know). Only plain raster formats: Pillow can also open formats that shell out (EPS runs
+# Ghostscript). The upload page's file inputs, its help text and its script (through the shared
+# front-end module, app/frontend.py) all take the list from here.
+ACCEPTED_IMAGES = {
+    "PNG": ("image/png", "PNG"),
+    "JPEG": ("image/jpeg", "JPEG"),
+    "WEBP": ("image/webp", "WebP"),
+    "GIF": ("image/gif", "GIF"),
+    "BMP": ("image/bmp", "BMP"),
+    "TIFF": ("image/tiff", "TIFF"),
+}
+ALLOWED_FORMATS = tuple(ACCEPTED_IMAGES)
+ACCEPTED_MEDIA_TYPES = tuple(media_type for media_type, _ in ACCEPTED_IMAGES.values())
+_NAMES = [name for _, name in ACCEPTED_IMAGES.values()]
+ACCEPTED_NAMES = ", ".join(_NAMES[:-1]) + " or " + _NAMES[-1]  # "PNG, JPEG, WebP, GIF, BMP or TIFF"
 CHUNK_BYTES = 1024 * 1024
 
 
@@ -75,7 +89,7 @@ def clean_image(data: bytes, *, max_pixels: int, min_side: int) -> CleanImage:
             raise UploadRejected(413, f"the image has too many pixels ({error})") from error
         except UnidentifiedImageError as error:
             raise UploadRejected(
-                415, f"not an image this service reads (accepted: {', '.join(ALLOWED_FORMATS)})"
+                415, f"not an image this service reads (accepted: {ACCEPTED_NAMES})"
             ) from error
         except (OSError, SyntaxError, ValueError) as error:
             # Pillow reports truncated or corrupt data as OSError ("image file is truncated") or

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from app.deps import ExistingJob, SubmittersJob, request_cancel
 from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
+from app.frontend import MODULE_PATH, shared_module
 from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.status import public_status
 from app.submission import (
@@ -58,6 +59,14 @@ def _render_index(
     }
     return templates.TemplateResponse(
         request, "index.html", context, status_code=error.status_code if error else 200
+    )
+
+
+@router.get(MODULE_PATH)
+def shared_script() -> Response:
+    """The pages' shared ES module: status labels, final states, accepted image types (app/frontend.py)."""
+    return Response(
+        shared_module(), media_type="text/javascript", headers={"Cache-Control": "public, max-age=300"}
     )
 
 

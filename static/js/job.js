@@ -1,14 +1,16 @@
 // The job page, live: Server-Sent Events from /api/jobs/{id}/events (each event is the JSON of
 // GET /api/jobs/{id}), polling that URL every second when EventSource is missing or fails.
 // Everything shown comes from the server's status, so a reload or a second browser agree.
+import { remember } from "/static/js/recent.js";
+import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.js";
+
 (function () {
   "use strict";
 
   const dataElement = document.getElementById("job-data");
   if (!dataElement) return;
 
-  const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
-  const LABELS = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled", expired: "Expired" };
+  const FINISHED = new Set(FINISHED_STATUSES);
   const POLL_MS = 1000;
   const MAX_POLL_MS = 10000;
   const MAX_CHART_POINTS = 400;
@@ -217,7 +219,7 @@
   }
 
   function render(status) {
-    const label = LABELS[status.status] || status.status;
+    const label = statusLabel(status.status);
     el.badge.className = `badge badge-${status.status}`;
     el.badge.textContent = label;
     el.root.dataset.status = status.status;
@@ -248,8 +250,8 @@
     renderClocks();
 
     const key = `${status.status} ${status.preview_url} ${status.result_url}`;
-    if (key !== rememberedKey && window.AtelierRecent) {
-      window.AtelierRecent.remember(status);
+    if (key !== rememberedKey) {
+      remember(status);
       rememberedKey = key;
     }
   }
@@ -261,8 +263,8 @@
   }
 
   function showExpired() {
-    el.badge.className = "badge badge-expired";
-    el.badge.textContent = LABELS.expired;
+    el.badge.className = `badge badge-${EXPIRED}`;
+    el.badge.textContent = statusLabel(EXPIRED);
     el.cancelForm.hidden = true;
     el.message.textContent = "This job is no longer kept on the server.";
     el.message.hidden = false;

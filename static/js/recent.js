@@ -1,126 +1,121 @@
-// This browser's recent jobs, kept in localStorage: the job page remembers each job it shows,
-// the home page lists them with a thumbnail and refreshes the status of unfinished ones.
-(function () {
-  "use strict";
+// This browser's recent jobs, kept in localStorage: the job page remembers each job it shows
+// (job.js imports remember), the home page lists them with a thumbnail and refreshes the status of
+// unfinished ones.
+import { EXPIRED, isFinal, statusLabel } from "/js/shared.js";
 
-  const STORAGE_KEY = "atelier.recentJobs";
-  const LIMIT = 12;
-  const FINISHED = ["succeeded", "failed", "cancelled", "expired"];
-  const LABELS = { queued: "Queued", running: "Running", succeeded: "Done", failed: "Failed", cancelled: "Cancelled", expired: "Expired" };
+const STORAGE_KEY = "atelier.recentJobs";
+const LIMIT = 12;
 
-  function load() {
-    let raw = null;
-    try {
-      raw = window.localStorage.getItem(STORAGE_KEY);
-    } catch (error) {
-      console.warn("Atelier: localStorage is not available, recent jobs are not kept", error);
-      return [];
-    }
-    if (!raw) return [];
-    try {
-      const list = JSON.parse(raw);
-      return Array.isArray(list) ? list.filter((job) => job && typeof job.id === "string") : [];
-    } catch (error) {
-      console.warn("Atelier: the recent jobs list was unreadable and is reset", error);
-      return [];
-    }
+export function load() {
+  let raw = null;
+  try {
+    raw = window.localStorage.getItem(STORAGE_KEY);
+  } catch (error) {
+    console.warn("Atelier: localStorage is not available, recent jobs are not kept", error);
+    return [];
   }
-
-  function save(list) {
-    try {
-      window.localStorage.setItem(STORAGE_KEY, JSON.stringify(list.slice(0, LIMIT)));
-    } catch (error) {
-      console.warn("Atelier: could not save the recent jobs list", error);
-    }
+  if (!raw) return [];
+  try {
+    const list = JSON.parse(raw);
+    return Array.isArray(list) ? list.filter((job) => job && typeof job.id === "string") : [];
+  } catch (error) {
+    console.warn("Atelier: the recent jobs list was unreadable and is reset", error);
+    return [];
   }
+}
 
-  function thumbnailOf(status) {
-    return status.result_url || status.preview_url || status.content_url || `/api/jobs/${status.id}/content`;
+function save(list) {
+  try {
+    window.localStorage.setItem(STORAGE_KEY, JSON.stringify(list.slice(0, LIMIT)));
+  } catch (error) {
+    console.warn("Atelier: could not save the recent jobs list", error);
   }
+}
 
-  // Record (or update) a job from its status JSON; new jobs go to the top of the list.
-  function remember(status) {
-    const list = load();
-    const entry = {
-      id: status.id,
-      status: status.status,
-      thumbnail: thumbnailOf(status),
-      created_at: status.created_at || new Date().toISOString(),
-    };
-    const index = list.findIndex((job) => job.id === status.id);
-    if (index >= 0) list[index] = entry;
-    else list.unshift(entry);
-    save(list);
-  }
+function thumbnailOf(status) {
+  return status.result_url || status.preview_url || status.content_url || `/api/jobs/${status.id}/content`;
+}
 
-  function markExpired(id) {
-    const list = load();
-    const job = list.find((item) => item.id === id);
-    if (!job) return;
-    job.status = "expired";
-    save(list);
-  }
+// Record (or update) a job from its status JSON; new jobs go to the top of the list.
+export function remember(status) {
+  const list = load();
+  const entry = {
+    id: status.id,
+    status: status.status,
+    thumbnail: thumbnailOf(status),
+    created_at: status.created_at || new Date().toISOString(),
+  };
+  const index = list.findIndex((job) => job.id === status.id);
+  if (index >= 0) list[index] = entry;
+  else list.unshift(entry);
+  save(list);
+}
 
-  function formatCreated(iso) {
-    const date = new Date(iso);
-    if (Number.isNaN(date.getTime())) return "";
-    return date.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
-  }
+function markExpired(id) {
+  const list = load();
+  const job = list.find((item) => item.id === id);
+  if (!job) return;
+  job.status = EXPIRED;
+  save(list);
+}
 
-  function renderItem(job) {
-    const item = document.createElement("li");
-    item.className = "recent-item";
-    item.dataset.jobId = job.id;
-    const link = document.createElement("a");
-    link.href = `/jobs/${job.id}`;
-    const thumb = document.createElement("img");
-    thumb.className = "recent-thumb";
-    thumb.alt = "";
-    thumb.loading = "lazy";
-    if (job.status !== "expired") thumb.src = job.thumbnail;
-    const meta = document.createElement("span");
-    meta.className = "recent-meta";
-    const badge = document.createElement("span");
-    badge.className = `badge badge-${job.status}`;
-    badge.textContent = LABELS[job.status] || job.status;
-    const when = document.createElement("time");
-    when.dateTime = job.created_at;
-    when.textContent = formatCreated(job.created_at);
-    meta.append(badge, when);
-    const name = document.createElement("span");
-    name.className = "visually-hidden";
-    name.textContent = `Job ${job.id.slice(0, 8)}, `;
-    link.append(name, thumb, meta);
-    item.append(link);
-    return item;
-  }
+function formatCreated(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) return "";
+  return date.toLocaleString(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+}
 
-  function render() {
-    const listElement = document.getElementById("recent-list");
-    if (!listElement) return;
-    const jobs = load();
-    listElement.replaceChildren(...jobs.map(renderItem));
-    document.getElementById("recent-empty").hidden = jobs.length > 0;
-  }
+function renderItem(job) {
+  const item = document.createElement("li");
+  item.className = "recent-item";
+  item.dataset.jobId = job.id;
+  const link = document.createElement("a");
+  link.href = `/jobs/${job.id}`;
+  const thumb = document.createElement("img");
+  thumb.className = "recent-thumb";
+  thumb.alt = "";
+  thumb.loading = "lazy";
+  if (job.status !== EXPIRED) thumb.src = job.thumbnail;
+  const meta = document.createElement("span");
+  meta.className = "recent-meta";
+  const badge = document.createElement("span");
+  badge.className = `badge badge-${job.status}`;
+  badge.textContent = statusLabel(job.status);
+  const when = document.createElement("time");
+  when.dateTime = job.created_at;
+  when.textContent = formatCreated(job.created_at);
+  meta.append(badge, when);
+  const name = document.createElement("span");
+  name.className = "visually-hidden";
+  name.textContent = `Job ${job.id.slice(0, 8)}, `;
+  link.append(name, thumb, meta);
+  item.append(link);
+  return item;
+}
 
-  // Ask the server about unfinished jobs once, so the list is not stuck at "Running".
-  async function refreshUnfinished() {
-    const unfinished = load().filter((job) => !FINISHED.includes(job.status));
-    await Promise.all(
-      unfinished.map(async (job) => {
-        const response = await fetch(`/api/jobs/${job.id}`, { cache: "no-store" });
-        if (response.status === 404) markExpired(job.id);
-        else if (response.ok) remember(await response.json());
-        else console.warn(`Atelier: status of job ${job.id} answered ${response.status}`);
-      })
-    );
-    if (unfinished.length) render();
-  }
+function render() {
+  const listElement = document.getElementById("recent-list");
+  if (!listElement) return;
+  const jobs = load();
+  listElement.replaceChildren(...jobs.map(renderItem));
+  document.getElementById("recent-empty").hidden = jobs.length > 0;
+}
 
-  window.AtelierRecent = { remember, load };
+// Ask the server about unfinished jobs once, so the list is not stuck at "Running".
+async function refreshUnfinished() {
+  const unfinished = load().filter((job) => !isFinal(job.status));
+  await Promise.all(
+    unfinished.map(async (job) => {
+      const response = await fetch(`/api/jobs/${job.id}`, { cache: "no-store" });
+      if (response.status === 404) markExpired(job.id);
+      else if (response.ok) remember(await response.json());
+      else console.warn(`Atelier: status of job ${job.id} answered ${response.status}`);
+    })
+  );
+  if (unfinished.length) render();
+}
 
-  if (document.getElementById("recent-list")) {
-    render();
-    refreshUnfinished().catch((error) => console.warn("Atelier: could not refresh recent jobs", error));
-  }
-})();
+if (document.getElementById("recent-list")) {
+  render();
+  refreshUnfinished().catch((error) => console.warn("Atelier: could not refresh recent jobs", error));
+}

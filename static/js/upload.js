@@ -1,13 +1,15 @@
 // The upload page: thumbnails, checks before upload, the style mix slider, preset hints and
 // "use this style again". The form is a plain multipart POST to /jobs and works without this file.
+import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
+
 (function () {
   "use strict";
 
   const form = document.getElementById("job-form");
   if (!form) return;
 
-  // What the server decodes (app/uploads.py ALLOWED_FORMATS); browsers name them with these types.
-  const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp", "image/gif", "image/bmp", "image/tiff"];
+  // What the server decodes (app/uploads.py, through the shared module); browsers name them so.
+  const IMAGE_TYPES = ACCEPTED_TYPES;
   const PREVIEWABLE_BY_BROWSER = (type) => type !== "image/tiff";
   const maxBytes = Number(form.dataset.maxBytes);
 
@@ -44,7 +46,7 @@
 
   function checkFile(file) {
     if (!IMAGE_TYPES.includes(file.type)) {
-      return `“${file.name}” is not an image Atelier can read. Choose a PNG, JPEG, WebP, GIF, BMP or TIFF file.`;
+      return `“${file.name}” is not an image Atelier can read. Choose a ${ACCEPTED_NAMES} file.`;
     }
     if (file.size === 0) return `“${file.name}” is empty.`;
     if (file.size > maxBytes) {

@@ -14,8 +14,11 @@ import httpx
 
 from tests.support.images import png_bytes
 from tests.support.inprocess import InProcessWeb
+from tests.support.stack import REPO_ROOT
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
+STATIC_JS = REPO_ROOT / "static" / "js"
+TEMPLATES = REPO_ROOT / "templates"
 
 
 def form_post(
@@ -182,3 +185,25 @@ def test_event_stream_of_an_ended_job_sends_its_state_and_ends(web: InProcessWeb
 
     assert final["status"] == "cancelled"
     assert events == [("message", final), ("end", {"status": "cancelled"})]
+
+
+def test_the_pages_share_one_module_of_status_labels_final_states_and_accepted_types(
+    web: InProcessWeb,
+) -> None:
+    with web.client as client:
+        module = client.get("/js/shared.js")
+        upload_page = client.get("/")
+
+    assert module.status_code == 200
+    assert module.headers["content-type"].startswith("text/javascript")  # runnable as a module
+    assert 'export const FINISHED = Object.freeze(["succeeded", "failed", "cancelled"]);' in module.text
+    assert '"succeeded": "Done"' in module.text and '"expired": "Expired"' in module.text
+    assert '"image/webp"' in module.text and "PNG, JPEG, WebP, GIF, BMP or TIFF" in module.text
+    # The upload page's inputs take the same list.
+    assert 'accept="image/png,image/jpeg,image/webp,image/gif,image/bmp,image/tiff"' in upload_page.text
+    # And nothing else in the front end spells them out again.
+    for path in [*STATIC_JS.glob("*.js"), *TEMPLATES.glob("*.html")]:
+        text = path.read_text()
+        assert '"Cancelled"' not in text and "cancelled: " not in text, f"{path.name} defines status labels"
+        assert "image/webp" not in text, f"{path.name} lists the accepted image types"
+        assert '"succeeded", "failed", "cancelled"' not in text, f"{path.name} lists the final states"
