@@ -4,6 +4,8 @@
 //
 // The API's contract (docs/api.md): the multipart field `mask` comes either not at all or once per
 // style image, in the styles' order; an empty file part means "no mask for this style".
+import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/shared.js";
+
 (function () {
   "use strict";
 
@@ -26,14 +28,14 @@
   const toolRadios = Array.from(section.querySelectorAll("[data-mask-tool]"));
   const submitStatus = document.getElementById("submit-status");
 
-  // The types the server decodes: the file inputs' accept attribute is their one definition on the page.
-  const IMAGE_TYPES = maskInputs[0].accept.split(",");
+  // What the server decodes (app/uploads.py, through the shared module).
+  const IMAGE_TYPES = ACCEPTED_TYPES;
   const maxBytes = Number(form.dataset.maxBytes);
   // Masks are drawn at most at the largest output side: the engine resizes them to the output anyway.
   const maxSide = Number(section.dataset.maxSide) || 1024;
-  // The server refuses a mask whose aspect ratio differs from the content's by more than this:
-  // MASK_ASPECT_TOLERANCE of worker/engine/options.py (the page checks first, to say so at once).
-  const ASPECT_TOLERANCE = 0.01;
+  // The server refuses a mask whose aspect ratio differs from the content's by more than this; the
+  // page checks first, to say so at once.
+  const ASPECT_TOLERANCE = MASK_ASPECT_TOLERANCE;
   const OVERLAY_ALPHA = 0.55;
   // A pixel counts as painted from this coverage on (0..255): the eraser's soft edge leaves faint
   // traces that should not turn a style's mask on.
@@ -372,7 +374,7 @@
 
   function checkMaskFile(file) {
     if (!IMAGE_TYPES.includes(file.type)) {
-      return `“${file.name}” is not an image Atelier can read. Choose a PNG, JPEG, WebP, GIF, BMP or TIFF file.`;
+      return `“${file.name}” is not an image Atelier can read. Choose a ${ACCEPTED_NAMES} file.`;
     }
     if (file.size === 0) return `“${file.name}” is empty.`;
     if (file.size > maxBytes) return `“${file.name}” is ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.`;
