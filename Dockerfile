@@ -63,9 +63,10 @@ COPY core ./core
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
-# The web imports the engine's stdlib-only option schema and errors (core/options.py), nothing else of worker/.
+# The web imports the engine's stdlib-only option schema and errors (core/options.py) and its Pillow-only
+# pixel conversion (app/uploads.py), nothing else of worker/.
 COPY worker/__init__.py ./worker/
-COPY worker/engine/__init__.py worker/engine/options.py worker/engine/errors.py ./worker/engine/
+COPY worker/engine/__init__.py worker/engine/options.py worker/engine/errors.py worker/engine/pixels.py ./worker/engine/
 USER atelier
 EXPOSE 8000
 # uvicorn reads its process count from WEB_CONCURRENCY (default 1).

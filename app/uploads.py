@@ -1,7 +1,9 @@
 """Checking uploaded images: decoded by Pillow (the content type and file name are never trusted),
 bounded in bytes and pixels, and re-encoded as a metadata-free RGB PNG.
 
-No TensorFlow and no worker import here: the web process does this before anything is queued.
+No TensorFlow here: the web process does this before anything is queued. Of the worker it imports
+only the engine's Pillow-only pixel conversion (worker/engine/pixels.py), as it imports the option
+schema.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+# The engine's Pillow-only conversion (16-bit greyscale scaled, transparency onto white), so the
+# web stores what the engine would read; like the option schema, it imports nothing but Pillow.
+from worker.engine.pixels import to_rgb
 
 # The image types the service accepts, defined here once: Pillow's format name -> (media type, the name
 # people know). Only plain raster formats: Pillow can also open formats that shell out (EPS runs
@@ -82,7 +88,7 @@ def clean_image(data: bytes, *, max_pixels: int, min_side: int) -> CleanImage:
                         413, f"the image is {width}x{height} pixels, over the limit of {max_pixels:,} pixels"
                     )
                 image.load()
-                rgb = _to_rgb(ImageOps.exif_transpose(image))
+                rgb = to_rgb(ImageOps.exif_transpose(image))
         except UploadRejected:
             raise
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -123,18 +129,6 @@ def is_black(image: CleanImage) -> bool:
     """Whether every pixel of the (greyscale) image is black."""
     with Image.open(io.BytesIO(image.png)) as decoded:
         return decoded.convert("L").getextrema()[1] == 0
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, with any transparency composited onto white (transparent pixels are often black)."""
-    if image.mode in ("I", "I;16", "I;16L", "I;16B"):
-        # 16-bit grey (PNG, TIFF): scale to 8 bits; Pillow's plain convert clips at 255, all white.
-        image = image.convert("I").point(lambda value: value / 256).convert("L")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def _megabytes(size: int) -> str:

@@ -1,12 +1,19 @@
 """The web app's import rules: no TensorFlow or Keras in the web process, and of the worker only the
-engine's stdlib-only option schema (core/options.py derives the job options from it)."""
+engine's stdlib-only option schema (core/options.py derives the job options from it) and its
+Pillow-only pixel conversion (app/uploads.py re-encodes uploads with it)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 
-OPTION_SCHEMA = {"worker", "worker.engine", "worker.engine.options", "worker.engine.errors"}
+OPTION_SCHEMA = {
+    "worker",
+    "worker.engine",
+    "worker.engine.options",
+    "worker.engine.errors",
+    "worker.engine.pixels",
+}
 
 
 def test_importing_the_web_app_loads_no_tensorflow_and_only_the_option_schema_of_the_worker() -> None:

@@ -174,7 +174,8 @@ def test_web_image_has_no_tensorflow_and_ships_templates_and_static(stages: dict
     worker_copies = [copy for copy in copies if copy.startswith("worker")]
     assert worker_copies == [
         "worker/__init__.py ./worker/",
-        "worker/engine/__init__.py worker/engine/options.py worker/engine/errors.py ./worker/engine/",
+        "worker/engine/__init__.py worker/engine/options.py worker/engine/errors.py worker/engine/pixels.py "
+        "./worker/engine/",
     ]
     runs = " ".join(run for stage in lineage(stages, "deps-web") for run in stage.arguments("RUN"))
     extras = re.search(r"requirements\.py /build/pyproject\.toml ([\w -]+) >", runs)

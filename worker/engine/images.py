@@ -15,17 +15,13 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from worker.engine.errors import ImageError
+from worker.engine.pixels import to_rgb
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
 DEFAULT_MIN_SIDE = 16
 _JPEG_SUFFIXES = {".jpg", ".jpeg"}
 _PNG_SUFFIXES = {".png", ""}
-_BACKGROUND = (255, 255, 255)  # transparent pixels are shown on white, as a browser would
-# Modes with an alpha channel (or a transparent palette entry): composited on the background.
-_ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
-# One-channel modes deeper than 8 bits: scaled, not clipped, to 0..255.
-_DEEP_MODES = {"I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
 
 
 def load_image(source: ImageSource, min_side: int = DEFAULT_MIN_SIDE) -> np.ndarray:
@@ -81,35 +77,14 @@ def _open_source(source: ImageSource) -> tuple[str, BinaryIO]:
 
 
 def _to_rgb_array(image: Image.Image, name: str) -> np.ndarray:
-    mode = image.mode
-    if mode in _DEEP_MODES:
-        return _deep_grey_to_rgb(image)
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    if mode in _ALPHA_MODES:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (*_BACKGROUND, 255))
-        image = Image.alpha_composite(background, rgba)
+    """uint8 HxWx3 RGB: deep greyscale scaled, transparency on white (worker/engine/pixels.py)."""
     try:
-        rgb = image.convert("RGB")
+        rgb = to_rgb(image)
     except ValueError as error:
-        raise ImageError(f"{name} uses the image mode {mode!r}, which cannot be converted to RGB") from error
+        raise ImageError(
+            f"{name} uses the image mode {image.mode!r}, which cannot be converted to RGB"
+        ) from error
     return np.asarray(rgb, dtype=np.uint8).copy()
-
-
-def _deep_grey_to_rgb(image: Image.Image) -> np.ndarray:
-    """16-bit, 32-bit integer and float greyscale, scaled to 0..255 (Pillow would clip instead)."""
-    values = np.asarray(image, dtype=np.float64)
-    peak = float(values.max()) if values.size else 0.0
-    if image.mode.startswith("I;16"):
-        full_scale = 65535.0
-    elif image.mode == "I":
-        full_scale = 65535.0 if peak > 255 else 255.0  # 16-bit PNGs often open as "I"
-    else:  # "F": either [0, 1] data or already 0..255
-        full_scale = 1.0 if peak <= 1.0 else 255.0
-    grey = np.clip(np.rint(values * (255.0 / full_scale)), 0, 255).astype(np.uint8)
-    return np.repeat(grey[:, :, None], 3, axis=2)
 
 
 def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
