@@ -14,19 +14,21 @@ import pytest
 
 from app.ratelimit import RateLimited, count_submission
 from tests.security.helpers import CONTENT, STYLE, leaves_no_trace, stranger
+from tests.support.inprocess import InProcessWeb
 from tests.support.stack import REPO_ROOT, Stack
 
 NOT_AN_IMAGE = b"<html><body>hello</body></html>"
 
 
+# In-process web apps with their own limits (and Redis databases): no worker, jobs stay queued.
 @pytest.fixture(scope="module")
-def capped(stack_factory: Callable[..., Stack]) -> Stack:
-    return stack_factory("security-queue-cap", {"ATELIER_MAX_QUEUED_JOBS": "2"}, worker=False)
+def capped(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
+    return web_factory("security-queue-cap", {"ATELIER_MAX_QUEUED_JOBS": "2"})
 
 
 @pytest.fixture(scope="module")
-def rate_limited(stack_factory: Callable[..., Stack]) -> Stack:
-    return stack_factory("security-rate-limit", {"ATELIER_RATE_LIMIT_PER_MINUTE": "3"}, worker=False)
+def rate_limited(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
+    return web_factory("security-rate-limit", {"ATELIER_RATE_LIMIT_PER_MINUTE": "3"})
 
 
 def cancel(stack: Stack, job_id: str, token: str) -> None:
@@ -122,10 +124,8 @@ def test_the_rate_limit_window_resets_and_clients_are_counted_apart(web_only: St
     assert counters and all(0 < ttl <= 120 for ttl in ttls)  # counters never outlive two minutes
 
 
-def test_size_and_steps_are_capped_whatever_the_preset(stack_factory: Callable[..., Stack]) -> None:
-    small = stack_factory(
-        "security-small-limits", {"ATELIER_MAX_SIZE": "128", "ATELIER_MAX_ITERATIONS": "50"}, worker=False
-    )
+def test_size_and_steps_are_capped_whatever_the_preset(web_factory: Callable[..., InProcessWeb]) -> None:
+    small = web_factory("security-small-limits", {"ATELIER_MAX_SIZE": "128", "ATELIER_MAX_ITERATIONS": "50"})
     for preset in ("quick", "standard", "high"):
         response = small.submit(CONTENT, [STYLE], preset=preset)
         assert response.status_code == 202, response.text
