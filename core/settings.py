@@ -53,16 +53,32 @@ class Settings(BaseSettings):
     )
 
     # --- upload limits ---------------------------------------------------------------------------
-    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Per uploaded file.")
-    max_upload_pixels: int = Field(40_000_000, ge=64, description="Decompression-bomb guard, per image.")
+    # Sized for print content (issue 12): a 4096 px PNG photo is 25-45 MB, a 61 MP camera JPEG 20-30 MB.
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024, ge=1024, description="Per uploaded file (50 MiB: a 4096 px PNG photo fits)."
+    )
+    max_upload_pixels: int = Field(
+        64_000_000, ge=64, description="Decompression-bomb guard, per image (64 MP: a 61 MP camera photo fits)."
+    )
     min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
     max_style_images: int = Field(4, ge=1, le=16, description="Most style images one job may blend.")
 
     # --- job limits ------------------------------------------------------------------------------
-    max_size: int = Field(1024, ge=32, description="Largest output side a job may ask for.")
+    max_size: int = Field(
+        1024,
+        ge=32,
+        description="Largest output side a job may ask for: 1024 suits CPU workers; with GPU workers set "
+        "4096 (the Print preset is 2048 px; large sides are evaluated by tiles, docs/engine.md).",
+    )
     max_iterations: int = Field(2000, ge=1, description="Most optimisation steps a job may ask for.")
     preview_every: int = Field(10, ge=1, description="Steps between live previews.")
     progress_interval_seconds: float = Field(0.25, gt=0, description="Throttle for progress writes to Redis.")
+    event_stream_seconds: float = Field(
+        15.0,
+        gt=0,
+        description="A job page's event stream ends after this and the browser reconnects (so no open page "
+        "holds the web's graceful shutdown); shorter than any proxy's idle timeout.",
+    )
     job_ttl_seconds: int = Field(7 * 24 * 3600, ge=1, description="Keep finished jobs (and files).")
     job_soft_time_limit: int = Field(3600, ge=5, description="Seconds; the partial image is saved.")
     job_hard_time_limit: int = Field(3900, ge=6, description="Seconds; the worker process is killed.")

@@ -4,7 +4,8 @@ Each event's data is exactly the JSON of GET /api/jobs/{id} (app.status.public_s
 polls the job store every POLL_SECONDS in a worker thread (the Redis client is synchronous, so the
 event loop never blocks), sends an event only when the JSON changed, a comment line as a heartbeat
 when nothing changed for HEARTBEAT_SECONDS (so proxies keep the connection open), and ends after a
-final state (with `event: end`) or after MAX_STREAM_SECONDS (without it: the browser reconnects).
+final state (with `event: end`) or after ATELIER_EVENT_STREAM_SECONDS (without it: the browser
+reconnects).
 Polling Redis keeps the worker simple (it only writes the job record) at the price of one small read
 per open page every quarter second.
 """
@@ -24,15 +25,16 @@ from starlette.concurrency import run_in_threadpool
 from app.errors import JOB_NOT_FOUND
 from app.status import public_status
 from core.jobs import FINISHED, get_job_store
+from core.settings import get_settings
 
 router = APIRouter(tags=["jobs"])
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 10.0
-# A stream ends after this long and the browser's EventSource reconnects on its own (after
-# RETRY_MILLISECONDS). ASGI tells a running response nothing when the server shuts down, so without a
-# limit one open job page would hold uvicorn's graceful shutdown (Ctrl-C) until the job finished.
-MAX_STREAM_SECONDS = 15.0
+# A stream ends after settings.event_stream_seconds and the browser's EventSource reconnects on its
+# own (after RETRY_MILLISECONDS). ASGI tells a running response nothing when the server shuts down, so
+# without a limit one open job page would hold uvicorn's graceful shutdown (Ctrl-C) until the job
+# finished.
 RETRY_MILLISECONDS = 500
 
 
@@ -52,6 +54,7 @@ async def _status_events(request: Request, job_id: str, first: dict[str, Any]) -
     status: dict[str, Any] | None = first
     last_payload = ""
     started = last_sent = time.monotonic()
+    max_seconds = get_settings().event_stream_seconds
     while status is not None:
         payload = json.dumps(status, separators=(",", ":"))
         if payload != last_payload:
@@ -65,7 +68,7 @@ async def _status_events(request: Request, job_id: str, first: dict[str, Any]) -
             yield _event(json.dumps({"status": status["status"]}), event="end")
             return
         await asyncio.sleep(POLL_SECONDS)
-        if await request.is_disconnected() or time.monotonic() - started > MAX_STREAM_SECONDS:
+        if await request.is_disconnected() or time.monotonic() - started > max_seconds:
             return
         status = await run_in_threadpool(_current_status, job_id)
     # The record expired while the page was open.

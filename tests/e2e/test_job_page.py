@@ -10,7 +10,6 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from app.routes.events import MAX_STREAM_SECONDS
 from tests.e2e.helpers import (
     FINISHED,
     bar_value,
@@ -114,11 +113,12 @@ def watch_live_and_cancel(page: Page, stack: Stack, job_id: str, requested: list
     wait_for_bar(page, 0, timeout_s=60)
     expect(page.locator("#status-badge")).to_have_text("Running")
 
-    # The server ends each event stream after MAX_STREAM_SECONDS; the page reconnects and stays live.
+    # The server ends each event stream after ATELIER_EVENT_STREAM_SECONDS; the page reconnects and
+    # stays live.
     wait_until(
         page,
         lambda: sum("/events" in url for url in requested) >= 2,
-        MAX_STREAM_SECONDS + 10,
+        float(stack.env["ATELIER_EVENT_STREAM_SECONDS"]) + 10,
         "an SSE reconnect",
     )
     value = bar_value(page)

@@ -38,6 +38,8 @@ TEST_ENV = {
     "ATELIER_WEIGHTS": "random",
     "ATELIER_PROGRESS_INTERVAL_SECONDS": "0.05",
     "ATELIER_PREVIEW_EVERY": "5",
+    # Job pages' event streams end (and reconnect) this often: tests of the reconnect wait less.
+    "ATELIER_EVENT_STREAM_SECONDS": "4",
     "ATELIER_MAX_UPLOAD_BYTES": str(1_000_000),
     "ATELIER_MAX_UPLOAD_PIXELS": str(1_000_000),
     "ATELIER_QUEUE_NAME": QUEUE_NAME,
