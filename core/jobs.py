@@ -29,6 +29,7 @@ Used by the web app and the worker alike, so no FastAPI import here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
@@ -41,6 +42,7 @@ from typing import Any, Literal
 from redis import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
@@ -425,7 +427,9 @@ class JobStore:
         if outcome == "leased":
             return Claim("leased", lease_until=float(value))
         if outcome == "started":
-            self._observe("queue_wait_seconds", QUEUE_WAIT_BUCKETS, max(0.0, now - float(extra)))
+            # A metric only: a failure here must not make the caller retry a claim that was made.
+            with contextlib.suppress(RedisError):
+                self._observe("queue_wait_seconds", QUEUE_WAIT_BUCKETS, max(0.0, now - float(extra)))
         return Claim(outcome, attempts=int(value), handed_over=extra == "1")
 
     def release(self, job_id: str, worker: str) -> bool:
