@@ -106,3 +106,40 @@ def test_cleanup_fails_a_running_job_that_no_worker_will_resume(store: JobStore,
     assert store.claim(abandoned, "late", lease_seconds=1, max_attempts=3).outcome == "finished"
     store.finish(alive, "succeeded")
     assert not store.redis.exists("atelier:running")  # the index empties as jobs finish
+
+
+def test_a_job_handed_back_by_a_stopping_worker_resumes_at_once_without_an_attempt(store: JobStore) -> None:
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    for worker in ("w1", "w2", "w3"):  # three crashes: the attempts are used up
+        assert store.claim(job_id, worker, lease_seconds=0.05, max_attempts=3).outcome in (
+            "started",
+            "resumed",
+        )
+        time.sleep(0.1)
+    store.claim(job_id, "w4", lease_seconds=30, max_attempts=3)  # exhausted: nothing changes
+    assert store.get(job_id).worker == "w3"  # type: ignore[union-attr]
+    store.renew_lease(job_id, "w3", 30)
+
+    assert store.release(job_id, "w9") is False  # only the worker holding the lease may
+    assert store.release(job_id, "w3") is True  # w3 is stopped (SIGTERM)
+    resumed = store.claim(job_id, "w5", lease_seconds=30, max_attempts=3)  # at once: no lease to wait out
+    again = store.claim(job_id, "w6", lease_seconds=30, max_attempts=3)
+
+    assert (resumed.outcome, resumed.attempts, resumed.handed_over) == ("resumed", 3, True)
+    assert again.outcome == "leased"  # w5 holds it now
+    record = store.get(job_id)
+    assert record is not None and record.worker == "w5" and record.attempts == 3 and record.preemptions == 1
+    assert store.fail_abandoned(60, "abandoned") == []  # a handed-back job is not abandoned
+    counts = store.metrics_snapshot([]).counts
+    assert counts["preempted"] == 1 and counts["redelivered"] == 2 and counts["submitted"] == 1
+
+
+def test_a_live_worker_renews_its_broker_messages_and_only_those(store: JobStore) -> None:
+    store.redis.zadd("unacked_index", {"held": 1.0, "dead": 1.0})
+
+    assert store.renew_messages(["held", "acknowledged"]) == 1
+
+    scores = dict(store.redis.zrange("unacked_index", 0, -1, withscores=True))
+    assert scores["dead"] == 1.0 and scores["held"] > time.time() - 5
+    assert "acknowledged" not in scores  # an acknowledged message is not put back
