@@ -192,3 +192,16 @@ def test_preserve_colors_is_colors_luminance() -> None:
     assert StyleOptions.from_public(StyleOptions(preserve_colors=True).to_public()).colors == "luminance"
     with pytest.raises(OptionsError, match="colors=histogram"):
         StyleOptions(preserve_colors=True, colors="histogram")
+
+
+def test_masks_work_with_lbfgs_and_mean_cov(extractor: FeatureExtractor) -> None:
+    content = gradient()
+    styled_half, _ = _halves()
+    # From noise: where the mask is black the output is the content all the same.
+    options = StyleOptions(
+        max_size=SIZE, iterations=8, optimizer="lbfgs", style_loss="mean_cov", init="noise", tv_weight=0
+    )
+    result = stylize(content, [stripes()], options, extractor=extractor, masks=[styled_half])
+    assert result.loss_final["total"] < result.loss_initial["total"]
+    assert _grey_levels(result.image, content)[:, SIZE // 2 :].max() <= 3
+    assert _grey_levels(result.image, content)[:, : SIZE // 2].mean() > 3
