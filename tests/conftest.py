@@ -55,6 +55,9 @@ def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
             name: str, env: dict[str, str] | None = None, *, worker: bool = True, **options: Any
         ) -> Stack:
             if name not in stacks:
+                # A stack's processes copy os.environ: never the settings of a live in-process web
+                # (it becomes live again on its next request).
+                restore_environment()
                 base_dir = tmp_path_factory.mktemp(f"stack-{name}")
                 stacks[name] = exits.enter_context(start_stack(base_dir, env, worker=worker, **options))
                 _running.append(stacks[name])
