@@ -274,7 +274,8 @@ return renewed
 """
 
 # Fail running jobs whose lease lapsed before a cutoff: their worker died and no delivery resumed them
-# (the hard time limit acknowledged the message, or it was lost). KEYS: running, finished;
+# (the hard time limit acknowledged the message, or it was lost). Not a job its stopping worker handed
+# back: kombu requeued its message, which waits its turn however long the queue. KEYS: running, finished;
 # ARGV: now, cutoff, ttl, error message, job key prefix; KEYS[3]: metrics counts. Returns the failed ids.
 _FAIL_ABANDONED = """
 local failed = {}
@@ -282,7 +283,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local key = ARGV[5] .. id
   if redis.call('HGET', key, 'status') ~= 'running' then
     redis.call('ZREM', KEYS[1], id)
-  elseif (tonumber(redis.call('HGET', key, 'lease_until') or '0') or 0) < tonumber(ARGV[2]) then
+  elseif redis.call('HGET', key, 'handed_over') ~= '1'
+     and (tonumber(redis.call('HGET', key, 'lease_until') or '0') or 0) < tonumber(ARGV[2]) then
     redis.call('HSET', key, 'status', 'failed', 'finished_at', ARGV[1], 'has_result', '0',
                'error', ARGV[4], 'stats', '{}')
     redis.call('EXPIRE', key, ARGV[3])
