@@ -161,6 +161,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def _descendants(pid: int) -> list[int]:
+    """Every descendant of pid, except below a process that may outlive the session (MAY_OUTLIVE)."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*"):
         try:
@@ -168,6 +169,9 @@ def _descendants(pid: int) -> list[int]:
         except OSError:
             continue
         for child in children:
+            described = _describe(child)
+            if described is not None and described[1] in MAY_OUTLIVE:
+                continue  # the Docker engine and what it runs are not the session's to stop
             found += [child, *_descendants(child)]
     return found
 
@@ -194,8 +198,6 @@ def _leftover_processes() -> dict[int, str]:
         if state == "Z":
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
-            continue
-        if name in MAY_OUTLIVE:
             continue
         left[pid] = command or name
     return left
