@@ -6,6 +6,7 @@ stack          a running Atelier (redis-server + Celery worker + uvicorn) for th
 stack_factory  start_stack(name, env, worker=True, **options) -> another running stack with extra
                environment (e.g. S3 storage) or start_stack options (redis_persistent=True); each
                distinct name starts once per session and stops at the end.
+               stack_factory.in_background(name, ...) begins a start without waiting for it.
 redis_server   a redis-server of the session's own (nothing on disk): redis_server.url(db) is the
                URL of database db; tests of the job store use it and nothing else.
 web_factory    web_factory(name, env) -> an InProcessWeb (tests/support/inprocess.py): the web app
@@ -20,6 +21,8 @@ When a test fails, the last lines of every running stack's process logs are adde
 Only tests where a process is the point start processes (a worker running jobs, a crash, a Redis
 restart, the browser, uvicorn's own handling of a request): the `stack` fixtures. At the end of the
 session the suite fails if any process it started is still alive (see pytest_sessionfinish).
+Modules that use real processes run after the others (pytest_collection_modifyitems), so the
+default stack starts in the background while the in-process and engine tests run.
 
 The session stack has ONE solo worker shared by every test: a test must not leave a job queued or
 running (cancel long jobs it started; an autouse fixture cancels leftovers after each test that
@@ -35,6 +38,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,22 +53,78 @@ _running: list[Stack] = []
 @pytest.fixture(scope="session")
 def stack_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Stack]]:
     stacks: dict[str, Stack] = {}
-    with contextlib.ExitStack() as exits:
+    startups: dict[str, Future[Stack]] = {}
+    with contextlib.ExitStack() as exits, ThreadPoolExecutor(1, thread_name_prefix="stack") as pool:
+
+        def begin(name: str, env: dict[str, str] | None, worker: bool, options: dict[str, Any]) -> None:
+            # The stack's processes copy this environment: never the settings of a live in-process
+            # web (it becomes live again on its next request).
+            restore_environment()
+            manager = start_stack(
+                tmp_path_factory.mktemp(f"stack-{name}"),
+                env,
+                worker=worker,
+                base_environ=dict(os.environ),
+                **options,
+            )
+            startups[name] = pool.submit(manager.__enter__)
+            exits.callback(_stop_when_started, startups[name], manager)
 
         def start(
             name: str, env: dict[str, str] | None = None, *, worker: bool = True, **options: Any
         ) -> Stack:
             if name not in stacks:
-                # A stack's processes copy os.environ: never the settings of a live in-process web
-                # (it becomes live again on its next request).
-                restore_environment()
-                base_dir = tmp_path_factory.mktemp(f"stack-{name}")
-                stacks[name] = exits.enter_context(start_stack(base_dir, env, worker=worker, **options))
+                if name not in startups:
+                    begin(name, env, worker, options)
+                stacks[name] = startups[name].result()
                 _running.append(stacks[name])
             return stacks[name]
 
+        def start_in_background(
+            name: str, env: dict[str, str] | None = None, *, worker: bool = True, **options: Any
+        ) -> None:
+            """Begin starting the stack now; start(name) later waits for it (tests run meanwhile)."""
+            if name not in startups:
+                begin(name, env, worker, options)
+
+        start.in_background = start_in_background  # type: ignore[attr-defined]
         yield start
         _running.clear()
+
+
+def _stop_when_started(startup: Future[Stack], manager: contextlib.AbstractContextManager[Stack]) -> None:
+    try:
+        startup.result()  # one started in the background and never used comes up first
+    except Exception:
+        return  # a stack that failed to start has stopped its processes itself
+    manager.__exit__(None, None, None)
+
+
+# Fixtures that start real processes; modules using them run after the in-process ones.
+PROCESS_FIXTURES = frozenset({"stack", "stack_factory", "web_process"})
+_default_stack_wanted = False
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Modules that need real processes run last (stable order otherwise), so the default stack can
+    start in the background while the in-process and engine tests run (_start_default_stack)."""
+    global _default_stack_wanted
+    with_processes = {
+        item.nodeid.split("::")[0]
+        for item in items
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+    }
+    items.sort(key=lambda item: item.nodeid.split("::")[0] in with_processes)
+    _default_stack_wanted = any("stack" in getattr(item, "fixturenames", ()) for item in items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_default_stack(request: pytest.FixtureRequest) -> None:
+    # Looked up, not a parameter: every test would count as one that starts processes.
+    if _default_stack_wanted:
+        request.getfixturevalue("stack_factory").in_background("default")
 
 
 @pytest.fixture(scope="session")

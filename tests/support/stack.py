@@ -322,13 +322,15 @@ def start_stack(
     worker: bool = True,
     timeout: float = 90,
     redis_persistent: bool = False,
+    base_environ: dict[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start redis-server, (optionally) a Celery worker and uvicorn; stop them all on exit.
 
     base_dir: an empty directory for storage, models, Redis files and logs. env: extra or
     overriding environment variables for the web app and the worker (e.g. another storage backend).
     redis_persistent: Redis keeps an append-only file (fsync on every write), so a test can kill and
-    restart it (tests/support/faults.py) without losing data.
+    restart it (tests/support/faults.py) without losing data. base_environ: the environment the
+    processes start from (default: os.environ when the stack starts).
     """
     storage_dir = base_dir / "storage"
     log_dir = base_dir / "logs"
@@ -337,7 +339,7 @@ def start_stack(
     redis_port, web_port = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
     stack_env = {
-        **os.environ,
+        **(os.environ if base_environ is None else base_environ),
         "PYTHONUNBUFFERED": "1",
         **TEST_ENV,
         "ATELIER_REDIS_URL": redis_url,
