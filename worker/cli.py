@@ -202,6 +202,11 @@ def _load_masks(paths: list[str] | None, style_count: int, content_size: tuple[i
                 f"mask {number} ({path}) is {width}x{height} pixels: its aspect ratio differs from the "
                 f"content image's ({content_size[1]}x{content_size[0]}) by more than 1%"
             )
+        if mask is not None and mask.shape[:2] != tuple(content_size[:2]):
+            logger.warning(
+                "mask %d (%s) is %dx%d pixels; it is resized to the content's %dx%d",
+                number, path, mask.shape[1], mask.shape[0], content_size[1], content_size[0],
+            )  # fmt: skip
         masks.append(mask)
     return masks
 

@@ -29,6 +29,9 @@ def test_a_mask_keeps_the_black_half_of_the_content(tmp_path: Path) -> None:
         "--style-weight", "10", "--weights", "random", cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert (
+        "mask 1 (" in done.stderr and "is 24x24 pixels; it is resized to the content's 48x48" in done.stderr
+    )
     result, original = load_image(output).astype(int), gradient(48, 48).astype(int)
     assert np.abs(result - original)[:, 26:].max() <= 3
     assert np.abs(result - original)[:, :22].mean() > 3
