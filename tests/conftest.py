@@ -110,14 +110,18 @@ def pytest_collection_modifyitems(
 ) -> None:
     """Modules that need real processes run last (stable order otherwise), so the default stack can
     start in the background while the in-process and engine tests run (_start_default_stack)."""
-    global _default_stack_wanted
     with_processes = {
         item.nodeid.split("::")[0]
         for item in items
         if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
     }
     items.sort(key=lambda item: item.nodeid.split("::")[0] in with_processes)
-    _default_stack_wanted = any("stack" in getattr(item, "fixturenames", ()) for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    global _default_stack_wanted
+    # After -k, -m and --deselect: start the default stack only if a test that will run uses it.
+    _default_stack_wanted = any("stack" in getattr(item, "fixturenames", ()) for item in session.items)
 
 
 @pytest.fixture(scope="session", autouse=True)
