@@ -6,14 +6,13 @@ The event stream of a running job needs a worker: tests/e2e/test_pages_http.py.
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import httpx
 
 from tests.support.images import png_bytes
 from tests.support.inprocess import InProcessWeb
+from tests.support.sse import read_events
 from tests.support.stack import REPO_ROOT
 
 UNKNOWN_ID = "0123456789abcdef0123456789abcdef"
@@ -39,21 +38,6 @@ def field_error(html: str, field_id: str) -> str:
     match = re.search(rf'id="{field_id}-error"[^>]*>([^<]*)<', html)
     assert match, f"no error slot for {field_id}"
     return match.group(1).strip()
-
-
-def read_events(response: httpx.Response) -> list[tuple[str, Any]]:
-    """(event name, parsed data) for every event of a finished stream; comments and retry are skipped."""
-    events: list[tuple[str, Any]] = []
-    name, data = "message", ""
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line.removeprefix("event:").strip()
-        elif line.startswith("data:"):
-            data += line.removeprefix("data:").strip()
-        elif line == "" and data:
-            events.append((name, json.loads(data)))
-            name, data = "message", ""
-    return events
 
 
 def test_form_post_redirects_to_the_job_page(web: InProcessWeb) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.app.test_pages import read_events
 from tests.support.images import png_bytes
+from tests.support.sse import read_events
 from tests.support.stack import Stack
 
 
