@@ -41,7 +41,8 @@ _live: InProcessWeb | None = None
 def _clear_cached_singletons() -> None:
     """Forget every cached factory of the web and the core (settings, Redis, storage, Celery client),
     so the next call builds them from the current environment."""
-    for name, module in list(sys.modules.items()):
+    # A copy taken in one step: another thread (a stack starting in the background) may be importing.
+    for name, module in sys.modules.copy().items():
         if module is None or name.split(".")[0] not in {"app", "core"}:
             continue
         for value in list(vars(module).values()):
