@@ -58,7 +58,9 @@ class Settings(BaseSettings):
         50 * 1024 * 1024, ge=1024, description="Per uploaded file (50 MiB: a 4096 px PNG photo fits)."
     )
     max_upload_pixels: int = Field(
-        64_000_000, ge=64, description="Decompression-bomb guard, per image (64 MP: a 61 MP camera photo fits)."
+        64_000_000,
+        ge=64,
+        description="Decompression-bomb guard, per image (64 MP: a 61 MP camera photo fits).",
     )
     min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
     max_style_images: int = Field(4, ge=1, le=16, description="Most style images one job may blend.")
