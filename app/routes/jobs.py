@@ -16,6 +16,7 @@ from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
 from app.submission import SubmissionError, admit_submission, client_address, submit_job
+from app.uploads import ACCEPTED_NAMES
 from core import retention
 from core.jobs import FINISHED, get_job_store
 from core.options import JobOptionsIn
@@ -87,7 +88,7 @@ async def create_job(
     response: Response,
     options: Annotated[JobOptionsIn, Form()],
     content: Annotated[
-        UploadFile | None, File(description="The content image (PNG, JPEG, WebP, ...).")
+        UploadFile | None, File(description=f"The content image ({ACCEPTED_NAMES}).")
     ] = None,
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field for several.")
