@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.jobs import JobRecord, JobStatus, JobStore
+from core.progress import eta_seconds as eta_seconds_left
 
 
 class JobStatusOut(BaseModel):
@@ -25,10 +26,15 @@ class JobStatusOut(BaseModel):
     queue_position: int | None = Field(description="1 = next to run; null unless queued.")
     step: int = Field(description="Optimisation steps done so far.")
     iterations: int = Field(description="Steps the job will run.")
-    progress: float = Field(description="step / iterations, 0..1.")
+    progress: float = Field(
+        description="Work done, 0..1: steps weighted by their pixels (coarse-to-fine steps cost less), "
+        "else step / iterations."
+    )
     loss: dict[str, float] = Field(description="Latest losses: total, content, style, tv.")
     elapsed_seconds: float = Field(description="Seconds the optimisation has run.")
-    eta_seconds: float | None = Field(description="Estimated seconds left while running, else null.")
+    eta_seconds: float | None = Field(
+        description="Estimated seconds left while running (from the work done so far), else null."
+    )
     preview_step: int | None = Field(description="Step the latest preview shows; null before the first.")
     preview_url: str | None = Field(description="Latest preview JPEG, once there is one.")
     result_url: str | None = Field(description="Result PNG, once there is one.")
@@ -48,7 +54,10 @@ class JobStatusOut(BaseModel):
         description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
         "empty when the job has no masks."
     )
-    notes: list[str] = Field(description="What the service changed about the uploads, e.g. a resized mask.")
+    notes: list[str] = Field(
+        description="What the service changed about the uploads, e.g. a resized mask or a style image "
+        "upscaled for a large picture."
+    )
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")
@@ -87,10 +96,12 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
     """The job as clients see it: progress 0..1, ETA, URLs of the preview and result when they exist."""
     iterations = record.iterations or int(record.options.get("iterations", 0))
     step = record.step
-    progress = 1.0 if record.status == "succeeded" else (min(step / iterations, 1.0) if iterations else 0.0)
+    # Work, not steps: with coarse-to-fine scales the first steps are far cheaper (core/progress.py).
+    work = record.work if record.work is not None else (min(step / iterations, 1.0) if iterations else 0.0)
+    progress = 1.0 if record.status == "succeeded" else work
     eta_seconds = None
-    if record.status == "running" and step > 0 and record.elapsed > 0:
-        eta_seconds = round(record.elapsed / step * max(iterations - step, 0), 1)
+    if record.status == "running" and step > 0:
+        eta_seconds = eta_seconds_left(work, record.elapsed)
     preview_url = None
     if record.preview_step is not None:
         # The step in the query string makes each new preview a new URL (no stale browser cache).

@@ -159,7 +159,31 @@ async def submit_job(
     style_images = [await _clean_upload(style, "style") for style in styles]
     mask_images = [None if mask.size == 0 else await _clean_upload(mask, "mask") for mask in masks]
     fitted, notes = await run_in_threadpool(check_masks, mask_images, content_image)
+    notes += upscaled_style_notes(content_image, style_images, resolved)
     return await run_in_threadpool(_store_and_enqueue, content_image, style_images, resolved, fitted, notes)
+
+
+# A style image enlarged more than this for the output (a print from a small style image) gets a note.
+STYLE_UPSCALE_NOTE_FACTOR = 2.0
+
+
+def upscaled_style_notes(content: CleanImage, styles: list[CleanImage], options: dict[str, Any]) -> list[str]:
+    """Notes for the style images the engine will enlarge much: it scales each style image to
+    style_scale times the output's longest side (worker/engine/optimize.py), so a small style image
+    behind a large print gives soft, blurred brush strokes. The output is the content at most
+    ``size`` px on its longest side (never enlarged)."""
+    output_side = min(int(options["size"]), max(content.width, content.height))
+    style_side = round(float(options["style_scale"]) * output_side)
+    notes = []
+    for number, style in enumerate(styles, start=1):
+        factor = style_side / max(style.width, style.height)
+        if factor > STYLE_UPSCALE_NOTE_FACTOR:
+            notes.append(
+                f"Style image {number} is {style.width}x{style.height} pixels; for this {output_side} px "
+                f"picture it is upscaled {factor:.1f}x (to {style_side} px on its longest side), so its "
+                "brush strokes may look soft: a larger style image keeps them crisp."
+            )
+    return notes
 
 
 def check_masks(

@@ -7,9 +7,11 @@ class is enough for an order of magnitude. The CPU numbers are docs/engine.md's 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.options import PRESETS
+from core.progress import full_size_steps, scale_steps
 
 REFERENCE_SIDE = 256
 # Seconds per Adam step for a square REFERENCE_SIDE image.
@@ -33,9 +35,13 @@ class PresetChoice:
     cpu_time: str
 
 
-def estimate_seconds(size: int, iterations: int, seconds_per_step_at_reference: float) -> float:
-    """Seconds for a square size x size image: cost per step scales with the pixel count."""
-    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * iterations
+def estimate_seconds(
+    size: int, iterations: int, seconds_per_step_at_reference: float, scales: Sequence[float] = (1.0,)
+) -> float:
+    """Seconds for a square size x size image: cost per step scales with the pixel count, so with
+    coarse-to-fine ``scales`` a step at scale s costs s² of a full-size one (core/progress.py)."""
+    steps = full_size_steps(scale_steps(iterations, scales))
+    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * steps
 
 
 def humanize_duration(seconds: float) -> str:
@@ -65,18 +71,19 @@ def humanize_range(low_seconds: float, high_seconds: float) -> str:
 def preset_choices(max_size: int, max_iterations: int) -> list[PresetChoice]:
     """The presets as the upload page shows them, clamped to the server's limits like the API does."""
     choices = []
-    for name, (size, iterations) in PRESETS.items():
-        size, iterations = min(size, max_size), min(iterations, max_iterations)
+    for name, preset in PRESETS.items():
+        size, iterations = min(preset.size, max_size), min(preset.iterations, max_iterations)
+        scales = preset.options.get("scales", (1.0,))
         choices.append(
             PresetChoice(
                 name=name,
                 label=name.capitalize(),
                 size=size,
                 iterations=iterations,
-                gpu_time=humanize_duration(estimate_seconds(size, iterations, GPU_SECONDS_PER_STEP)),
+                gpu_time=humanize_duration(estimate_seconds(size, iterations, GPU_SECONDS_PER_STEP, scales)),
                 cpu_time=humanize_range(
-                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_QUIET),
-                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_BUSY),
+                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_QUIET, scales),
+                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_BUSY, scales),
                 ),
             )
         )

@@ -148,6 +148,7 @@ class JobRecord:
 
     @property
     def finished(self) -> bool:
+    work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
         return self.status in FINISHED
 
 
@@ -183,6 +184,7 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
     )
 
 
+        work=number("work"),
 ClaimOutcome = Literal["started", "resumed", "leased", "exhausted", "finished", "missing"]
 
 
@@ -469,17 +471,24 @@ class JobStore:
         return bool(self.redis.exists(cancel_key(job_id)))
 
     def set_progress(
-        self, job_id: str, step: int, iterations: int, loss: dict[str, float], elapsed: float
+        self,
+        job_id: str,
+        step: int,
+        iterations: int,
+        loss: dict[str, float],
+        elapsed: float,
+        work: float | None = None,
     ) -> None:
-        self.redis.hset(
-            job_key(job_id),
-            mapping={
-                "step": str(step),
-                "iterations": str(iterations),
-                "loss": json.dumps(loss),
-                "elapsed": repr(float(elapsed)),
-            },
-        )
+        """The latest step; ``work``: the fraction of the run's work done (core/progress.py), when known."""
+        mapping = {
+            "step": str(step),
+            "iterations": str(iterations),
+            "loss": json.dumps(loss),
+            "elapsed": repr(float(elapsed)),
+        }
+        if work is not None:
+            mapping["work"] = repr(float(work))
+        self.redis.hset(job_key(job_id), mapping=mapping)
 
     def set_preview(self, job_id: str, step: int) -> None:
         """Record that the preview image in storage now shows this step."""

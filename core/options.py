@@ -8,6 +8,8 @@ help. What the service adds is here: the quality presets, the size and iteration
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
@@ -17,14 +19,33 @@ from worker.engine.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE
 from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs
 from worker.engine.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
 
-Preset = Literal["quick", "standard", "high"]
+Preset = Literal["quick", "standard", "high", "print"]
 
-# Output side (px) and optimisation steps per preset. VGG19 costs ~1 s per step at 256 px on a
-# 2-core CPU and far less on a GPU, so "quick" is the only preset meant for CPU demos.
-PRESETS: dict[str, tuple[int, int]] = {
-    "quick": (256, 100),
-    "standard": (512, 300),
-    "high": (768, 500),
+
+@dataclass(frozen=True)
+class QualityPreset:
+    """A quality preset: the output side (px) and optimisation steps, and other options (public
+    names) it sets when the client leaves them out."""
+
+    size: int
+    iterations: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        ladder = ", coarse to fine" if "scales" in self.options else ""
+        return f"{self.size} px, {self.iterations} steps{ladder}"
+
+
+# VGG19 costs ~1 s per step at 256 px on a 2-core CPU and far less on a GPU, so "quick" is the only
+# preset meant for CPU demos. A step costs in proportion to its pixels: "print" (for a GPU worker and
+# ATELIER_MAX_SIZE of 2048 or more) learns the style at 256 and 512 px and refines it at 1024 and
+# 2048 px (the steps are split equally, so the full size gets a quarter of them), 133 full-size
+# steps' worth of work instead of 400.
+PRESETS: dict[str, QualityPreset] = {
+    "quick": QualityPreset(256, 100),
+    "standard": QualityPreset(512, 300),
+    "high": QualityPreset(768, 500),
+    "print": QualityPreset(2048, 400, {"scales": (0.125, 0.25, 0.5, 1.0)}),
 }
 DEFAULT_PRESET: Preset = "quick"
 
@@ -104,8 +125,9 @@ class _JobOptionsBase(BaseModel):
 
     preset: Annotated[Preset | None, BeforeValidator(_blank_to_none)] = Field(
         None,
-        description="quick (256 px, 100 steps), standard (512 px, 300 steps) or high (768 px, 500 steps). "
-        "Fills size and iterations when they are not given; default quick.",
+        description=", ".join(f"{name} ({preset.describe()})" for name, preset in PRESETS.items())
+        + ". Fills size and iterations (and for print, scales) when they are not given, each capped to "
+        "the server's limits; default quick.",
     )
 
     # The upper limits are settings, so they are checked here rather than in the schema.
@@ -133,12 +155,15 @@ class _JobOptionsBase(BaseModel):
         """
         settings = get_settings()
         preset = self.preset or DEFAULT_PRESET
-        preset_size, preset_iterations = PRESETS[preset]
+        chosen = PRESETS[preset]
         values = self.model_dump(exclude={"preset"})
         if values["size"] is None:
-            values["size"] = min(preset_size, settings.max_size)
+            values["size"] = min(chosen.size, settings.max_size)
         if values["iterations"] is None:
-            values["iterations"] = min(preset_iterations, settings.max_iterations)
+            values["iterations"] = min(chosen.iterations, settings.max_iterations)
+        for name, value in chosen.options.items():
+            if values[name] is None:
+                values[name] = value
         if values["preview_every"] is None:
             values["preview_every"] = settings.preview_every
         blend = values["style_blend"]

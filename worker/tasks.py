@@ -16,6 +16,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
+from core.progress import WorkPlan, work_fraction
 from core.routing import TASK_NAME
 from core.settings import get_settings
 from core.storage import (
@@ -51,6 +52,16 @@ class JobCallbacks:
     skipped (logged) and the job goes on; only the final status waits for Redis (finish_patiently)."""
 
     def __init__(
+# Previews are for a screen: a 4096 px print's full-size preview would be 16x the bytes of this.
+PREVIEW_MAX_SIDE = 1024
+
+
+def preview_jpeg(image: np.ndarray) -> bytes:
+    """A live preview as stored: ``image`` (uint8 HxWx3) scaled down to at most PREVIEW_MAX_SIDE px on
+    its longest side (never up), as JPEG."""
+    from worker.engine.images import encode_image, resize_to_max
+
+    return encode_image(resize_to_max(image, PREVIEW_MAX_SIDE), "JPEG", PREVIEW_JPEG_QUALITY)
         self, job_id: str, store: JobStore, storage: Storage, deadline: float, lease: JobLease | None = None
     ) -> None:
         self.job_id = job_id
@@ -74,16 +85,24 @@ class JobCallbacks:
         self._last_progress_write = now
         self.advisory(
             "progress",
+        self.work_plan: WorkPlan = ()  # the run's scales as work (work_plan()); (): progress counts steps
             lambda: self.store.set_progress(
-                self.job_id, progress.step, progress.total, progress.loss, progress.elapsed
+                self.job_id,
+                progress.step,
+                progress.total,
+                progress.loss,
+                progress.elapsed,
+                self.work(progress.step),
             ),
         )
 
-    def on_preview(self, step: int, image: np.ndarray) -> None:
-        from worker.engine.images import encode_image
+    def work(self, step: int) -> float | None:
+        """The fraction of the run's work done after ``step`` steps (None without a plan)."""
+        return work_fraction(self.work_plan, step) if self.work_plan else None
 
-        self.latest_image = image
-        self.storage.write_bytes(preview_key(self.job_id), encode_image(image, "JPEG", PREVIEW_JPEG_QUALITY))
+    def on_preview(self, step: int, image: np.ndarray) -> None:
+        self.latest_image = image  # full size: the partial result if the time limit strikes
+        self.storage.write_bytes(preview_key(self.job_id), preview_jpeg(image))
         self.advisory("preview", lambda: self.store.set_preview(self.job_id, step))
 
     def on_checkpoint(self, step: int, image: np.ndarray) -> None:
@@ -238,6 +257,7 @@ def _run(
         extractor=extractor,
         on_progress=callbacks.on_progress,
         on_preview=callbacks.on_preview,
+    callbacks.work_plan = work_plan(content, engine_options)
         should_stop=callbacks.should_stop,
         job_id=job_id,
         start_image=start_image,
@@ -262,7 +282,12 @@ def _run(
     callbacks.advisory(
         "progress",
         lambda: store.set_progress(
-            job_id, result.steps, engine_options.iterations, result.loss_final, result.seconds
+            job_id,
+            result.steps,
+            engine_options.iterations,
+            result.loss_final,
+            result.seconds,
+            callbacks.work(result.steps),
         ),
     )
     if result.stopped and callbacks.preempted and not (callbacks.cancelled or callbacks.timed_out):
@@ -291,6 +316,16 @@ def _timed_out(
     steps: int | None,
     stats: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+def work_plan(content: np.ndarray, options: StyleOptions) -> WorkPlan:
+    """The engine's plan for this content (each scale's size and steps) as (pixels, steps) work."""
+    from worker.engine.optimize import scale_plan
+
+    height, width = content.shape[:2]
+    shrink = min(1.0, options.max_size / max(height, width))  # images.resize_to_max never enlarges
+    full = max(1, round(height * shrink)), max(1, round(width * shrink))
+    return [(float(h * w), steps) for h, w, steps in scale_plan(*full, options)]
+
+
     """The soft time limit struck: keep the partial image (if there is one) and fail the job."""
     from worker.engine.images import encode_image
 

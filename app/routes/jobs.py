@@ -6,10 +6,12 @@ Cancel and delete need the job's token (app/job_tokens.py): 404 for an unknown i
 
 from __future__ import annotations
 
+import io
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from PIL import Image
 
 from app.deps import ExistingJob, SubmittersJob, job_in_url, request_cancel
 from app.job_tokens import set_job_token_cookies
@@ -141,18 +143,41 @@ def _image(key: str, media_type: str, what: str, cache: str) -> Response:
     return Response(content=data, media_type=media_type, headers={"Cache-Control": cache})
 
 
+RESULT_JPEG_QUALITY = 92  # high enough for prints; far fewer bytes than the PNG of a photo-like picture
+
+
 @router.get(
     "/{job_id}/result",
-    summary="The result image (PNG)",
+    summary="The result image (PNG, or JPEG with ?format=jpeg)",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, **NOT_FOUND},
 )
-def get_result(job: ExistingJob) -> Response:
+def get_result(
+    job: ExistingJob,
+    format: Annotated[
+        Literal["png", "jpeg"],
+        Query(description="png (default, lossless, as stored) or jpeg (quality 92, far smaller for prints)."),
+    ] = "png",
+) -> Response:
     if not job.has_result:
         raise HTTPException(status_code=404, detail=f"this job has no result (status {job.status})")
     response = _image(result_key(job.id), "image/png", "result", "private, max-age=3600")
-    response.headers["Content-Disposition"] = f'inline; filename="atelier-{job.id}.png"'
+    if format == "jpeg":  # the stored PNG re-encoded (a sync route: FastAPI runs it in a thread)
+        response = Response(
+            _jpeg(bytes(response.body)),
+            media_type="image/jpeg",
+            headers={"Cache-Control": "private, max-age=3600"},
+        )
+    extension = "jpg" if format == "jpeg" else "png"
+    response.headers["Content-Disposition"] = f'inline; filename="atelier-{job.id}.{extension}"'
     return response
+
+
+def _jpeg(png: bytes) -> bytes:
+    with Image.open(io.BytesIO(png)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, format="JPEG", quality=RESULT_JPEG_QUALITY)
+    return buffer.getvalue()
 
 
 @router.get(

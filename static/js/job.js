@@ -37,6 +37,10 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     resultSection: $("result-section"),
     result: $("result-image"),
     download: $("download-link"),
+    downloadJpeg: $("download-jpeg-link"),
+    resultFrame: $("result-frame"),
+    resultCaption: $("result-caption"),
+    actualSize: $("actual-size-button"),
     compare: $("compare"),
     compareAfter: $("compare-after"),
     compareSlider: $("compare-slider"),
@@ -203,6 +207,7 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
         el.result.src = status.result_url;
         el.compareAfter.src = status.result_url;
         el.download.href = status.result_url;
+        el.downloadJpeg.href = `${status.result_url}?format=jpeg`;
       }
       el.resultSection.hidden = false;
       el.liveStage.hidden = true;
@@ -232,7 +237,8 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     const step = status.status === "succeeded" ? Math.max(status.step, total) : status.step;
     const percent = Math.floor((status.progress || 0) * 100);
     el.bar.max = total;
-    el.bar.value = Math.min(step, total);
+    // Work done, not steps: with coarse-to-fine scales the early steps are far cheaper.
+    el.bar.value = status.status === "succeeded" ? total : Math.min((status.progress || 0) * total, total);
     el.bar.textContent = `${percent}%`;
     el.progressText.textContent = `Step ${status.step} of ${status.iterations}`;
     el.percent.textContent = `${percent}%`;
@@ -343,6 +349,21 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
       setNote(`Could not cancel: ${error.message}`);
     }
   });
+
+  // --- the result: fitted to the page, or at 100% (one image pixel per CSS pixel) ------------------
+
+  function showActualSize(actual) {
+    el.resultFrame.classList.toggle("actual-size", actual);
+    el.actualSize.setAttribute("aria-pressed", String(actual));
+    el.actualSize.textContent = actual ? "Fit to page" : "View at 100%";
+    const { naturalWidth: width, naturalHeight: height } = el.result;
+    const size = width ? ` (${width} × ${height} px)` : "";
+    el.resultCaption.textContent = actual ? `At 100%${size}: scroll to see all of it.` : `Fitted to the page${size}.`;
+  }
+  el.actualSize.addEventListener("click", () => showActualSize(!el.resultFrame.classList.contains("actual-size")));
+  el.result.addEventListener("load", () => showActualSize(el.resultFrame.classList.contains("actual-size")));
+  el.actualSize.hidden = false;
+  showActualSize(false); // the caption gets the picture's size, if it has loaded already
 
   // --- before / after ------------------------------------------------------------------------------
 

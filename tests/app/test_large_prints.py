@@ -1,0 +1,110 @@
+"""Large prints through the web (issue 12), in-process on a real Redis: the Print preset, the size
+limit, the large-job queue, the note on an upscaled style image, progress that counts work, and the
+job page's result view. Tiny images only: what is large is the asked-for size, not the uploads.
+
+A real worker making previews and the JPEG download: tests/app/test_print_results.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+
+from core.jobs import JobStore
+from tests.support.images import png_bytes
+from tests.support.inprocess import InProcessWeb
+
+GPU_BOX = {"ATELIER_MAX_SIZE": "4096", "ATELIER_LARGE_JOB_QUEUE": "gpu", "ATELIER_LARGE_JOB_MIN_SIZE": "1024"}
+CONTENT = png_bytes(64, 48, seed=60)
+STYLE = png_bytes(48, 48, seed=61)
+
+
+@pytest.fixture
+def gpu_web(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
+    """A web configured as for GPU workers: prints allowed, large jobs on their own queue."""
+    return web_factory("gpu-box", GPU_BOX)
+
+
+def queue_lengths(web: InProcessWeb) -> tuple[int, int]:
+    """Messages waiting on (the default queue, the large-job queue "gpu")."""
+    with web.redis() as redis:
+        return int(redis.llen(web.queue_name)), int(redis.llen("gpu"))
+
+
+def test_the_print_preset_is_2048_px_coarse_to_fine_on_the_large_job_queue(gpu_web: InProcessWeb) -> None:
+    before = queue_lengths(gpu_web)
+    response = gpu_web.submit(CONTENT, [STYLE], preset="print")
+    assert response.status_code == 202, response.text
+    options = gpu_web.status(response.json()["id"])["options"]
+
+    assert options["preset"] == "print" and options["size"] == 2048 and options["iterations"] == 400
+    assert options["scales"] == [0.125, 0.25, 0.5, 1.0]
+    assert queue_lengths(gpu_web) == (before[0], before[1] + 1)  # the GPU queue, not the default one
+
+
+def test_options_sent_with_the_print_preset_win_and_small_jobs_stay_on_the_default_queue(
+    gpu_web: InProcessWeb,
+) -> None:
+    before = queue_lengths(gpu_web)
+    response = gpu_web.submit(CONTENT, [STYLE], preset="print", size=512, scales="0.5,1")
+    assert response.status_code == 202, response.text
+    options = gpu_web.status(response.json()["id"])["options"]
+
+    assert (options["size"], options["scales"]) == (512, [0.5, 1.0])
+    assert queue_lengths(gpu_web) == (before[0] + 1, before[1])
+
+
+def test_the_print_preset_is_capped_to_a_cpu_box_limit(web: InProcessWeb) -> None:
+    response = web.submit(CONTENT, [STYLE], preset="print")
+    assert response.status_code == 202, response.text
+    assert web.status(response.json()["id"])["options"]["size"] == 1024  # ATELIER_MAX_SIZE's default
+
+
+def test_a_size_beyond_the_limit_is_refused_naming_it(gpu_web: InProcessWeb) -> None:
+    before, files = queue_lengths(gpu_web), gpu_web.stored_files()
+    response = gpu_web.submit(CONTENT, [STYLE], size=4097)
+
+    assert response.status_code == 422
+    assert response.json()["detail"] == "size: must be at most 4096 pixels (ATELIER_MAX_SIZE)"
+    assert queue_lengths(gpu_web) == before and gpu_web.stored_files() == files
+    assert gpu_web.submit(CONTENT, [STYLE], size=4096).status_code == 202  # the limit itself is allowed
+
+
+def test_a_style_image_much_smaller_than_the_picture_gets_a_note(web: InProcessWeb) -> None:
+    # A 256 px picture from a 32 px style image: the engine upscales it 8x (the 160 px one 1.6x: no note).
+    small = web.submit(
+        png_bytes(256, 192, seed=62), [png_bytes(160, 160), png_bytes(32, 24, seed=63)], size=256
+    )
+    assert small.status_code == 202, small.text
+    job_id = small.json()["id"]
+
+    assert web.status(job_id)["notes"] == [
+        "Style image 2 is 32x24 pixels; for this 256 px picture it is upscaled 8.0x (to 256 px on its "
+        "longest side), so its brush strokes may look soft: a larger style image keeps them crisp."
+    ]
+    with web.client as client:
+        page = client.get(f"/jobs/{job_id}").text
+    assert 'id="notes-section"' in page and "Style image 2 is 32x24 pixels" in page
+
+
+def test_progress_and_time_left_count_work_not_steps(web: InProcessWeb) -> None:
+    response = web.submit(CONTENT, [STYLE], size=64, iterations=400, scales="0.25,0.5,1")
+    job_id = response.json()["id"]
+    with web.redis() as redis:
+        store = JobStore(redis, ttl_seconds=600)
+        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+        # Half the steps are the cheap coarse ones: 10% of the work, done in 12 s.
+        store.set_progress(job_id, 266, 400, {"total": 1.0}, 12.0, work=0.1)
+        status = web.status(job_id)
+        with web.client as client:
+            page = client.get(f"/jobs/{job_id}").text
+        store.request_cancel(job_id)
+        store.finish(job_id, "cancelled")
+
+    assert status["step"] == 266 and status["progress"] == 0.1
+    assert status["eta_seconds"] == 108.0  # 12 s per 10% of the work, 90% left; steps would say 6 s
+    bar = re.search(r'<progress id="progress-bar" max="(\d+)" value="([\d.]+)"', page)
+    assert bar and (bar.group(1), float(bar.group(2))) == ("400", 40.0)
+    assert '<span id="progress-percent">10%</span>' in page
