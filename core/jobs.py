@@ -145,10 +145,10 @@ class JobRecord:
     preemptions: int = 0  # times its worker was stopped (SIGTERM) and handed it back; not attempts
     masks: tuple[bool, ...] = ()  # per style image: whether it has a mask (storage.mask_key); (): none
     notes: tuple[str, ...] = ()  # what the service changed about the upload, for people (a resized mask)
+    work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
 
     @property
     def finished(self) -> bool:
-    work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
         return self.status in FINISHED
 
 
@@ -181,10 +181,10 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         preemptions=int(raw.get("preemptions") or 0),
         masks=tuple(json.loads(raw.get("masks") or "[]")),
         notes=tuple(json.loads(raw.get("notes") or "[]")),
+        work=number("work"),
     )
 
 
-        work=number("work"),
 ClaimOutcome = Literal["started", "resumed", "leased", "exhausted", "finished", "missing"]
 
 

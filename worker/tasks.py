@@ -44,14 +44,6 @@ logger = logging.getLogger(__name__)
 
 CANCEL_CHECK_SECONDS = 0.1  # one Redis EXISTS at most this often
 PREVIEW_JPEG_QUALITY = 85
-
-
-class JobCallbacks:
-    """The engine's on_progress / on_preview / on_checkpoint / should_stop for one job, wired to Redis
-    and storage. Progress, preview and checkpoint records are advisory: while Redis is down they are
-    skipped (logged) and the job goes on; only the final status waits for Redis (finish_patiently)."""
-
-    def __init__(
 # Previews are for a screen: a 4096 px print's full-size preview would be 16x the bytes of this.
 PREVIEW_MAX_SIDE = 1024
 
@@ -62,6 +54,14 @@ def preview_jpeg(image: np.ndarray) -> bytes:
     from worker.engine.images import encode_image, resize_to_max
 
     return encode_image(resize_to_max(image, PREVIEW_MAX_SIDE), "JPEG", PREVIEW_JPEG_QUALITY)
+
+
+class JobCallbacks:
+    """The engine's on_progress / on_preview / on_checkpoint / should_stop for one job, wired to Redis
+    and storage. Progress, preview and checkpoint records are advisory: while Redis is down they are
+    skipped (logged) and the job goes on; only the final status waits for Redis (finish_patiently)."""
+
+    def __init__(
         self, job_id: str, store: JobStore, storage: Storage, deadline: float, lease: JobLease | None = None
     ) -> None:
         self.job_id = job_id
@@ -77,6 +77,7 @@ def preview_jpeg(image: np.ndarray) -> bytes:
         self.cancelled = False
         self.timed_out = False
         self.latest_image: np.ndarray | None = None  # last preview, saved if the time limit strikes
+        self.work_plan: WorkPlan = ()  # the run's scales as work (work_plan()); (): progress counts steps
 
     def on_progress(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -85,7 +86,6 @@ def preview_jpeg(image: np.ndarray) -> bytes:
         self._last_progress_write = now
         self.advisory(
             "progress",
-        self.work_plan: WorkPlan = ()  # the run's scales as work (work_plan()); (): progress counts steps
             lambda: self.store.set_progress(
                 self.job_id,
                 progress.step,
@@ -249,6 +249,7 @@ def _run(
         for index, has_mask in enumerate(record.masks)
     ]
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
+    callbacks.work_plan = work_plan(content, engine_options)
     extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
     result = run_engine(
         content,
@@ -257,7 +258,6 @@ def _run(
         extractor=extractor,
         on_progress=callbacks.on_progress,
         on_preview=callbacks.on_preview,
-    callbacks.work_plan = work_plan(content, engine_options)
         should_stop=callbacks.should_stop,
         job_id=job_id,
         start_image=start_image,
@@ -308,14 +308,6 @@ def _run(
     return {"status": "succeeded", **stats}
 
 
-def _timed_out(
-    job_id: str,
-    store: JobStore,
-    storage: Storage,
-    image: np.ndarray | None,
-    steps: int | None,
-    stats: dict[str, Any] | None = None,
-) -> dict[str, Any]:
 def work_plan(content: np.ndarray, options: StyleOptions) -> WorkPlan:
     """The engine's plan for this content (each scale's size and steps) as (pixels, steps) work."""
     from worker.engine.optimize import scale_plan
@@ -326,6 +318,14 @@ def work_plan(content: np.ndarray, options: StyleOptions) -> WorkPlan:
     return [(float(h * w), steps) for h, w, steps in scale_plan(*full, options)]
 
 
+def _timed_out(
+    job_id: str,
+    store: JobStore,
+    storage: Storage,
+    image: np.ndarray | None,
+    steps: int | None,
+    stats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """The soft time limit struck: keep the partial image (if there is one) and fail the job."""
     from worker.engine.images import encode_image
 
