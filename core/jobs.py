@@ -18,8 +18,9 @@ Keys (prefix ``atelier:``):
                     (queue_wait_seconds, job_duration_seconds, step_seconds:{size bucket}); app/metrics.py
                     turns these into Prometheus metrics at scrape time, so every web process serves the
                     same fleet-wide numbers
-Kombu's keys (the broker) are kombu's; this module only reads queue lengths and renews the score of a
-live worker's messages in kombu's unacked index (BROKER_UNACKED_INDEX_KEY, renew_messages).
+Kombu's keys (the broker) are kombu's; this module only reads queue lengths, renews the score of a
+live worker's messages in kombu's unacked index (BROKER_UNACKED_INDEX_KEY, renew_messages) and puts a
+handed-back job's message back at the front of its queue (requeue_first).
   ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
 
 State changes that race between the web and a worker (queued -> running, queued -> cancelled) are
@@ -34,6 +35,7 @@ import json
 import re
 import secrets
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -67,6 +69,7 @@ METRICS_COUNTS_KEY = PREFIX + "metrics:counts"
 # restore_visible requeues those older than the visibility timeout (worker/lease.py keeps a live
 # worker's messages fresh, so only a dead worker's messages age).
 BROKER_UNACKED_INDEX_KEY = "unacked_index"
+BROKER_UNACKED_KEY = "unacked"  # kombu's {delivery tag: JSON [message, exchange, routing key]}
 
 # Histogram buckets (upper bounds, seconds) of the job metrics (app/metrics.py).
 QUEUE_WAIT_BUCKETS = (0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
@@ -609,6 +612,45 @@ class JobStore:
         return int(
             self._renew_messages(keys=[BROKER_UNACKED_INDEX_KEY], args=[repr(time.time()), *delivery_tags])
         )
+
+    def requeue_first(self, task_id: str) -> bool:
+        """Put the unacknowledged message of this Celery task back at the front of its queue, as
+        kombu's restore of a dead worker's message does (kombu's own reject appends it at the back).
+
+        It goes back under a new delivery tag, so the acknowledgement of the old one that follows
+        cannot delete the bookkeeping of the worker that takes it next. False (nothing changed) when
+        not exactly one such message is held, or it has a priority (a queue of its own in kombu).
+        """
+        held = []
+        for tag, raw in self.redis.hgetall(BROKER_UNACKED_KEY).items():
+            try:
+                message, _exchange, routing_key = json.loads(raw)
+                if message["headers"]["id"] == task_id:
+                    held.append((tag, raw, message, routing_key))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue  # not a Celery message of the shape this code knows
+        if len(held) != 1:  # none, or another worker holds a second delivery: which one is ours?
+            return False
+        tag, raw, message, queue = held[0]
+        if message["properties"].get("priority") not in (None, 0):
+            return False
+        message["properties"]["delivery_tag"] = str(uuid.uuid4())
+        message["properties"].setdefault("delivery_info", {})["redelivered"] = True
+        moved = False
+
+        def move(pipe: Any) -> None:
+            nonlocal moved
+            moved = False
+            if pipe.hget(BROKER_UNACKED_KEY, tag) != raw:
+                return  # acknowledged meanwhile
+            pipe.multi()
+            pipe.hdel(BROKER_UNACKED_KEY, tag)
+            pipe.zrem(BROKER_UNACKED_INDEX_KEY, tag)
+            pipe.rpush(queue, json.dumps(message))  # consumers BRPOP: the right end is taken next
+            moved = True
+
+        self.redis.transaction(move, BROKER_UNACKED_KEY)
+        return moved
 
     # --- metrics ---------------------------------------------------------------------------------
     def metrics_snapshot(self, queues: list[str]) -> MetricsSnapshot:

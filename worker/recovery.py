@@ -106,3 +106,20 @@ def hand_back(
     else:
         logger.warning("job %s: worker %s is shutting down and no longer holds the job", job_id, worker)
     return {"status": HANDED_BACK, "step": steps}
+
+
+def requeue_handed_back(store: JobStore, job_id: str) -> Exception:
+    """What the task raises after hand_back: its message goes back to the *front* of its queue.
+
+    JobStore.requeue_first moves it (the task id is the job id), then Celery's Ignore acknowledges the
+    old delivery. Where that cannot be done (Redis unreachable, a message shape it does not know), kombu's
+    own reject requeues it at the back of the queue instead: later, but never lost.
+    """
+    from celery.exceptions import Ignore, Reject
+
+    try:
+        if store.requeue_first(job_id):
+            return Ignore()
+    except RedisError as error:
+        logger.warning("job %s: cannot put its message back at the front of the queue: %s", job_id, error)
+    return Reject(f"job {job_id}: worker shutting down, job handed back", requeue=True)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from celery.exceptions import Reject, SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
@@ -33,7 +33,15 @@ from worker import warm
 from worker.celery_app import app
 from worker.engine.options import StyleOptions
 from worker.lease import JobLease
-from worker.recovery import HANDED_BACK, claim_job, finish_patiently, hand_back, load_checkpoint, patiently
+from worker.recovery import (
+    HANDED_BACK,
+    claim_job,
+    finish_patiently,
+    hand_back,
+    load_checkpoint,
+    patiently,
+    requeue_handed_back,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -200,8 +208,8 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
     with JobLease(store, job_id, hostname, settings.job_lease_seconds) as lease:
         callbacks = JobCallbacks(job_id, store, storage, deadline, lease)
         outcome = _run_and_record(job_id, record, store, storage, callbacks)
-    if outcome["status"] == HANDED_BACK:  # back to the queue (kombu requeues it): another worker goes on
-        raise Reject(f"job {job_id}: worker shutting down, job handed back", requeue=True)
+    if outcome["status"] == HANDED_BACK:  # back to the front of the queue: another worker goes on
+        raise requeue_handed_back(store, job_id)
     if not callbacks.lease_lost:
         storage.delete(checkpoint_key(job_id))  # the job is final: its checkpoint is not needed
     return outcome

@@ -317,3 +317,39 @@ def test_a_job_reserved_by_a_killed_worker_before_it_started_is_resumed(fleet: F
     assert [final["status"] for final in finals] == ["succeeded", "succeeded"], finals
     assert finals[0]["attempts"] == 2 and finals[1]["attempts"] == 1
     assert f"job {second}: running" not in killed.tail(3000)  # it had only reserved B
+
+
+def test_a_handed_back_job_goes_to_the_front_of_the_queue(fleet: Fleet) -> None:
+    # X runs on one worker, a long job on the other, Z waits in the queue. X's worker is stopped: the
+    # next free worker (a replacement) must continue X before it starts Z, which waited less.
+    stack = fleet.stack
+    job_x, running = _submit_and_run_past_first_checkpoint(stack, seed=170)
+    blocker = stack.submit(
+        png_bytes(48, 48, seed=172), [png_bytes(48, 48, seed=173)], size=32, iterations=2000
+    ).json()["id"]
+    stack.wait_for(blocker, {"running"}, timeout=60)
+    job_z = stack.submit(
+        png_bytes(48, 48, seed=174), [png_bytes(48, 48, seed=175)], size=32, iterations=ITERATIONS
+    ).json()["id"]
+    victim = stack.processes.pop(fleet.process_running(running))
+
+    os.kill(victim.popen.pid, signal.SIGTERM)
+    assert victim.popen.wait(timeout=30) == 0
+    fleet.replace(victim)
+    redis, store = _store(stack)
+    with redis:
+        deadline = time.monotonic() + 120  # the replacement starts and builds its model first
+        while (record := store.get(job_x)) is not None and record.worker == running.worker:
+            assert time.monotonic() < deadline, record
+            time.sleep(0.05)
+            assert store.get(job_z).status == "queued"  # type: ignore[union-attr]
+        z_when_x_resumed = store.get(job_z).status  # type: ignore[union-attr]
+    with stack.client as client:
+        client.post(f"/api/jobs/{blocker}/cancel")
+    finals = [
+        stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=120) for job_id in (job_x, job_z)
+    ]
+
+    assert z_when_x_resumed == "queued"
+    assert [final["status"] for final in finals] == ["succeeded", "succeeded"]
+    assert finals[0]["attempts"] == 1
