@@ -27,7 +27,15 @@ from worker.engine.optimize import (
     loss_and_gradient,
     loss_weights,
 )
-from worker.engine.tiling import Geometry, TiledObjective, TiledSteps, geometry, plan_tiles, tiled_targets
+from worker.engine.tiling import (
+    FORWARD_TILE_FACTOR,
+    Geometry,
+    TiledObjective,
+    TiledSteps,
+    geometry,
+    plan_tiles,
+    tiled_targets,
+)
 
 SHALLOW = {
     "content_layers": ("block3_conv2",),
@@ -164,7 +172,8 @@ def test_out_of_memory_retries_with_smaller_tiles(
     objective.evaluate(image, targets, weights)  # compiles the tile functions
     functions = objective._functions
     assert functions is not None
-    forward, capacity = functions.forward, [2500]
+    # Room for forward passes of 10000 pixels: pass 1 runs tiles of FORWARD_TILE_FACTOR x the budget.
+    forward, capacity = functions.forward, [FORWARD_TILE_FACTOR * 2500]
 
     def small_device(crop: tf.Tensor, box: tf.Tensor) -> object:
         """A device with room for crops of at most ``capacity`` pixels: larger ones fail as on a GPU

@@ -21,6 +21,7 @@ pass 1's second forward pass (docs/performance.md, "Large prints").
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,10 @@ if TYPE_CHECKING:  # optimize.py imports this module; at run time its types are 
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+# Forward-only passes (pass 1, the targets) keep about 1/5 of the memory per pixel of a forward and
+# backward pass (measured at 1024 px, float32: 0.55 against 3 KB per pixel), so their tiles may have
+# this many times the pixels: fewer tiles, less halo to compute twice.
+FORWARD_TILE_FACTOR = 4
 Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels (bottom/right exclusive)
 
 
@@ -208,7 +213,8 @@ class TiledSteps:
 
 
 class TiledObjective:
-    """The loss parts and gradient of images by tiles of at most ``max_tile_pixels`` pixels.
+    """The loss parts and gradient of images by tiles of at most ``max_tile_pixels`` pixels (pass 2;
+    pass 1, forward only, by tiles FORWARD_TILE_FACTOR times larger).
 
     A step that runs out of memory (``tf.errors.ResourceExhaustedError``, e.g. on a GPU) is retried
     with tiles of half the pixels, and that budget is kept for the rest of the run.
@@ -220,17 +226,20 @@ class TiledObjective:
         self.label = label
         self.geometry = geometry(extractor)
         self._functions: _TileFunctions | None = None  # built on first use, for the targets' layers
-        self._plans: dict[tuple[int, int], list[Tile]] = {}
+        self._plans: dict[tuple[int, int, bool], list[Tile]] = {}
 
-    def tiles(self, height: int, width: int) -> list[Tile]:
-        if (height, width) not in self._plans:
-            self._plans[(height, width)] = plan_tiles(height, width, self.max_tile_pixels, self.geometry)
+    def tiles(self, height: int, width: int, forward_only: bool = False) -> list[Tile]:
+        """The tiles of pass 2 (forward and backward), or of pass 1 (``forward_only``)."""
+        key = (height, width, forward_only)
+        if key not in self._plans:
+            budget = self.max_tile_pixels * (FORWARD_TILE_FACTOR if forward_only else 1)
+            self._plans[key] = plan_tiles(height, width, budget, self.geometry)
             logger.info(
-                "%s: %dx%d in %d tile(s) of at most %d pixels (halo %d)",
-                self.label, width, height, len(self._plans[(height, width)]), self.max_tile_pixels,
-                self.geometry.halo,
+                "%s: %dx%d in %d tile(s) of at most %d pixels for %s (halo %d)",
+                self.label, width, height, len(self._plans[key]), budget,
+                "the forward pass" if forward_only else "the gradient", self.geometry.halo,
             )  # fmt: skip
-        return self._plans[(height, width)]
+        return self._plans[key]
 
     def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
         """Weighted loss parts of ``image`` (1, H, W, 3): pass 1 only."""
@@ -277,7 +286,7 @@ class TiledObjective:
                 f"a {width}x{height} image is evaluated by tiles (max_tile_pixels), which supports the Gram "
                 "style loss without masks only; use style_loss=gram and no masks, or a smaller size"
             )
-        tiles = self.tiles(height, width)
+        tiles = self.tiles(height, width, forward_only=True)
         if self._functions is None:
             self._functions = _TileFunctions(
                 self.extractor, self.geometry, tuple(targets.content), tuple(targets.style)
@@ -343,7 +352,8 @@ def tiled_targets(
     max_tile_pixels: int,
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """optimize.compute_targets by tiles: (content layer -> features (1, h, w, C), style layer ->
-    blended Gram matrix (1, C, C)), each image tiled only when it exceeds ``max_tile_pixels``."""
+    blended Gram matrix (1, C, C)); forward only, so by tiles of FORWARD_TILE_FACTOR x
+    ``max_tile_pixels`` pixels, and an image within that in one piece."""
     found = geometry(extractor)
     functions = _TileFunctions(extractor, found, tuple(content_layers), tuple(style_layers))
     content_features, _ = _tiled_features(functions, found, content, max_tile_pixels, content_layers)
@@ -362,8 +372,8 @@ def _tiled_features(
 ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
     """(layer -> the whole image's features, assembled from the tiles' interiors; layer -> Gram sum)."""
     height, width = image.shape[:2]
-    budget = max_tile_pixels if needs_tiles(height, width, max_tile_pixels) else height * width
-    tiles = plan_tiles(height, width, budget, found)
+    budget = max_tile_pixels * FORWARD_TILE_FACTOR
+    tiles = plan_tiles(height, width, budget if needs_tiles(height, width, budget) else height * width, found)
     batch = tf.constant(image[None], tf.float32)
     rows: dict[str, list[list[tf.Tensor]]] = {name: [] for name in layers}
     gram_sums: dict[str, tf.Tensor] = {}
@@ -397,19 +407,19 @@ class _TileFunctions:
         self.content_layers, self.style_layers = content_layers, style_layers
         crop = tf.TensorSpec([1, None, None, 3], tf.float32)
         box = tf.TensorSpec([4], tf.int32)
-        jit = extractor.jit_compile
-        self.forward = tf.function(self._forward, input_signature=[crop, box], jit_compile=jit)
+        # No AutoGraph (nothing here branches on tensors): it re-reads the source file when tracing,
+        # so a file edited while a worker runs would be traced as whatever the file says by then.
+        traced = functools.partial(tf.function, jit_compile=extractor.jit_compile, autograph=False)
+        self.forward = traced(self._forward, input_signature=[crop, box])
         channels = {name: output.shape[-1] for name, output in extractor.model.output.items()}
         grams = {name: tf.TensorSpec([channels[name]] * 2, tf.float32) for name in style_layers}
         targets = {
             name: tf.TensorSpec([1, None, None, channels[name]], tf.float32) for name in content_layers
         }
         coefficients = tf.TensorSpec([len(content_layers)], tf.float32)
-        self.backward = tf.function(
-            self._backward, input_signature=[crop, box, grams, targets, coefficients], jit_compile=jit
-        )
+        self.backward = traced(self._backward, input_signature=[crop, box, grams, targets, coefficients])
         self.tv_gradient = tf.function(
-            self._tv_gradient, input_signature=[crop, tf.TensorSpec([], tf.float32)]
+            self._tv_gradient, input_signature=[crop, tf.TensorSpec([], tf.float32)], autograph=False
         )
 
     def _interiors(self, crop: tf.Tensor, box: tf.Tensor) -> dict[str, tf.Tensor]:
