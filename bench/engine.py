@@ -6,9 +6,10 @@ a PyTorch implementation of the same objective and a naive baseline, interleaved
     python bench/engine.py --sizes 128 --steps 10 --variants engine,bf16,naive
 
 Tables: (1) ms per step for each variant: ``engine`` (default settings: ATELIER_PRECISION=auto),
-``fp32`` / ``bf16`` (precision forced), ``xla``, ``before`` / ``before-bf16`` (the engine of another
-checkout, --before, e.g. ``git archive <commit>`` unpacked: before/after in one run), ``torch`` /
-``torch-bf16`` (bench/peer_torch.py; needs the ``bench`` extra), ``naive`` (bench/naive.py); with
+``fp32`` / ``bf16`` (precision forced), ``bf16-gram32`` (bfloat16 with float32 Gram matrices),
+``xla``, ``before`` / ``before-bf16`` (the engine of another checkout, --before, e.g. ``git
+archive <commit>`` unpacked: before/after in one run), ``torch`` / ``torch-bf16``
+(bench/peer_torch.py; needs the ``bench`` extra), ``naive`` (bench/naive.py); with
 achieved GFLOP/s against the CPU's measured matmul peak; (1b) fixed cost per job: process start to
 first step, first job and second job of the same size in one process, and the CLI's start-up;
 (2) time to 10% of the initial loss, Adam vs L-BFGS; (3) coarse-to-fine against one scale.
@@ -391,6 +392,11 @@ def main() -> None:
             result = measure_peak_gflops()
         elif kind in TORCH_VARIANTS:
             result = measure_torch(size, args.steps, args.warmup, TORCH_VARIANTS[kind])
+        elif kind == "bf16-gram32":  # bfloat16 convolutions, float32 Gram matrices
+            import worker.engine.optimize
+
+            worker.engine.optimize.BFLOAT16_GRAMS = False
+            result = measure_engine(size, args.steps, args.warmup, args.weights, "mixed_bfloat16")
         elif kind in ENGINE_VARIANTS:
             precision, jit_compile = ENGINE_VARIANTS[kind]
             result = measure_engine(size, args.steps, args.warmup, args.weights, precision, jit_compile)

@@ -128,7 +128,7 @@ class TorchStylizer:
         self.optimizer.step()
         with torch.no_grad():
             self.image.clamp_(0.0, 1.0)
-        return float(loss)
+        return float(loss.detach())
 
     def output(self) -> np.ndarray:
         return self.image.detach()[0].permute(1, 2, 0).contiguous().numpy()

@@ -66,10 +66,16 @@ def _client(stack: Stack, number: int, progress: Progress) -> None:
                 response = client.post(
                     "/api/jobs",
                     files=[
-                        ("content", ("c.png", png_bytes(40, 32, seed=seed), "image/png")),
+                        ("content", ("c.png", png_bytes(80, 64, seed=seed), "image/png")),
                         ("style", ("s.png", png_bytes(32, 32, seed=seed + 5), "image/png")),
                     ],
-                    data={"size": "32", "iterations": str(2 + index % 2), "preview_every": "1"},
+                    # Six sizes, more than the worker keeps compiled steps for (worker/warm.py): the
+                    # RSS check below also covers the step cache's bound.
+                    data={
+                        "size": str(32 + 8 * (number % 6)),
+                        "iterations": str(2 + index % 2),
+                        "preview_every": "1",
+                    },
                 )
                 assert response.status_code == 202, response.text
                 job_id = response.json()["id"]
