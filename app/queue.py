@@ -17,7 +17,6 @@ from core.settings import get_settings
 def get_celery_client() -> Celery:
     settings = get_settings()
     client = Celery("atelier-web", broker=settings.redis_url)
-    client.conf.broker_transport_options = {"visibility_timeout": settings.broker_visibility_timeout}
     client.conf.broker_connection_retry_on_startup = False
     return client
 
