@@ -243,6 +243,59 @@ def test_no_image_keeps_the_build_ca_bundle_or_pip(project: Project) -> None:
         assert run(["docker", "run", "--rm", image, "sh", "-c", probe]).strip() == "clean", image
 
 
+def buildkit_command() -> tuple[list[str], dict[str, str]]:
+    """A docker build that uses BuildKit: buildx where installed, else a docker CLI older than 23 (Debian's
+    docker.io 20.10), whose `docker build` still has BuildKit built in."""
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True, check=False).returncode == 0:
+        return ["docker", "buildx", "build", "--load"], {}
+    for client in ("/usr/bin/docker", "docker"):
+        version = subprocess.run(
+            [client, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        if re.match(r"(1\d|2[0-2])\.", version):
+            return [client, "build"], {"DOCKER_BUILDKIT": "1"}
+    broken_environment("no BuildKit client: install docker-buildx, or Debian's docker.io (docker 20.10)")
+    raise AssertionError("unreachable")
+
+
+def test_web_also_builds_with_buildkit_without_a_tensorflow_stage(project: Project) -> None:
+    """BuildKit builds only the stages the target needs; the legacy builder (above) every stage before it."""
+    command, extra_env = buildkit_command()
+    tag = f"{IMAGE_REGISTRY}/web-buildkit:{IMAGE_TAG}"
+    base = project.env["ATELIER_PYTHON_IMAGE"]
+    args = ["--progress=plain", "--build-arg", f"PYTHON_IMAGE={base}", "--target", "web", "-t", tag, "."]
+    build = subprocess.run(
+        [*command, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=project.env | extra_env,
+        check=False,
+    )
+    log = build.stdout + build.stderr  # BuildKit's progress goes to stderr
+    assert build.returncode == 0, log[-3000:]
+    try:
+        probe = "import app.main, importlib.util as u; print(u.find_spec('tensorflow') is None)"
+        assert run(["docker", "run", "--rm", tag, "python", "-c", probe]).split()[-1] == "True"
+    finally:
+        run(["docker", "image", "rm", tag])
+    assert "deps-worker" not in log
+
+
+def test_without_baked_weights_imagenet_jobs_fail_with_the_engine_s_message(project: Project) -> None:
+    """WEIGHTS=none (as built here): the worker image starts; ImageNet weights fail naming the file."""
+    probe = (
+        "from worker.engine.model import load_vgg19\n"
+        "try:\n    load_vgg19('imagenet', '/models')\nexcept Exception as error:\n    print(error)"
+    )
+    message = run(["docker", "run", "--rm", IMAGES["worker-cpu"], "python", "-c", probe], timeout=180)
+    assert "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5" in message and "/models" in message, message
+
+
 def test_services_are_healthy_and_only_loopback_is_published(project: Project) -> None:
     assert {name: project.health(name) for name in ("redis", "web", "worker")} == dict.fromkeys(
         ("redis", "web", "worker"), "healthy"
