@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ def main() -> None:
     parser.add_argument("--precision", default="mixed_bfloat16")
     args = parser.parse_args()
 
-    from engine import test_images
+    from engine import machine_info, test_images
 
     from worker.engine import StyleOptions, load_extractor, stylize
     from worker.engine.images import to_uint8
@@ -50,7 +49,10 @@ def main() -> None:
         result = stylize(content, [style], options, extractor=extractor)
         seconds = time.perf_counter() - started
         rows.append({"scales": text, "loss_final": result.loss_final, "seconds": round(seconds, 1)})
-        print(f"{text:>22}  loss {result.loss_final['total']:.5g}  {seconds:7.1f} s", flush=True)
+        loss = result.loss_final
+        print(
+            f"{text:>22}  loss {loss['total']:.5g} (style {loss['style']:.4g})  {seconds:7.1f} s", flush=True
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = RESULTS / f"presets-{stamp}.json"
@@ -58,7 +60,7 @@ def main() -> None:
         "size": args.size,
         "steps": args.steps,
         "precision": args.precision,
-        "machine": platform.processor(),
+        "machine": {**machine_info(), "load_average_after": os.getloadavg()},
     }
     out.write_text(json.dumps({**meta, "rows": rows}, indent=2))
     print(f"written {out}")

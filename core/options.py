@@ -40,7 +40,8 @@ class QualityPreset:
 # preset meant for CPU demos. A step costs in proportion to its pixels: "print" (for a GPU worker and
 # ATELIER_MAX_SIZE of 2048 or more) learns the style at 256 and 512 px and refines it at 1024 and
 # 2048 px (the steps are split equally, so the full size gets a quarter of them), 133 full-size
-# steps' worth of work instead of 400.
+# steps' worth of work instead of 400. "high" stays on one scale: coarse to fine ended at a higher
+# loss at its shape, at the same steps and at the same work (docs/performance.md, bench/presets.py).
 PRESETS: dict[str, QualityPreset] = {
     "quick": QualityPreset(256, 100),
     "standard": QualityPreset(512, 300),
