@@ -206,7 +206,7 @@ def project(request: pytest.FixtureRequest) -> Iterator[Project]:
         shutil.copyfile(HOST_CA_BUNDLE, CA_COPY)
     try:
         started = time.monotonic()
-        project.compose("build", "web", "worker", timeout=1500)
+        project.compose("build", "--force-rm", "web", "worker", timeout=1500)
         project.timings["build web and worker-cpu"] = time.monotonic() - started
         for target, image in IMAGES.items():
             size = run(["docker", "image", "inspect", "-f", "{{.Size}}", image]).strip()
@@ -376,10 +376,14 @@ def test_gpu_worker_image_builds_up_to_its_cuda_dependency_stage() -> None:
             [
                 "docker",
                 "build",
+                "--force-rm",  # no container of a failed step left behind
                 "--target",
                 "deps-worker-gpu",
                 "--build-arg",
                 f"PYTHON_IMAGE={base_images['ATELIER_PYTHON_IMAGE']}",
+                # The legacy builder also builds the stages before, the weights stage among them.
+                "--build-arg",
+                "WEIGHTS=none",
                 "-t",
                 image,
                 ".",
