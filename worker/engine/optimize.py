@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -485,9 +486,13 @@ class _Compiled:
         self.moment = tf.Variable(zeros, trainable=False, name="adam_m")
         self.velocity = tf.Variable(zeros, trainable=False, name="adam_v")
         self.iterations = tf.Variable(0.0, trainable=False, name="adam_steps")
-        self.evaluate = tf.function(self._evaluate, jit_compile=jit)
-        self.loss_and_gradient = tf.function(self._loss_and_gradient, jit_compile=jit)
-        self.adam_step = tf.function(self._adam_step, jit_compile=jit)
+        # Partials, not bound methods: TensorFlow counts traces per underlying function, and a worker
+        # that runs many sizes would log "excessive retracing" warnings for entries that trace once.
+        self.evaluate = tf.function(functools.partial(_Compiled._evaluate, self), jit_compile=jit)
+        self.loss_and_gradient = tf.function(
+            functools.partial(_Compiled._loss_and_gradient, self), jit_compile=jit
+        )
+        self.adam_step = tf.function(functools.partial(_Compiled._adam_step, self), jit_compile=jit)
         self.apply_adam = tf.function(self._apply_adam, jit_compile=jit)  # after a tiled gradient
 
     def reset(self, initial: np.ndarray) -> None:
