@@ -25,3 +25,23 @@ def test_engine_imports_no_web_queue_or_redis_and_loads_tensorflow_lazily() -> N
         [sys.executable, "-c", CHECK], cwd=REPO, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+CLI_WITHOUT_TENSORFLOW = """
+import sys
+from worker.cli import main
+bad = ["stylize", "c.png", "s.png", "-o", "o.png", "--iterations", "0"]
+for argv in (["--help"], ["stylize", "--help"], bad):
+    try:
+        main(argv)
+    except SystemExit:
+        pass
+assert "tensorflow" not in sys.modules, "the CLI's help and usage errors must not load TensorFlow"
+"""
+
+
+def test_cli_help_and_usage_errors_do_not_load_tensorflow() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_WITHOUT_TENSORFLOW], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
