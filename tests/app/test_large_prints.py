@@ -108,3 +108,14 @@ def test_progress_and_time_left_count_work_not_steps(web: InProcessWeb) -> None:
     bar = re.search(r'<progress id="progress-bar" max="(\d+)" value="([\d.]+)"', page)
     assert bar and (bar.group(1), float(bar.group(2))) == ("400", 40.0)
     assert '<span id="progress-percent">10%</span>' in page
+
+
+def test_the_upload_page_offers_print_at_the_size_the_server_allows(
+    gpu_web: InProcessWeb, web: InProcessWeb
+) -> None:
+    with gpu_web.client as client:
+        gpu_page = client.get("/").text
+    with web.client as client:
+        cpu_page = client.get("/").text
+    assert re.search(r'value="print" data-size="2048"\s+data-iterations="400"', gpu_page)
+    assert re.search(r'value="print" data-size="1024"', cpu_page)  # capped to ATELIER_MAX_SIZE
