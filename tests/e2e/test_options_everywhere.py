@@ -113,6 +113,8 @@ def test_the_page_offers_every_option_and_a_job_page_shows_them_and_offers_them_
     for spec in PAGE_SPECS:
         assert f"<dt>{spec.label}</dt>" in settings, f"the Settings list lacks {spec.label}"
     assert "<dt>Seed</dt><dd>7</dd>" in settings and "<dt>Start from</dt><dd>noise</dd>" in settings
+    # ATELIER_PRECISION=auto's choice is the worker's, so the page shows what it was.
+    assert re.search(r'<dd id="precision">(float32|mixed_bfloat16|mixed_float16)</dd>', settings)
 
     link = re.search(r'id="same-settings-link" href="([^"]+)"', page)
     assert link, "no 'Same settings again' link"
