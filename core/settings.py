@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Compile the engine's steps with XLA; auto: on with a GPU, off on CPU "
         "(no faster there, more memory).",
     )
+    max_tile_pixels: int | None = Field(
+        None,
+        ge=0,
+        description="Images of more pixels are optimised by exact tiles of at most this many (the same "
+        "picture in bounded memory); 0: never tile; empty: 1048576 (1024²) on CPU, 4194304 on a GPU.",
+    )
 
     # --- upload limits ---------------------------------------------------------------------------
     # Sized for print content (issue 12): a 4096 px PNG photo is 25-45 MB, a 61 MP camera JPEG 20-30 MB.

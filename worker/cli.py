@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
     stylize.add_argument(
         "--xla", choices=("auto", "on", "off"), help="XLA-compile the steps (default: ATELIER_XLA)"
     )
+    stylize.add_argument(
+        "--max-tile",
+        type=_non_negative,
+        metavar="SIDE",
+        help="optimise images larger than SIDE x SIDE pixels by exact tiles of that size (the same "
+        "picture in bounded memory); 0: never tile (default: ATELIER_MAX_TILE_PIXELS, else 1024 on "
+        "CPU, 2048 on a GPU)",
+    )
     stylize.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
 
     fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
@@ -92,6 +100,16 @@ def _add_option_flag(parser: argparse.ArgumentParser, spec: OptionSpec) -> None:
         "names": {"type": _names, "metavar": "LAYER,..."},
     }
     parser.add_argument(spec.flag, dest=spec.name, help=help_text, **kinds[spec.kind])
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
 
 
 def _numbers(text: str) -> tuple[float, ...]:
@@ -137,11 +155,12 @@ def _stylize(args: argparse.Namespace) -> int:
     styles = [load_image(path) for path in args.styles]
     masks = _load_masks(args.masks, len(styles), content.shape[:2])
     weights, model_dir, weights_seed = _model_settings(args)
-    precision, xla = _compute_settings(args)
+    precision, xla, max_tile_pixels = _compute_settings(args)
 
     with _native_stderr_silenced():  # TensorFlow's C++ start-up banner ignores TF_CPP_MIN_LOG_LEVEL
         from worker.engine.model import load_extractor
         from worker.engine.optimize import Progress, stylize
+        from worker.engine.tiling import resolve_tile_pixels
 
     extractor = load_extractor(
         weights, model_dir, seed=weights_seed, content_layers=options.content_layers,
@@ -162,6 +181,7 @@ def _stylize(args: argparse.Namespace) -> int:
         result = stylize(
             content, styles, options, extractor=extractor, on_progress=on_progress,
             on_preview=on_preview, should_stop=stop, masks=masks,
+            max_tile_pixels=resolve_tile_pixels(max_tile_pixels),
         )  # fmt: skip
     save_image(result.image, args.output)
     height, width = result.image.shape[:2]
@@ -231,15 +251,16 @@ def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
     return weights, args.model_dir or settings.model_dir, settings.weights_seed
 
 
-def _compute_settings(args: argparse.Namespace) -> tuple[str, str]:
-    """--precision / --xla, else ATELIER_PRECISION / ATELIER_XLA."""
+def _compute_settings(args: argparse.Namespace) -> tuple[str, str, int | None]:
+    """--precision / --xla / --max-tile, else ATELIER_PRECISION / ATELIER_XLA / ATELIER_MAX_TILE_PIXELS."""
     from core.settings import get_settings
 
     try:
         settings = get_settings()
     except ValueError as error:
         raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
-    return args.precision or settings.precision, args.xla or settings.xla
+    tile = settings.max_tile_pixels if args.max_tile is None else args.max_tile * args.max_tile
+    return args.precision or settings.precision, args.xla or settings.xla, tile
 
 
 class _StopOnInterrupt:

@@ -247,6 +247,7 @@ def _run(
 ) -> dict[str, Any]:
     from worker.engine import stylize as run_engine
     from worker.engine.images import encode_image, load_image
+    from worker.engine.tiling import resolve_tile_pixels
 
     settings = get_settings()
     engine_options = StyleOptions.from_public(record.options)
@@ -273,6 +274,7 @@ def _run(
         on_checkpoint=callbacks.on_checkpoint,
         checkpoint_every=settings.checkpoint_every,
         masks=masks or None,
+        max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels),
     )
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)

@@ -205,3 +205,16 @@ def test_masks_work_with_lbfgs_and_mean_cov(extractor: FeatureExtractor) -> None
     assert result.loss_final["total"] < result.loss_initial["total"]
     assert _grey_levels(result.image, content)[:, SIZE // 2 :].max() <= 3
     assert _grey_levels(result.image, content)[:, : SIZE // 2].mean() > 3
+
+
+def test_a_masked_run_over_the_tile_budget_runs_untiled_and_makes_the_same_picture(
+    extractor: FeatureExtractor,
+) -> None:
+    # Tiles reproduce the plain Gram loss only: a job with masks runs whole instead of failing.
+    content, (styled_half, _) = gradient(), _halves()
+    options = StyleOptions(max_size=SIZE, iterations=3, style_weight=10.0)
+    whole = stylize(content, [stripes()], options, extractor=extractor, masks=[styled_half]).image
+    budgeted = stylize(
+        content, [stripes()], options, extractor=extractor, masks=[styled_half], max_tile_pixels=16 * 16
+    ).image
+    assert np.array_equal(whole, budgeted)

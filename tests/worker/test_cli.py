@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -108,3 +109,30 @@ def test_missing_weights_file_fails_with_one_line(tmp_path: Path, images: tuple[
         "stylize", content, style, "-o", tmp_path / "out.png", "--weights", tmp_path / "vgg.h5", cwd=tmp_path
     )
     _assert_one_line_failure(done, 1, "does not exist")
+
+
+def test_max_tile_gives_the_untiled_picture(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    """--max-tile 215 evaluates a 232x200 image by tiles (each with 96 px of context): the same loss
+    and gradient, so the same picture as --max-tile 0, but for float32 rounding of the summed tiles
+    (measured: 0.001 levels on average, 0.02% of values more than 1 level apart)."""
+    _, style = images
+    content = tmp_path / "large.png"
+    save_image(gradient(200, 232), content)
+    pictures = []
+    for side in ("0", "215"):
+        output = tmp_path / f"tile-{side}.png"
+        done = atelier(
+            "-v", "stylize", content, style, "-o", output, "--size", "232", "--iterations", "2",
+            "--weights", "random", "--precision", "float32", "--max-tile", side, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert ("tile(s)" in done.stderr) == (side != "0"), done.stderr  # the engine says how it tiled
+        pictures.append(np.asarray(Image.open(output), dtype=np.int16))
+    difference = np.abs(pictures[0] - pictures[1])
+    assert difference.mean() < 0.05 and (difference > 1).mean() < 0.01
+
+
+def test_a_negative_max_tile_is_a_usage_error(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, style = images
+    done = atelier("stylize", content, style, "-o", tmp_path / "x.png", "--max-tile", "-5", cwd=tmp_path)
+    assert done.returncode == 2 and "--max-tile" in done.stderr and "Traceback" not in done.stderr

@@ -146,6 +146,20 @@ def _splits(length: int, geometry: Geometry) -> dict[int, tuple[int, int]]:
     return found
 
 
+# Tile budgets when none is set (docs/performance.md, "Large prints"): on a CPU every job up to
+# 1024 px runs untiled (tiles cost about 2x the CPU time) and a 2048 px print by ~1 MP tiles stays
+# in a few GB; a GPU's memory holds a 2048 px step whole (about 3 KB a pixel, not measured here).
+CPU_TILE_PIXELS = 1024 * 1024
+GPU_TILE_PIXELS = 2048 * 2048
+
+
+def resolve_tile_pixels(max_tile_pixels: int | None) -> int:
+    """A tile budget as set (0: never tile), or this device's default when unset (None)."""
+    if max_tile_pixels is not None:
+        return max_tile_pixels
+    return GPU_TILE_PIXELS if tf.config.list_physical_devices("GPU") else CPU_TILE_PIXELS
+
+
 def needs_tiles(height: int, width: int, max_tile_pixels: int) -> bool:
     """True when an image of this size is to be evaluated by tiles (0 = never tile)."""
     return 0 < max_tile_pixels < height * width
