@@ -33,6 +33,7 @@ class PresetChoice:
     iterations: int
     gpu_time: str
     cpu_time: str
+    scales: str = ""  # the coarse-to-fine scales it sets ("0.125,0.25,0.5,1"); "": none (one scale)
 
 
 def estimate_seconds(
@@ -85,6 +86,7 @@ def preset_choices(max_size: int, max_iterations: int) -> list[PresetChoice]:
                     estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_QUIET, scales),
                     estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_BUSY, scales),
                 ),
+                scales=",".join(f"{scale:g}" for scale in preset.options.get("scales", ())),
             )
         )
     return choices

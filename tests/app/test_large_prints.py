@@ -117,5 +117,7 @@ def test_the_upload_page_offers_print_at_the_size_the_server_allows(
         gpu_page = client.get("/").text
     with web.client as client:
         cpu_page = client.get("/").text
-    assert re.search(r'value="print" data-size="2048"\s+data-iterations="400"', gpu_page)
+    assert re.search(
+        r'value="print" data-size="2048"\s+data-iterations="400" data-scales="0.125,0.25,0.5,1"', gpu_page
+    )
     assert re.search(r'value="print" data-size="1024"', cpu_page)  # capped to ATELIER_MAX_SIZE
