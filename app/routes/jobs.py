@@ -89,9 +89,7 @@ async def create_job(
     request: Request,
     response: Response,
     options: Annotated[JobOptionsIn, Form()],
-    content: Annotated[
-        UploadFile | None, File(description=f"The content image ({ACCEPTED_NAMES}).")
-    ] = None,
+    content: Annotated[UploadFile | None, File(description=f"The content image ({ACCEPTED_NAMES}).")] = None,
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field for several.")
     ] = None,
