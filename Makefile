@@ -23,9 +23,11 @@ system-deps:
 run: system-deps $(STAMP)
 	PORT=$(PORT) bash scripts/run.sh
 
+# Two processes, a test module each at a time (--dist loadfile keeps a module's fixtures in one):
+# about 250 s instead of 355 s serial on a 2-core machine. PYTEST_ARGS="-n 0" runs serially.
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 # The soak (40 jobs from 8 clients, leaks, worker memory; docs/reliability.md) is not part of `test`:
 # pyproject's addopts ignore tests/soak unless it is named, as here. Bounded to 10 minutes.

@@ -165,11 +165,7 @@ def style_image(record: ExistingJob, index: int) -> Response:
     """A job's style image (PNG, as stored): "use this style again" copies it into a new upload form."""
     if not 0 <= index < record.style_count:
         raise HTTPException(status_code=404, detail="This job has no such style image.")
-    try:
-        data = get_storage().read_bytes(style_key(record.id, index))
-    except FileNotFoundError as error:
-        raise HTTPException(status_code=404, detail="This job's style image is no longer stored.") from error
-    return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+    return _stored_png(style_key(record.id, index), "style image")
 
 
 @router.get("/jobs/{job_id}/masks/{index}")
@@ -177,8 +173,13 @@ def mask_image(record: ExistingJob, index: int) -> Response:
     """The mask a job's style image number ``index`` was given (greyscale PNG, the content's size)."""
     if not 0 <= index < len(record.masks) or not record.masks[index]:
         raise HTTPException(status_code=404, detail="This job has no such mask.")
+    return _stored_png(mask_key(record.id, index), "mask")
+
+
+def _stored_png(key: str, what: str) -> Response:
+    """One of a job's stored PNGs, or a 404 saying it is gone (retention removes files with the job)."""
     try:
-        data = get_storage().read_bytes(mask_key(record.id, index))
+        data = get_storage().read_bytes(key)
     except FileNotFoundError as error:
-        raise HTTPException(status_code=404, detail="This job's mask is no longer stored.") from error
+        raise HTTPException(status_code=404, detail=f"This job's {what} is no longer stored.") from error
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
