@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -133,13 +134,7 @@ def measure_torch(size: int, steps: int, warmup: int, precision: str) -> dict:
 
     content, style = test_images(size)
     stylizer = TorchStylizer(content, style, precision)
-    for _ in range(warmup):
-        stylizer.step()
-    stamps = [(time.perf_counter(), time.process_time())]
-    for _ in range(steps):
-        stylizer.step()
-        stamps.append((time.perf_counter(), time.process_time()))
-    return {**step_times(stamps), "precision": precision, "torch": torch.__version__}
+    return {**timed_steps(stylizer.step, steps, warmup), "precision": precision, "torch": torch.__version__}
 
 
 def measure_fixed_cost(size: int, weights: str, precision: str | None, started: float) -> dict:
@@ -211,6 +206,17 @@ def _timed(work) -> float:
     return time.perf_counter() - started
 
 
+def timed_steps(step: Callable[[], object], steps: int, warmup: int) -> dict:
+    """step_times of ``steps`` calls of a peer's ``step`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        step()
+    stamps = [(time.perf_counter(), time.process_time())]
+    for _ in range(steps):
+        step()
+        stamps.append((time.perf_counter(), time.process_time()))
+    return step_times(stamps)
+
+
 def step_times(stamps: list[tuple[float, float]]) -> dict:
     """Median wall and CPU (all threads) ms between consecutive (perf_counter, process_time) stamps.
 
@@ -232,13 +238,7 @@ def measure_naive(size: int, steps: int, warmup: int, weights: str) -> dict:
     del weights  # the baseline always has its own random VGG19: a step costs the same with any weights
     content, style = test_images(size)
     stylizer = NaiveStylizer(build_full_vgg(), content, style)
-    for _ in range(warmup):
-        stylizer.step()
-    stamps = [(time.perf_counter(), time.process_time())]
-    for _ in range(steps):
-        stylizer.step()
-        stamps.append((time.perf_counter(), time.process_time()))
-    return step_times(stamps)
+    return timed_steps(stylizer.step, steps, warmup)
 
 
 def measure_time_to_quality(size: int, optimizer: str, max_steps: int, weights: str) -> dict:
