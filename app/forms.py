@@ -93,18 +93,9 @@ def form_values(options: Mapping[str, Any]) -> dict[str, str]:
     """A job's options as the upload form's field values (lists comma separated, unset left out)."""
     values = {"preset": str(options.get("preset") or "")}
     for spec in option_specs():
-        value = options.get(spec.public)
-        if value is None or value is False or spec.alias_of is not None:
-            continue
-        if isinstance(value, list | tuple):
-            values[spec.public] = ",".join(
-                f"{item:g}" if isinstance(item, float) else str(item) for item in value
-            )
-        else:
-            values[spec.public] = (
-                "true" if value is True else (f"{value:g}" if isinstance(value, float) else str(value))
-            )
-    return {name: text for name, text in values.items() if text}
+        if options.get(spec.public) is not None and spec.alias_of is None:
+            values[spec.public] = _text(options[spec.public])
+    return {name: text for name, text in values.items() if text}  # False and empty lists: unset
 
 
 def same_settings_url(options: Mapping[str, Any]) -> str:
