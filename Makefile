@@ -41,8 +41,11 @@ soak: system-deps $(STAMP)
 docker-test: $(STAMP)
 	bash scripts/docker-install.sh
 	bash scripts/docker-engine.sh
-	bash scripts/docker-base-images.sh > /dev/null
-	ATELIER_DOCKER_TEST_GPU=$(if $(GPU),1,0) $(PY) -m pytest -p no:cacheprovider --timeout 1800 tests/docker $(PYTEST_ARGS)
+	status=0; \
+	{ bash scripts/docker-base-images.sh > /dev/null && \
+	  ATELIER_DOCKER_TEST_GPU=$(if $(GPU),1,0) $(PY) -m pytest -p no:cacheprovider --timeout 1800 tests/docker $(PYTEST_ARGS); \
+	} || status=$$?; \
+	bash scripts/docker-engine.sh stop; exit $$status
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

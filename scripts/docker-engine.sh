@@ -1,13 +1,31 @@
 #!/usr/bin/env bash
 # Makes sure a Docker engine answers: the one the docker CLI already reaches (DOCKER_HOST or the default
-# socket), else a dockerd started here in the background (as root; it is left running for later runs, which
-# then find Docker's layer cache warm). A broken environment ends with one line naming what is missing.
+# socket), else a dockerd started here in the background (as root). `docker-engine.sh stop` stops the
+# dockerd this script started, and only that one (make docker-test calls it last); Docker's layer cache
+# stays on disk, so later runs still build warm. A broken environment ends with one line naming what is
+# missing.
 set -euo pipefail
+
+pidfile=${ATELIER_DOCKERD_PIDFILE:-/run/atelier-dockerd.pid}
 
 fail() {
     echo "docker-engine: $*" >&2
     exit 1
 }
+
+if [ "${1:-}" = stop ]; then
+    [ -f "$pidfile" ] || exit 0 # an engine this script did not start is not ours to stop
+    pid=$(cat "$pidfile")
+    if kill "$pid" 2> /dev/null; then
+        for _ in $(seq 60); do
+            kill -0 "$pid" 2> /dev/null || break
+            sleep 1
+        done
+        kill -0 "$pid" 2> /dev/null && fail "dockerd ($pid) did not stop within 60 s"
+    fi
+    rm -f "$pidfile"
+    exit 0
+fi
 
 command -v docker > /dev/null || fail "no docker CLI; install it: apt-get install docker.io"
 if docker info > /dev/null 2>&1; then
@@ -22,8 +40,9 @@ fi
 
 log=${ATELIER_DOCKERD_LOG:-/var/log/atelier-dockerd.log}
 echo "docker-engine: starting dockerd (log: $log)" >&2
-# setsid: the engine outlives this script and the test run, and no terminal signal reaches it.
+# setsid: the engine outlives this script, and no terminal signal reaches it; `stop` ends it.
 setsid dockerd > "$log" 2>&1 < /dev/null &
+echo $! > "$pidfile"
 for _ in $(seq 60); do
     if docker info > /dev/null 2>&1; then
         exit 0
