@@ -7,11 +7,10 @@ class is enough for an order of magnitude. The CPU numbers are docs/engine.md's 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from core.options import PRESETS
-from core.progress import full_size_steps, scale_steps
+from core.options import PRESETS, preset_plan
+from core.progress import WorkPlan, full_size_steps
 
 REFERENCE_SIDE = 256
 # Seconds per Adam step for a square REFERENCE_SIDE image.
@@ -33,16 +32,14 @@ class PresetChoice:
     iterations: int
     gpu_time: str
     cpu_time: str
-    scales: str = ""  # the coarse-to-fine scales it sets ("0.125,0.25,0.5,1"); "": none (one scale)
+    ladder_start: int = 0  # the coarse-to-fine ladder's first rung it sets (px); 0: one size
 
 
-def estimate_seconds(
-    size: int, iterations: int, seconds_per_step_at_reference: float, scales: Sequence[float] = (1.0,)
-) -> float:
-    """Seconds for a square size x size image: cost per step scales with the pixel count, so with
-    coarse-to-fine ``scales`` a step at scale s costs s² of a full-size one (core/progress.py)."""
-    steps = full_size_steps(scale_steps(iterations, scales))
-    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * steps
+def estimate_seconds(size: int, seconds_per_step_at_reference: float, plan: WorkPlan) -> float:
+    """Seconds for a square size x size image optimised by ``plan`` (core.options.preset_plan): a step
+    costs in proportion to its pixels, so a coarse-to-fine plan's steps are counted as full-size ones
+    by their pixels (core/progress.py)."""
+    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * full_size_steps(plan)
 
 
 def humanize_duration(seconds: float) -> str:
@@ -74,19 +71,19 @@ def preset_choices(max_size: int, max_iterations: int) -> list[PresetChoice]:
     choices = []
     for name, preset in PRESETS.items():
         size, iterations = min(preset.size, max_size), min(preset.iterations, max_iterations)
-        scales = preset.options.get("scales", (1.0,))
+        plan = preset_plan(name, size, iterations)
         choices.append(
             PresetChoice(
                 name=name,
                 label=name.capitalize(),
                 size=size,
                 iterations=iterations,
-                gpu_time=humanize_duration(estimate_seconds(size, iterations, GPU_SECONDS_PER_STEP, scales)),
+                gpu_time=humanize_duration(estimate_seconds(size, GPU_SECONDS_PER_STEP, plan)),
                 cpu_time=humanize_range(
-                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_QUIET, scales),
-                    estimate_seconds(size, iterations, CPU_SECONDS_PER_STEP_BUSY, scales),
+                    estimate_seconds(size, CPU_SECONDS_PER_STEP_QUIET, plan),
+                    estimate_seconds(size, CPU_SECONDS_PER_STEP_BUSY, plan),
                 ),
-                scales=",".join(f"{scale:g}" for scale in preset.options.get("scales", ())),
+                ladder_start=int(preset.options.get("ladder_start", 0)),
             )
         )
     return choices

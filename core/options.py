@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
+from core.progress import WorkPlan, as_work
 from core.settings import get_settings
 from worker.engine.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE  # for the web (app/)
-from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs
+from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs, scale_plan
 from worker.engine.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
 
 Preset = Literal["quick", "standard", "high", "print"]
@@ -32,22 +33,25 @@ class QualityPreset:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     def describe(self) -> str:
-        ladder = ", coarse to fine" if "scales" in self.options else ""
+        start = self.options.get("ladder_start")
+        ladder = f", coarse to fine from {start} px" if start else ""
         return f"{self.size} px, {self.iterations} steps{ladder}"
 
 
 # VGG19 costs ~1 s per step at 256 px on a 2-core CPU and far less on a GPU, so "quick" is the only
 # preset meant for CPU demos. A step costs in proportion to its pixels: "print" (for a GPU worker and
-# ATELIER_MAX_SIZE of 2048 or more) learns the style at 256 and 512 px and refines it at 1024 and
-# 2048 px (the steps are split equally, so the full size gets a quarter of them), 133 full-size
-# steps' worth of work instead of 400. "high" stays on one scale: coarse to fine ended at a higher
-# loss at its shape, at the same steps and at the same work (docs/performance.md, bench/presets.py).
+# ATELIER_MAX_SIZE of 2048 or more) climbs a ladder from 512 px, where the style is learned, to the
+# full size by rungs √2 apart, each rung about the same work (scale_plan): 65 full-size steps' worth
+# of work at 2048 px instead of 400. "high" stays on one size: the ladder ended at a higher loss at
+# its shape and steps (docs/performance.md, bench/presets.py).
 PRESETS: dict[str, QualityPreset] = {
     "quick": QualityPreset(256, 100),
     "standard": QualityPreset(512, 300),
     "high": QualityPreset(768, 500),
-    "print": QualityPreset(2048, 400, {"scales": (0.125, 0.25, 0.5, 1.0)}),
+    "print": QualityPreset(2048, 400, {"ladder_start": 512}),
 }
+# Two ways to go coarse to fine: a preset's choice of one is not filled in when the client chose either.
+COARSE_TO_FINE = ("ladder_start", "scales")
 DEFAULT_PRESET: Preset = "quick"
 
 # The service fills these when a client leaves them out (instead of the engine's defaults).
@@ -127,8 +131,8 @@ class _JobOptionsBase(BaseModel):
     preset: Annotated[Preset | None, BeforeValidator(_blank_to_none)] = Field(
         None,
         description=", ".join(f"{name} ({preset.describe()})" for name, preset in PRESETS.items())
-        + ". Fills size and iterations (and for print, scales) when they are not given, each capped to "
-        "the server's limits; default quick.",
+        + ". Fills size and iterations (and for print, ladder_start, unless ladder_start or scales is "
+        "given) when they are not given, size and iterations capped to the server's limits; default quick.",
     )
 
     # The upper limits are settings, so they are checked here rather than in the schema.
@@ -162,8 +166,9 @@ class _JobOptionsBase(BaseModel):
             values["size"] = min(chosen.size, settings.max_size)
         if values["iterations"] is None:
             values["iterations"] = min(chosen.iterations, settings.max_iterations)
+        client_chose_coarse_to_fine = any(values[name] is not None for name in COARSE_TO_FINE)
         for name, value in chosen.options.items():
-            if values[name] is None:
+            if values[name] is None and not (name in COARSE_TO_FINE and client_chose_coarse_to_fine):
                 values[name] = value
         if values["preview_every"] is None:
             values["preview_every"] = settings.preview_every
@@ -178,6 +183,13 @@ class _JobOptionsBase(BaseModel):
         except OptionsError as error:
             raise _public_error(str(error)) from error
         return {"preset": preset, **options.to_public()}
+
+
+def preset_plan(name: str, size: int, iterations: int) -> WorkPlan:
+    """The engine's plan, as work, of preset ``name`` for a square ``size`` px image and ``iterations``
+    steps (the upload page's estimates)."""
+    values = {**PRESETS[name].options, "size": size, "iterations": iterations}
+    return as_work(scale_plan(size, size, StyleOptions.from_public(values)))
 
 
 def _public_error(message: str) -> OptionValueError:

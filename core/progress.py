@@ -1,11 +1,11 @@
 """How much of a job's work its steps stand for: a step costs in proportion to its image's pixels.
 
-With coarse-to-fine scales (option ``scales``, the Print preset) the first steps run on an image a
-64th of the full size and the last ones on the full image, so counting steps would make the progress
-bar race ahead and the time left far too short. Work here is pixel-steps: the worker turns the
-engine's own plan (worker/engine/optimize.py ``scale_plan``: the size and steps of each scale) into
-a fraction of the run's work done (``work_fraction``), and the web shows that fraction and an ETA
-from it. ``scale_steps`` is the same plan without the content image, for the upload page's estimates.
+Coarse to fine (options ``ladder_start``, as in the Print preset, and ``scales``), the first steps
+run on an image a 16th of the full size or less and the last ones on the full image, so counting steps
+would make the progress bar crawl and then jump, and the time left wrong. Work here is pixel-steps:
+the worker turns the engine's own plan (worker/engine/options.py ``scale_plan``: the size and steps of
+each rung) into a fraction of the run's work done (``work_fraction``), and the web shows that fraction
+and an ETA from it; the upload page's estimates take the same plan for a square image.
 
 Standard library only: the web, the worker and the core all import it.
 """
@@ -14,21 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# (pixels per step, steps) for each scale, coarsest first: the engine's plan as work.
+# (pixels per step, steps) for each size, coarsest first: the engine's plan as work.
 WorkPlan = Sequence[tuple[float, int]]
 
 
-def scale_steps(iterations: int, scales: Sequence[float]) -> list[tuple[float, int]]:
-    """(pixels per step relative to the full size, steps) per scale, coarsest first.
-
-    The engine's split (optimize.scale_plan): the iterations equally between the scales, the
-    remainder to the full size. It drops scales under 16 px as well, which only a content image
-    can tell; for whole presets that changes nothing (tests/engine/test_progress_plan.py).
-    """
-    count = len(scales)
-    steps = [iterations // count] * count
-    steps[-1] += iterations - sum(steps)
-    return [(scale * scale, number) for scale, number in zip(scales, steps, strict=True) if number > 0]
+def as_work(plan: Sequence[tuple[int, int, int]]) -> WorkPlan:
+    """The engine's plan, (height, width, steps) per size, as (pixels per step, steps)."""
+    return [(float(height * width), steps) for height, width, steps in plan]
 
 
 def full_size_steps(plan: WorkPlan) -> float:

@@ -16,7 +16,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
-from core.progress import WorkPlan, work_fraction
+from core.progress import WorkPlan, as_work, work_fraction
 from core.routing import TASK_NAME
 from core.settings import get_settings
 from core.storage import (
@@ -31,7 +31,7 @@ from core.storage import (
 )
 from worker import warm
 from worker.celery_app import app
-from worker.engine.options import StyleOptions
+from worker.engine.options import StyleOptions, scale_plan
 from worker.lease import JobLease
 from worker.recovery import (
     HANDED_BACK,
@@ -320,12 +320,10 @@ def _run(
 
 def work_plan(content: np.ndarray, options: StyleOptions) -> WorkPlan:
     """The engine's plan for this content (each scale's size and steps) as (pixels, steps) work."""
-    from worker.engine.optimize import scale_plan
-
     height, width = content.shape[:2]
     shrink = min(1.0, options.max_size / max(height, width))  # images.resize_to_max never enlarges
     full = max(1, round(height * shrink)), max(1, round(width * shrink))
-    return [(float(h * w), steps) for h, w, steps in scale_plan(*full, options)]
+    return as_work(scale_plan(*full, options))
 
 
 def _timed_out(

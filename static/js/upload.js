@@ -158,16 +158,17 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
   const sizeInput = document.getElementById("size");
   const iterationsInput = document.getElementById("iterations");
-  const scalesInput = document.getElementById("scales");
-  const scalesDefault = scalesInput ? scalesInput.placeholder : "";
+  const ladderInput = document.getElementById("ladder_start");
+  const ladderDefault = ladderInput ? ladderInput.placeholder : "";
   function updatePresetHints() {
     const preset = form.querySelector("input[name=preset]:checked");
     if (!preset) return;
     sizeInput.placeholder = `${preset.dataset.size} (from preset)`;
     iterationsInput.placeholder = `${preset.dataset.iterations} (from preset)`;
-    // Print sets coarse-to-fine scales too; the other presets leave the option's default.
-    if (scalesInput) {
-      scalesInput.placeholder = preset.dataset.scales ? `${preset.dataset.scales} (from preset)` : scalesDefault;
+    // Print sets the coarse-to-fine ladder too; the other presets leave the option's default.
+    if (ladderInput) {
+      const start = Number(preset.dataset.ladderStart);
+      ladderInput.placeholder = start ? `${start} (from preset)` : ladderDefault;
     }
   }
   form.querySelectorAll("input[name=preset]").forEach((radio) => radio.addEventListener("change", updatePresetHints));

@@ -40,7 +40,7 @@ def test_the_print_preset_is_2048_px_coarse_to_fine_on_the_large_job_queue(gpu_w
     options = gpu_web.status(response.json()["id"])["options"]
 
     assert options["preset"] == "print" and options["size"] == 2048 and options["iterations"] == 400
-    assert options["scales"] == [0.125, 0.25, 0.5, 1.0]
+    assert options["ladder_start"] == 512 and options["scales"] == [1.0]
     assert queue_lengths(gpu_web) == (before[0], before[1] + 1)  # the GPU queue, not the default one
 
 
@@ -52,7 +52,8 @@ def test_options_sent_with_the_print_preset_win_and_small_jobs_stay_on_the_defau
     assert response.status_code == 202, response.text
     options = gpu_web.status(response.json()["id"])["options"]
 
-    assert (options["size"], options["scales"]) == (512, [0.5, 1.0])
+    # scales chosen: the preset's ladder (the other way to go coarse to fine) is not filled in.
+    assert (options["size"], options["scales"], options["ladder_start"]) == (512, [0.5, 1.0], 0)
     assert queue_lengths(gpu_web) == (before[0] + 1, before[1])
 
 
@@ -118,6 +119,6 @@ def test_the_upload_page_offers_print_at_the_size_the_server_allows(
     with web.client as client:
         cpu_page = client.get("/").text
     assert re.search(
-        r'value="print" data-size="2048"\s+data-iterations="400" data-scales="0.125,0.25,0.5,1"', gpu_page
+        r'value="print" data-size="2048"\s+data-iterations="400" data-ladder-start="512"', gpu_page
     )
     assert re.search(r'value="print" data-size="1024"', cpu_page)  # capped to ATELIER_MAX_SIZE

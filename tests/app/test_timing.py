@@ -5,11 +5,17 @@ from __future__ import annotations
 import pytest
 
 from app.timing import estimate_seconds, humanize_duration, humanize_range, preset_choices
+from core.options import preset_plan
 
 
 def test_cost_grows_with_the_pixel_count() -> None:
-    assert estimate_seconds(512, 100, 1.0) == 4 * estimate_seconds(256, 100, 1.0)
-    assert estimate_seconds(256, 300, 1.0) == 3 * estimate_seconds(256, 100, 1.0)
+    one_size = preset_plan("standard", 256, 100)
+    assert estimate_seconds(512, 1.0, preset_plan("standard", 512, 100)) == 4 * estimate_seconds(
+        256, 1.0, one_size
+    )
+    assert estimate_seconds(256, 1.0, preset_plan("standard", 256, 300)) == 3 * estimate_seconds(
+        256, 1.0, one_size
+    )
 
 
 def test_durations_read_like_a_person_wrote_them() -> None:
@@ -29,13 +35,20 @@ def test_presets_are_clamped_to_the_server_limits() -> None:
 
 
 def test_the_print_preset_counts_its_coarse_steps_by_their_pixels() -> None:
-    scales = (0.125, 0.25, 0.5, 1.0)
-    # 100 steps at each of 256, 512, 1024 and 2048 px cost 133 steps at 2048 px, not 400.
-    full_steps = 100 * (1 / 64 + 1 / 16 + 1 / 4 + 1)
-    assert estimate_seconds(2048, 400, 1.0, scales) == pytest.approx(estimate_seconds(2048, full_steps, 1.0))
+    # Print's ladder at 2048 px: 206, 104, 51, 26 and 13 steps at 512, 724, 1024, 1448 and 2048 px,
+    # about the same work per rung: 65 steps' worth at 2048 px, not 400.
+    plan = preset_plan("print", 2048, 400)
+    assert [steps for _, steps in plan] == [206, 104, 51, 26, 13]
+    full_steps = sum(pixels * steps for pixels, steps in plan) / 2048**2
+    assert 64 < full_steps < 65
+    one_size = preset_plan("standard", 2048, 1)
+    assert estimate_seconds(2048, 1.0, plan) == pytest.approx(
+        full_steps * estimate_seconds(2048, 1.0, one_size)
+    )
     choices = {choice.name: choice for choice in preset_choices(max_size=4096, max_iterations=2000)}
     assert (choices["print"].label, choices["print"].size, choices["print"].iterations) == (
         "Print",
         2048,
         400,
     )
+    assert (choices["print"].ladder_start, choices["high"].ladder_start) == (512, 0)

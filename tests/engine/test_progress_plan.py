@@ -1,31 +1,27 @@
-"""core/progress.py's plan of scales (the upload page's estimates) is the engine's (optimize.scale_plan)."""
+"""Progress and ETA count work (core/progress.py): the engine's plan of sizes, a step by its pixels."""
 
 from __future__ import annotations
 
 import pytest
 
-from core.options import PRESETS
-from core.progress import eta_seconds, full_size_steps, scale_steps, work_fraction
-from worker.engine.optimize import scale_plan
-from worker.engine.options import StyleOptions
+from core.options import PRESETS, preset_plan
+from core.progress import as_work, eta_seconds, full_size_steps, work_fraction
+from worker.engine.options import StyleOptions, scale_plan
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
-@pytest.mark.parametrize("shape", [(1536, 2048), (2048, 2048), (600, 800)])
-def test_every_preset_splits_its_steps_as_the_engine_does(name: str, shape: tuple[int, int]) -> None:
+def test_the_upload_pages_estimates_take_the_engines_plan(name: str) -> None:
     preset = PRESETS[name]
-    scales = tuple(preset.options.get("scales", (1.0,)))
-    height, width = shape
-    engine = scale_plan(height, width, StyleOptions(iterations=preset.iterations, scales=scales))
-    core = scale_steps(preset.iterations, scales)
-
-    assert [steps for _, _, steps in engine] == [steps for _, steps in core]
-    full = height * width
-    assert [h * w / full for h, w, _ in engine] == pytest.approx([pixels for pixels, _ in core], rel=0.01)
+    options = StyleOptions.from_public(
+        {**preset.options, "size": preset.size, "iterations": preset.iterations}
+    )
+    engine = scale_plan(preset.size, preset.size, options)
+    assert preset_plan(name, preset.size, preset.iterations) == as_work(engine)
+    assert sum(steps for _, _, steps in engine) == preset.iterations
 
 
 def test_work_counts_pixels_and_the_eta_follows_it() -> None:
-    plan = scale_steps(400, (0.125, 0.25, 0.5, 1.0))  # the Print preset: 100 steps per scale
+    plan = as_work([(256, 256, 100), (512, 512, 100), (1024, 1024, 100), (2048, 2048, 100)])
     assert full_size_steps(plan) == pytest.approx(100 * (1 / 64 + 1 / 16 + 1 / 4 + 1))
     assert work_fraction(plan, 300) == pytest.approx(
         (1 / 64 + 1 / 16 + 1 / 4) / (1 / 64 + 1 / 16 + 1 / 4 + 1)

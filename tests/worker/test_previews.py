@@ -78,6 +78,13 @@ def test_progress_records_the_work_of_coarse_to_fine_scales(store: JobStore, tmp
     assert callbacks.work(400) == 1.0
     assert work_fraction(callbacks.work_plan, 0) == 0.0
 
+    # The Print preset's ladder: each of its 5 rungs about a fifth of the work, so the 206 steps of
+    # the first rung (over half the steps) are about a fifth of the work, and the last 13 another.
+    ladder = work_plan(content, StyleOptions(max_size=2048, iterations=400, ladder_start=512))
+    assert [steps for _, steps in ladder] == [206, 104, 51, 26, 13]
+    assert work_fraction(ladder, 206) == pytest.approx(0.2, abs=0.02)
+    assert work_fraction(ladder, 387) == pytest.approx(0.8, abs=0.02)
+
     callbacks.on_progress(Progress(step=266, total=400, loss={"total": 1.0}, elapsed=5.0))
     record = store.get(job_id)
     assert record is not None and record.step == 266

@@ -1,0 +1,172 @@
+"""The coarse-to-fine ladder (option ladder_start, issue 12): its rungs and steps, Adam's state carried
+from rung to rung, tiles wherever a rung exceeds the budget. Random weights, images of at most 192 px."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
+from worker.engine import Progress, StyleOptions, StyleResult, stylize
+from worker.engine.errors import OptionsError
+from worker.engine.model import FeatureExtractor, load_extractor
+from worker.engine.optimize import AdamHyper, AdamState, _Compiled
+from worker.engine.options import LADDER_RATIO, scale_plan
+
+SHALLOW = {  # VGG19 up to block3_conv2: small tiles stay exact (tests/engine/test_tiling.py)
+    "content_layers": ("block3_conv2",),
+    "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
+}
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "start"), [(2048, 2048, 512), (1536, 2048, 512), (4096, 3072, 512), (3000, 900, 300)]
+)
+def test_the_rungs_rise_by_at_most_root_two_and_each_costs_about_the_same(
+    height: int, width: int, start: int
+) -> None:
+    plan = scale_plan(height, width, StyleOptions(iterations=400, ladder_start=start))
+    sides = [max(h, w) for h, w, _ in plan]
+    assert sides[0] == start and plan[-1][:2] == (height, width)
+    assert all(1.2 < b / a <= LADDER_RATIO * 1.01 for a, b in zip(sides, sides[1:], strict=False))
+    assert all(abs(h / w - height / width) < 0.01 for h, w, _ in plan)  # the content's shape throughout
+    steps = [n for _, _, n in plan]
+    assert sum(steps) == 400 and steps == sorted(steps, reverse=True) and steps[-1] >= 1
+    work = [h * w * n / (height * width) for h, w, n in plan]
+    assert max(work[1:]) / min(work[1:]) < 1.25  # the first rung also takes the rounding remainder
+
+
+def test_the_print_ladder_spends_a_sixth_of_the_work_of_one_size() -> None:
+    plan = scale_plan(2048, 2048, StyleOptions(iterations=400, ladder_start=512))
+    assert plan == [(512, 512, 206), (724, 724, 104), (1024, 1024, 51), (1448, 1448, 26), (2048, 2048, 13)]
+    assert sum(h * w * n for h, w, n in plan) / 2048**2 == pytest.approx(64.6, abs=0.1)
+
+
+def test_a_ladder_that_starts_at_the_size_is_one_size() -> None:
+    assert scale_plan(300, 400, StyleOptions(iterations=7, ladder_start=512)) == [(300, 400, 7)]
+    assert scale_plan(64, 64, StyleOptions(iterations=1, ladder_start=32)) == [(64, 64, 1)]  # the size first
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"ladder_start": 16}, "ladder_start must be 0 (off) or at least 32 px"),
+        ({"ladder_start": 256, "scales": (0.5, 1.0)}, "ladder_start and scales are two ways"),
+    ],
+)
+def test_a_bad_ladder_is_refused(changes: dict[str, object], message: str) -> None:
+    with pytest.raises(OptionsError, match=re.escape(message)):
+        StyleOptions(**changes)  # type: ignore[arg-type]
+
+
+def test_carried_state_is_resized_and_keeps_its_step_count(extractor: FeatureExtractor) -> None:
+    compiled = _Compiled(extractor, 64, 48)
+    moment = tf.fill((1, 32, 24, 3), -0.5)
+    velocity = tf.fill((1, 32, 24, 3), 0.25)
+    compiled.carry(np.full((64, 48, 3), 0.5, np.float32), AdamState(moment, velocity, 17.0))
+    state = compiled.state()
+    assert state.moment.shape == (1, 64, 48, 3) and state.steps == 17.0
+    np.testing.assert_allclose(state.moment.numpy(), -0.5, atol=1e-5)
+    np.testing.assert_allclose(state.velocity.numpy(), 0.25, atol=1e-5)
+    # Going on from that state, the first update moves the image against the carried mean: a cold
+    # start (zero moments, Adam's epsilon 0.1) barely moves it with the same small gradient.
+    hyper = AdamHyper(*(tf.constant(value, tf.float32) for value in (0.02, 0.99, 0.999, 0.1)))
+    compiled.apply_adam(tf.fill((1, 64, 48, 3), 1e-3), hyper)
+    carried_move = float(np.abs(compiled.image.numpy() - 0.5).mean())
+    compiled.reset(np.full((64, 48, 3), 0.5, np.float32))
+    compiled.apply_adam(tf.fill((1, 64, 48, 3), 1e-3), hyper)
+    cold_move = float(np.abs(compiled.image.numpy() - 0.5).mean())
+    assert carried_move > 10 * cold_move
+
+
+def _ladder(changes: dict[str, object] | None = None) -> StyleOptions:
+    # The service's objective (content start, total variation 30), where a cold rung shows most.
+    values: dict[str, object] = {"max_size": 64, "iterations": 30, "ladder_start": 32, **(changes or {})}
+    return StyleOptions(**values)  # type: ignore[arg-type]
+
+
+def test_a_ladder_run_counts_every_step_and_previews_at_full_size(extractor: FeatureExtractor) -> None:
+    seen: list[Progress] = []
+    previews: list[tuple[int, tuple[int, ...]]] = []
+    options = _ladder({"preview_every": 10, "init": "noise", "tv_weight": 0.0})
+    result = stylize(
+        gradient(64, 48), [stripes()], options, extractor=extractor, on_progress=seen.append,
+        on_preview=lambda step, image: previews.append((step, image.shape)),
+    )  # fmt: skip
+    assert [(h, w) for h, w, _ in scale_plan(64, 48, options)] == [(32, 24), (45, 34), (64, 48)]
+    assert (result.steps, result.stopped, result.image.shape) == (30, False, (64, 48, 3))
+    assert [p.step for p in seen] == list(range(1, 31)) and {p.total for p in seen} == {30}
+    assert previews == [(10, (64, 48, 3)), (20, (64, 48, 3)), (30, (64, 48, 3))]
+    assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
+
+
+def test_carrying_adams_state_avoids_a_cold_start_at_every_rung(
+    extractor: FeatureExtractor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def run() -> tuple[StyleResult, list[float]]:
+        losses: list[float] = []
+        result = stylize(
+            gradient(), [stripes()], _ladder(), extractor=extractor,
+            on_progress=lambda progress: losses.append(progress.loss["total"]),
+        )  # fmt: skip
+        return result, losses
+
+    carried, carried_losses = run()
+    # The same ladder with Adam restarted at every rung, as coarse to fine worked before the ladder.
+    monkeypatch.setattr(_Compiled, "carry", lambda self, initial, state: self.reset(initial))
+    cold, cold_losses = run()
+
+    first_of_third_rung = sum(n for _, _, n in scale_plan(64, 64, _ladder())[:2])  # 0-based step index
+    # A cold rung's first update is about lr in every pixel: the loss jumps; a carried one goes on.
+    assert cold_losses[first_of_third_rung + 1] > 1.5 * cold_losses[first_of_third_rung]
+    assert carried_losses[first_of_third_rung + 1] < 1.1 * carried_losses[first_of_third_rung]
+    assert carried.loss_final["total"] < 0.6 * cold.loss_final["total"]
+
+
+def test_a_resumed_ladder_goes_on_from_its_rung(extractor: FeatureExtractor) -> None:
+    checkpoints: dict[int, np.ndarray] = {}
+    options = _ladder({"init": "noise", "tv_weight": 0.0})
+    stylize(
+        gradient(), [stripes()], options, extractor=extractor, checkpoint_every=20,
+        on_checkpoint=lambda step, image: checkpoints.setdefault(step, image),
+    )  # fmt: skip
+    steps: list[int] = []
+    resumed = stylize(
+        gradient(), [stripes()], options, extractor=extractor, start_image=checkpoints[20], start_step=20,
+        on_progress=lambda progress: steps.append(progress.step),
+    )  # fmt: skip
+    assert steps == list(range(21, 31)) and resumed.steps == 30
+    assert resumed.loss_final["total"] < resumed.loss_initial["total"]
+
+
+@pytest.fixture(scope="module")
+def shallow() -> FeatureExtractor:
+    return load_extractor("random", seed=WEIGHTS_SEED, **SHALLOW)
+
+
+def test_a_tiled_ladder_makes_the_untiled_ladders_picture(shallow: FeatureExtractor) -> None:
+    options = StyleOptions(
+        **SHALLOW, max_size=192, iterations=8, ladder_start=96, init="noise", tv_weight=1.0
+    )
+    content, style = gradient(160, 192), stripes(224, 208)
+    budget = 64 * 64  # every rung (96, 136 and 192 px) is over it: all are tiled
+    assert all(h * w > budget for h, w, _ in scale_plan(160, 192, options))
+
+    def run(max_tile_pixels: int) -> StyleResult:
+        return stylize(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
+
+    untiled, tiled = run(0), run(budget)
+    assert tiled.steps == untiled.steps == 8
+    assert tiled.loss_final["total"] < 0.75 * tiled.loss_initial["total"]
+    assert tiled.loss_final["total"] == pytest.approx(untiled.loss_final["total"], rel=1e-4)
+    assert np.abs(tiled.image.astype(int) - untiled.image).max() <= 1  # rounding to uint8 at most
+
+
+def test_the_ladder_with_lbfgs_restarts_it_per_rung_and_lowers_the_loss(extractor: FeatureExtractor) -> None:
+    options = _ladder({"optimizer": "lbfgs", "iterations": 8, "init": "noise", "tv_weight": 0.0})
+    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    assert result.image.shape == (64, 64, 3) and 1 <= result.steps <= 8
+    assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
