@@ -1,11 +1,12 @@
-"""Coarse to fine or not, at the same steps: the final full-size loss and the seconds of each.
+"""Coarse to fine or not, at the same steps: the final full-size loss, the work and the seconds of each.
 
     python bench/presets.py                                   # High's shape at half size: 384 px, 250 steps
-    python bench/presets.py --size 768 --steps 500            # the High preset itself (slow on a CPU)
-    python bench/presets.py --scales 1 0.5,1 0.125,0.25,0.5,1
+    python bench/presets.py --size 768 --steps 500 --variants 1 ladder:512   # High itself (slow on a CPU)
+    python bench/presets.py --size 512 --steps 400 --variants ladder:128 0.125,0.25,0.5,1  # Print at 1/4
 
-Decides whether a preset may use scales (core/options.py PRESETS): it may when its loss is no worse
-than the single-scale run's. Each variant runs in this process one after the other, on the same
+A variant is a list of scales ("1": one size, "0.5,1") or "ladder:START" (option ladder_start).
+Decides whether a preset may go coarse to fine (core/options.py PRESETS): it may when its loss is no
+worse than the one-size run's. Each variant runs in this process one after the other, on the same
 extractor (random weights: the objective is the same function of the image, whatever the weights).
 Prints a table and writes JSON under bench/results/.
 """
@@ -30,7 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=384)
     parser.add_argument("--steps", type=int, default=250)
-    parser.add_argument("--scales", nargs="+", default=["1", "0.5,1", "0.25,0.5,1"])
+    parser.add_argument("--variants", nargs="+", default=["1", "ladder:256"])
     parser.add_argument("--precision", default="mixed_bfloat16")
     args = parser.parse_args()
 
@@ -38,20 +39,32 @@ def main() -> None:
 
     from worker.engine import StyleOptions, load_extractor, stylize
     from worker.engine.images import to_uint8
+    from worker.engine.options import scale_plan
 
     content, style = (to_uint8(image) for image in test_images(args.size))
     extractor = load_extractor(weights="random", precision=args.precision)
     rows = []
-    for text in args.scales:
-        scales = tuple(float(part) for part in text.split(","))
-        options = StyleOptions(max_size=args.size, iterations=args.steps, scales=scales)
+    for text in args.variants:
+        options = StyleOptions(max_size=args.size, iterations=args.steps, **_coarse_to_fine(text))
+        plan = scale_plan(args.size, args.size, options)
+        work = sum(h * w * n for h, w, n in plan) / args.size**2  # in full-size steps
         started = time.perf_counter()
         result = stylize(content, [style], options, extractor=extractor)
         seconds = time.perf_counter() - started
-        rows.append({"scales": text, "loss_final": result.loss_final, "seconds": round(seconds, 1)})
         loss = result.loss_final
+        rows.append(
+            {
+                "variant": text,
+                "plan": plan,
+                "work": round(work, 1),
+                "loss_final": loss,
+                "seconds": round(seconds, 1),
+            }
+        )
         print(
-            f"{text:>22}  loss {loss['total']:.5g} (style {loss['style']:.4g})  {seconds:7.1f} s", flush=True
+            f"{text:>22}  work {work:6.1f}  loss {loss['total']:.5g} "
+            f"(style {loss['style']:.4g})  {seconds:7.1f} s",
+            flush=True,
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -64,6 +77,12 @@ def main() -> None:
     }
     out.write_text(json.dumps({**meta, "rows": rows}, indent=2))
     print(f"written {out}")
+
+
+def _coarse_to_fine(variant: str) -> dict[str, object]:
+    if variant.startswith("ladder:"):
+        return {"ladder_start": int(variant.removeprefix("ladder:"))}
+    return {"scales": tuple(float(part) for part in variant.split(","))}
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 import tensorflow as tf
 
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
-from worker.engine import StyleOptions, StyleResult, stylize
+from worker.engine import StyleOptions, StyleResult, optimize, stylize, tiling
 from worker.engine.errors import EngineError, OptionsError
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor
@@ -255,3 +255,37 @@ def test_an_untiled_step_out_of_memory_goes_on_by_tiles(
     assert float(parts["total"]) == pytest.approx(float(expected_parts["total"]), rel=TOLERANCE)
     np.testing.assert_allclose(compiled.image.numpy(), expected, atol=1e-5)
     assert steps.objective is not None and len(steps.objective.tiles(96, 128)) > 1
+
+
+def test_targets_out_of_memory_are_computed_by_tiles(
+    shallow: FeatureExtractor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    options = StyleOptions(**SHALLOW)
+    content, style = gradient(160, 192), stripes(224, 208)
+    expected = optimize._targets_at(shallow, content, [style], options, 160, 192)
+
+    def out_of_memory(*arguments: object) -> None:  # a GPU without room for the whole images
+        raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
+
+    real_tiled_targets, budgets = tiling.tiled_targets, []
+
+    def tiled_targets_that_fit_in_64_by_64(*arguments: object) -> object:
+        budgets.append(arguments[-1])
+        if arguments[-1] > 64 * 64:  # still too large: out of memory
+            out_of_memory()
+        return real_tiled_targets(*arguments)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(optimize, "compute_targets", out_of_memory)
+    monkeypatch.setattr(tiling, "tiled_targets", tiled_targets_that_fit_in_64_by_64)
+    with caplog.at_level(logging.WARNING, logger="worker.engine.optimize"):
+        found = optimize._targets_at(shallow, content, [style], options, 160, 192, label="job z")
+    # The first tiles: half the largest image (the style scaled to the output's 192 px: 192 x 178),
+    # then halved while they run out of memory.
+    assert budgets == [192 * 178 // 2, 192 * 178 // 4, 192 * 178 // 8, 192 * 178 // 16]
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages[0].startswith("job z: out of memory computing the targets untiled (OOM when allocating")
+    assert all(m.startswith("job z: out of memory computing the targets by tiles of") for m in messages[1:])
+    for name, target in expected.content.items():
+        assert _relative(found.content[name].numpy(), target.numpy()) < TOLERANCE
+    for name, target in expected.style.items():
+        assert _relative(found.style[name].numpy(), target.numpy()) < TOLERANCE

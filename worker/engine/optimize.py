@@ -159,8 +159,16 @@ def stylize(
             _Run(
                 extractor=extractor,
                 targets=_targets_at(
-                    extractor, content, styles, options, scaled_height, scaled_width, control, max_tile_pixels
-                ),
+                    extractor,
+                    content,
+                    styles,
+                    options,
+                    scaled_height,
+                    scaled_width,
+                    control,
+                    max_tile_pixels,
+                    label,
+                ),  # fmt: skip
                 options=options,
                 content=full_content,
                 callbacks=callbacks,
@@ -248,29 +256,69 @@ def _targets_at(
     width: int,
     control: controls.ControlPlan | None = None,
     max_tile_pixels: int = 0,
+    label: str = "stylize",
 ) -> Targets:
     """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
-    ``style_scale`` times its longest side (both from the originals)."""
+    ``style_scale`` times its longest side (both from the originals).
+
+    By tiles when an image exceeds ``max_tile_pixels``, and when the whole images run out of memory
+    (a GPU; not with masks or mean_cov, which tiles do not reproduce), with tiles halved until they fit.
+    """
     style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
     scaled_content = imaging.to_float(imaging.resize(content, height, width))
     scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
-    if any(
-        tiling.needs_tiles(*image.shape[:2], max_tile_pixels) for image in [scaled_content, *scaled_styles]
-    ):
+    images = [scaled_content, *scaled_styles]
+    if any(tiling.needs_tiles(*image.shape[:2], max_tile_pixels) for image in images):
         if control is not None:
             raise OptionsError(
                 "tiled evaluation (max_tile_pixels) supports the Gram style loss without masks"
             )
-        blend = options.normalized_blend(len(styles))
-        layers = (options.content_layers, options.style_layers)
-        tiled = tiling.tiled_targets(
-            extractor, scaled_content, scaled_styles, blend, *layers, max_tile_pixels
-        )
-        return Targets(*tiled)
-    targets = compute_targets(extractor, scaled_content, scaled_styles, options)
+        return _tiled_targets(extractor, scaled_content, scaled_styles, options, max_tile_pixels, label)
+    try:
+        targets = compute_targets(extractor, scaled_content, scaled_styles, options)
+    except tf.errors.ResourceExhaustedError as error:
+        if control is not None:
+            raise
+        budget = max(image.shape[0] * image.shape[1] for image in images) // 2
+        logger.warning(
+            "%s: out of memory computing the targets untiled (%s); computing them by tiles of %d pixels",
+            label, tiling.first_line(error), budget,
+        )  # fmt: skip
+        return _tiled_targets(extractor, scaled_content, scaled_styles, options, budget, label)
     if control is None:
         return targets
     return control.attach(targets, extractor, scaled_content, scaled_styles, options.style_layers)
+
+
+def _tiled_targets(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    max_tile_pixels: int,
+    label: str,
+) -> Targets:
+    """tiling.tiled_targets, its tiles halved while they run out of memory (as a tiled step's are)."""
+    blend = options.normalized_blend(len(styles))
+    layers = (options.content_layers, options.style_layers)
+    out_of_memory: tf.errors.ResourceExhaustedError | None = None
+    while True:
+        try:
+            return Targets(*tiling.tiled_targets(extractor, content, styles, blend, *layers, max_tile_pixels))
+        except tf.errors.ResourceExhaustedError as error:
+            out_of_memory = error
+            logger.warning(
+                "%s: out of memory computing the targets by tiles of %d pixels (%s); retrying with %d",
+                label, max_tile_pixels, tiling.first_line(error), max_tile_pixels // 2,
+            )  # fmt: skip
+            max_tile_pixels //= 2
+        except OptionsError as error:  # no tile fits the halved budget
+            if out_of_memory is None:
+                raise
+            raise EngineError(
+                f"out of memory computing the targets even with the smallest tiles ({error}); free the "
+                f"device's memory or use a smaller size"
+            ) from out_of_memory
 
 
 def _check_inputs(
@@ -394,8 +442,8 @@ class AdamHyper(NamedTuple):
 class AdamState(NamedTuple):
     """Adam's state at the end of one size, carried to the next (resized) so it does not start cold."""
 
-    moment: tf.Tensor  # (1, H, W, 3)
-    velocity: tf.Tensor  # (1, H, W, 3)
+    moment: tf.Tensor | tf.Variable  # (1, H, W, 3)
+    velocity: tf.Tensor | tf.Variable  # (1, H, W, 3)
     steps: float  # updates taken: the bias correction goes on from there
 
 
@@ -514,7 +562,9 @@ class _Compiled:
         self.iterations.assign(state.steps)
 
     def state(self) -> AdamState:
-        return AdamState(tf.identity(self.moment), tf.identity(self.velocity), float(self.iterations.numpy()))
+        """The state now, not a copy: the next size's carry() reads it at once (a plan's sizes differ,
+        so they never share these variables)."""
+        return AdamState(self.moment, self.velocity, float(self.iterations.numpy()))
 
     def _evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
         return loss_parts(self.extractor, weights, image, targets)

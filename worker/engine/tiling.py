@@ -220,7 +220,7 @@ class TiledSteps:
                 budget = height * width // 2
                 logger.warning(
                     "%s: out of memory at %dx%d untiled (%s); retrying the step by tiles of %d pixels",
-                    self.label, width, height, _first_line(error), budget,
+                    self.label, width, height, first_line(error), budget,
                 )  # fmt: skip
                 self.objective = TiledObjective(self.compiled.extractor, budget, self.label)
         return tiled()(*arguments)
@@ -274,7 +274,7 @@ class TiledObjective:
                 smaller = self.max_tile_pixels // 2
                 logger.warning(
                     "%s: out of memory with tiles of %d pixels (%s); retrying the step with tiles of %d",
-                    self.label, self.max_tile_pixels, _first_line(error), smaller,
+                    self.label, self.max_tile_pixels, first_line(error), smaller,
                 )  # fmt: skip
                 self.max_tile_pixels = smaller
                 self._plans.clear()
@@ -515,5 +515,6 @@ def _positions(height: int, width: int, stride: int) -> int:
     return (height // stride) * (width // stride)
 
 
-def _first_line(error: Exception) -> str:
+def first_line(error: Exception) -> str:
+    """An error's first line, cut to 200 characters: a log line stays one line."""
     return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
