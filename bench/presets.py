@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=250)
     parser.add_argument("--variants", nargs="+", default=["1", "ladder:256"])
     parser.add_argument("--precision", default="mixed_bfloat16")
+    parser.add_argument(
+        "--weights", default="random", help="random (seeded) or imagenet (needs the weights file)"
+    )
     args = parser.parse_args()
 
     from engine import machine_info, test_images
@@ -42,7 +45,7 @@ def main() -> None:
     from worker.engine.options import scale_plan
 
     content, style = (to_uint8(image) for image in test_images(args.size))
-    extractor = load_extractor(weights="random", precision=args.precision)
+    extractor = load_extractor(weights=args.weights, precision=args.precision)
     rows = []
     for text in args.variants:
         options = StyleOptions(max_size=args.size, iterations=args.steps, **_coarse_to_fine(text))
@@ -73,6 +76,7 @@ def main() -> None:
         "size": args.size,
         "steps": args.steps,
         "precision": args.precision,
+        "weights": args.weights,
         "machine": {**machine_info(), "load_average_after": os.getloadavg()},
     }
     out.write_text(json.dumps({**meta, "rows": rows}, indent=2))

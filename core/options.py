@@ -42,12 +42,12 @@ class QualityPreset:
 # preset meant for CPU demos. A step costs in proportion to its pixels: "print" (for a GPU worker and
 # ATELIER_MAX_SIZE of 2048 or more) climbs a ladder from 512 px, where the style is learned, to the
 # full size by rungs √2 apart, each rung about the same work (scale_plan): 65 full-size steps' worth
-# of work at 2048 px instead of 400. "high" stays on one size: the ladder ended at a higher loss at
-# its shape and steps (docs/performance.md, bench/presets.py).
+# of work at 2048 px instead of 400. "high" climbs it too (512, 627, 768 px): at its shape and steps
+# it ended 8% lower than one size in 63% of the time (docs/performance.md, bench/presets.py).
 PRESETS: dict[str, QualityPreset] = {
     "quick": QualityPreset(256, 100),
     "standard": QualityPreset(512, 300),
-    "high": QualityPreset(768, 500),
+    "high": QualityPreset(768, 500, {"ladder_start": 512}),
     "print": QualityPreset(2048, 400, {"ladder_start": 512}),
 }
 # Two ways to go coarse to fine: a preset's choice of one is not filled in when the client chose either.
@@ -131,8 +131,8 @@ class _JobOptionsBase(BaseModel):
     preset: Annotated[Preset | None, BeforeValidator(_blank_to_none)] = Field(
         None,
         description=", ".join(f"{name} ({preset.describe()})" for name, preset in PRESETS.items())
-        + ". Fills size and iterations (and for print, ladder_start, unless ladder_start or scales is "
-        "given) when they are not given, size and iterations capped to the server's limits; default quick.",
+        + ". Fills size and iterations when they are not given, capped to the server's limits, and for "
+        "high and print ladder_start unless ladder_start or scales is given; default quick.",
     )
 
     # The upper limits are settings, so they are checked here rather than in the schema.

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-STEP_CACHE_SIZES = 4  # image sizes whose compiled steps a worker process keeps, per extractor
+# Image sizes whose compiled steps a worker process keeps, per extractor: a Print ladder is 5 sizes
+# (7 at 4096 px), and an LRU smaller than a job's sizes would miss every one of them, every job.
+STEP_CACHE_SIZES = 8
 EXTRACTORS_KEPT = 2  # layer choices (the default and the last other one) whose extractors are kept
 _XLA = {"on": True, "off": False}  # "auto" (None): the engine decides by device
 

@@ -14,5 +14,5 @@ def test_choosing_print_shows_its_coarse_to_fine_ladder(page: Page) -> None:
     expect(ladder).to_have_attribute("placeholder", "512 (from preset)")
     # 2048 px capped to ATELIER_MAX_SIZE (the default 1024, for CPU workers):
     expect(page.locator("#size")).to_have_attribute("placeholder", "1024 (from preset)")
-    page.check("input[name=preset][value=high]")
+    page.check("input[name=preset][value=standard]")  # one size
     expect(ladder).to_have_attribute("placeholder", default or "")
