@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Atelier runs and tests with, only those missing:
-# redis-server (job store and broker), chromium (browser tests; never a downloaded browser) and
-# python3-venv (for make's .venv).
+# redis-server (job store and broker), chromium (browser tests; never a downloaded browser),
+# python3-venv (for make's .venv) and a Docker Compose CLI (tests/deploy checks the compose files with
+# it; Debian's docker-compose 1.29, without an engine: make docker-test installs docker.io).
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
@@ -9,6 +10,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 python3 -c "import ensurepip, venv" 2>/dev/null || missing+=(python3-venv)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || missing+=(docker-compose)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages: ${missing[*]}"
 SUDO=""
