@@ -45,6 +45,14 @@ def test_the_print_ladder_spends_a_sixth_of_the_work_of_one_size() -> None:
     assert sum(h * w * n for h, w, n in plan) / 2048**2 == pytest.approx(64.6, abs=0.1)
 
 
+@pytest.mark.parametrize(("height", "width", "start"), [(64, 64, 32), (1000, 300, 64), (2048, 2048, 512)])
+def test_few_steps_still_end_at_the_full_size(height: int, width: int, start: int) -> None:
+    for iterations in range(1, 12):
+        plan = scale_plan(height, width, StyleOptions(iterations=iterations, ladder_start=start))
+        assert sum(n for _, _, n in plan) == iterations and all(n > 0 for _, _, n in plan)
+        assert plan[-1][:2] == (height, width)
+
+
 def test_a_ladder_that_starts_at_the_size_is_one_size() -> None:
     assert scale_plan(300, 400, StyleOptions(iterations=7, ladder_start=512)) == [(300, 400, 7)]
     assert scale_plan(64, 64, StyleOptions(iterations=1, ladder_start=32)) == [(64, 64, 1)]  # the size first
