@@ -101,7 +101,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
     progress = 1.0 if record.status == "succeeded" else work
     eta_seconds = None
     if record.status == "running" and step > 0:
-        eta_seconds = eta_seconds_left(work, record.elapsed)
+        eta_seconds = eta_seconds_left(work, record.elapsed, record.work_before)
     preview_url = None
     if record.preview_step is not None:
         # The step in the query string makes each new preview a new URL (no stale browser cache).

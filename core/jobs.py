@@ -149,6 +149,9 @@ class JobRecord:
     masks: tuple[bool, ...] = ()  # per style image: whether it has a mask (storage.mask_key); (): none
     notes: tuple[str, ...] = ()  # what the service changed about the upload, for people (a resized mask)
     work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
+    # The fraction done before this run began: a resumed job's checkpoint (its ETA counts the pace of
+    # this run only, whose ``elapsed`` starts at the resume).
+    work_before: float = 0.0
 
     @property
     def finished(self) -> bool:
@@ -185,6 +188,7 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         masks=tuple(json.loads(raw.get("masks") or "[]")),
         notes=tuple(json.loads(raw.get("notes") or "[]")),
         work=number("work"),
+        work_before=number("work_before") or 0.0,
     )
 
 
@@ -481,13 +485,16 @@ class JobStore:
         loss: dict[str, float],
         elapsed: float,
         work: float | None = None,
+        work_before: float = 0.0,
     ) -> None:
-        """The latest step; ``work``: the fraction of the run's work done (core/progress.py), when known."""
+        """The latest step; ``work``: the fraction of the run's work done (core/progress.py), when known,
+        ``work_before`` of it done before this run (resumed from a checkpoint), ``elapsed`` this run's."""
         mapping = {
             "step": str(step),
             "iterations": str(iterations),
             "loss": json.dumps(loss),
             "elapsed": repr(float(elapsed)),
+            "work_before": repr(float(work_before)),
         }
         if work is not None:
             mapping["work"] = repr(float(work))

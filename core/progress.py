@@ -42,8 +42,10 @@ def work_fraction(plan: WorkPlan, step: int) -> float:
     return min(done / total, 1.0)
 
 
-def eta_seconds(work: float, elapsed: float) -> float | None:
-    """Seconds left at the pace so far (``elapsed`` seconds for ``work`` of the run), or None."""
-    if work <= 0 or elapsed <= 0:
+def eta_seconds(work: float, elapsed: float, work_before: float = 0.0) -> float | None:
+    """Seconds left at the pace so far: ``elapsed`` seconds for the ``work - work_before`` this run
+    did (``work_before``: done before it, by a run that crashed or was stopped), or None."""
+    done = work - work_before
+    if done <= 0 or elapsed <= 0:
         return None
-    return round(elapsed / work * max(1.0 - work, 0.0), 1)
+    return round(elapsed / done * max(1.0 - work, 0.0), 1)

@@ -86,6 +86,7 @@ class JobCallbacks:
         self.timed_out = False
         self.latest_image: np.ndarray | None = None  # last preview, saved if the time limit strikes
         self.work_plan: WorkPlan = ()  # the run's scales as work (work_plan()); (): progress counts steps
+        self.start_step = 0  # the step this run resumes after (0: from the start)
 
     def on_progress(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -101,6 +102,7 @@ class JobCallbacks:
                 progress.loss,
                 progress.elapsed,
                 self.work(progress.step),
+                self.work(self.start_step) or 0.0,
             ),
         )
 
@@ -258,7 +260,7 @@ def _run(
         for index, has_mask in enumerate(record.masks)
     ]
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
-    callbacks.work_plan = work_plan(content, engine_options)
+    callbacks.work_plan, callbacks.start_step = work_plan(content, engine_options), start_step
     extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
     result = run_engine(
         content,

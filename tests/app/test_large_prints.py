@@ -111,6 +111,22 @@ def test_progress_and_time_left_count_work_not_steps(web: InProcessWeb) -> None:
     assert '<span id="progress-percent">10%</span>' in page
 
 
+def test_a_resumed_jobs_time_left_counts_only_the_pace_since_it_resumed(web: InProcessWeb) -> None:
+    response = web.submit(CONTENT, [STYLE], size=64, iterations=400)
+    job_id = response.json()["id"]
+    with web.redis() as redis:
+        store = JobStore(redis, ttl_seconds=600)
+        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+        # A worker resumed it from a checkpoint at half the work; this run has done 10% more in 20 s.
+        store.set_progress(job_id, 240, 400, {"total": 1.0}, 20.0, work=0.6, work_before=0.5)
+        status = web.status(job_id)
+        store.request_cancel(job_id)
+        store.finish(job_id, "cancelled")
+
+    assert status["progress"] == 0.6
+    assert status["eta_seconds"] == 80.0  # 20 s per 10%, 40% left; from 60% in 20 s it would say 13 s
+
+
 def test_the_upload_page_offers_print_at_the_size_the_server_allows(
     gpu_web: InProcessWeb, web: InProcessWeb
 ) -> None:

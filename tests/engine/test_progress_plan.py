@@ -29,3 +29,5 @@ def test_work_counts_pixels_and_the_eta_follows_it() -> None:
     assert work_fraction(plan, 1000) == 1.0
     assert eta_seconds(0.25, 30.0) == 90.0
     assert eta_seconds(0.0, 30.0) is None and eta_seconds(1.0, 30.0) == 0.0
+    assert eta_seconds(0.75, 30.0, work_before=0.5) == 30.0  # a resumed run: its own pace
+    assert eta_seconds(0.5, 30.0, work_before=0.5) is None  # nothing done since it resumed

@@ -88,4 +88,9 @@ def test_progress_records_the_work_of_coarse_to_fine_scales(store: JobStore, tmp
     callbacks.on_progress(Progress(step=266, total=400, loss={"total": 1.0}, elapsed=5.0))
     record = store.get(job_id)
     assert record is not None and record.step == 266
-    assert record.work == pytest.approx(callbacks.work(266))
+    assert record.work == pytest.approx(callbacks.work(266)) and record.work_before == 0.0
+
+    callbacks.start_step = 133  # a run resumed from the checkpoint at step 133
+    callbacks.on_progress(Progress(step=400, total=400, loss={"total": 1.0}, elapsed=9.0))
+    record = store.get(job_id)
+    assert record is not None and record.work_before == pytest.approx(callbacks.work(133))
