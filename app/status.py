@@ -50,6 +50,10 @@ class JobStatusOut(BaseModel):
         description="Workers that have run the job: 0 while queued, 1 normally, 2 or more when a worker "
         "crashed mid-job and the job was redelivered (it resumes from its last checkpoint)."
     )
+    preemptions: int = Field(
+        description="Times its worker was stopped (SIGTERM: a scale-down, a preempted machine) and handed "
+        "the job back to resume elsewhere; not counted in attempts."
+    )
     masks: list[bool] = Field(
         description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
         "empty when the job has no masks."
@@ -128,6 +132,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         style_count=record.style_count,
         stats=record.stats,
         attempts=record.attempts,
+        preemptions=record.preemptions,
         masks=list(record.masks),
         notes=list(record.notes),
         **job_urls(record.id),
