@@ -54,6 +54,10 @@ class JobStatusOut(BaseModel):
         description="Times its worker was stopped (SIGTERM: a scale-down, a preempted machine) and handed "
         "the job back to resume elsewhere; not counted in attempts."
     )
+    handed_back: bool = Field(
+        description="Running, but its worker was stopped and handed it back: it waits for the next free "
+        "worker, which resumes it from its last checkpoint."
+    )
     masks: list[bool] = Field(
         description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
         "empty when the job has no masks."
@@ -133,6 +137,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         stats=record.stats,
         attempts=record.attempts,
         preemptions=record.preemptions,
+        handed_back=record.handed_back and record.status == "running",
         masks=list(record.masks),
         notes=list(record.notes),
         **job_urls(record.id),

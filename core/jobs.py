@@ -146,6 +146,7 @@ class JobRecord:
     attempts: int = 0  # deliveries that ran it: 1 normally, 2+ after a worker crashed mid-job
     checkpoint_step: int = 0  # step of the image saved under storage.checkpoint_key (0: none)
     preemptions: int = 0  # times its worker was stopped (SIGTERM) and handed it back; not attempts
+    handed_back: bool = False  # handed back (release) and not yet taken by the next worker
     masks: tuple[bool, ...] = ()  # per style image: whether it has a mask (storage.mask_key); (): none
     notes: tuple[str, ...] = ()  # what the service changed about the upload, for people (a resized mask)
     work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
@@ -185,6 +186,7 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         attempts=int(raw.get("attempts") or 0),
         checkpoint_step=int(raw.get("checkpoint_step") or 0),
         preemptions=int(raw.get("preemptions") or 0),
+        handed_back=raw.get("handed_over") == "1",
         masks=tuple(json.loads(raw.get("masks") or "[]")),
         notes=tuple(json.loads(raw.get("notes") or "[]")),
         work=number("work"),

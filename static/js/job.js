@@ -164,6 +164,9 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
 
   function queueText(status) {
     if (status.cancel_requested) return "Cancelling…";
+    if (status.handed_back) {
+      return "Its worker was stopped: the next free worker resumes it from its last checkpoint.";
+    }
     if (status.queue_position === 1) return "Next in line: a worker starts it as soon as it is free.";
     if (status.queue_position > 1) {
       const ahead = status.queue_position - 1;
@@ -230,8 +233,9 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     el.root.dataset.status = status.status;
     document.title = `${label} · job ${status.id.slice(0, 8)} · Atelier`;
 
-    el.queueNote.hidden = status.status !== "queued";
-    if (status.status === "queued") el.queueNote.textContent = queueText(status);
+    const waiting = status.status === "queued" || status.handed_back;
+    el.queueNote.hidden = !waiting;
+    if (waiting) el.queueNote.textContent = queueText(status);
 
     const total = status.iterations || 1;
     const step = status.status === "succeeded" ? Math.max(status.step, total) : status.step;

@@ -138,3 +138,28 @@ def test_the_upload_page_offers_print_at_the_size_the_server_allows(
         r'value="print" data-size="2048"\s+data-iterations="400" data-ladder-start="512"', gpu_page
     )
     assert re.search(r'value="print" data-size="1024"', cpu_page)  # capped to ATELIER_MAX_SIZE
+
+
+def test_a_handed_back_job_says_it_waits_for_the_next_worker(web: InProcessWeb) -> None:
+    response = web.submit(CONTENT, [STYLE], size=64, iterations=400)
+    job_id = response.json()["id"]
+    with web.redis() as redis:
+        store = JobStore(redis, ttl_seconds=600)
+        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+        running = web.status(job_id)
+        assert store.release(job_id, "w1")  # w1 got SIGTERM and handed the job back
+        waiting = web.status(job_id)
+        with web.client as client:
+            page = client.get(f"/jobs/{job_id}").text
+        assert store.claim(job_id, "w2", lease_seconds=30, max_attempts=3).outcome == "resumed"
+        resumed = web.status(job_id)
+        store.request_cancel(job_id)
+        store.finish(job_id, "cancelled")
+
+    assert (running["handed_back"], waiting["handed_back"], resumed["handed_back"]) == (False, True, False)
+    assert waiting["status"] == "running" and (waiting["preemptions"], waiting["attempts"]) == (1, 1)
+    note = re.search(r'<p class="queue-note" id="queue-note"( hidden)?>\s*(.*?)\s*</p>', page, re.S)
+    assert note and note.group(1) is None
+    assert (
+        note.group(2) == "Its worker was stopped: the next free worker resumes it from its last checkpoint."
+    )
