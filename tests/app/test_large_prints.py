@@ -7,8 +7,9 @@ A real worker making previews and the JPEG download: tests/app/test_print_result
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,6 +26,21 @@ STYLE = png_bytes(48, 48, seed=61)
 def gpu_web(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
     """A web configured as for GPU workers: prints allowed, large jobs on their own queue."""
     return web_factory("gpu-box", GPU_BOX)
+
+
+@contextlib.contextmanager
+def running_job(web: InProcessWeb, **options: object) -> Iterator[tuple[str, JobStore]]:
+    """A job of 400 steps that worker "w1" has claimed (no worker process: the test plays it), and
+    the job store; cancelled afterwards."""
+    job_id = web.submit(CONTENT, [STYLE], size=64, iterations=400, **options).json()["id"]
+    with web.redis() as redis:
+        store = JobStore(redis, ttl_seconds=600)
+        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+        try:
+            yield job_id, store
+        finally:
+            store.request_cancel(job_id)
+            store.finish(job_id, "cancelled")
 
 
 def queue_lengths(web: InProcessWeb) -> tuple[int, int]:
@@ -91,18 +107,12 @@ def test_a_style_image_much_smaller_than_the_picture_gets_a_note(web: InProcessW
 
 
 def test_progress_and_time_left_count_work_not_steps(web: InProcessWeb) -> None:
-    response = web.submit(CONTENT, [STYLE], size=64, iterations=400, scales="0.25,0.5,1")
-    job_id = response.json()["id"]
-    with web.redis() as redis:
-        store = JobStore(redis, ttl_seconds=600)
-        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+    with running_job(web, scales="0.25,0.5,1") as (job_id, store):
         # Half the steps are the cheap coarse ones: 10% of the work, done in 12 s.
         store.set_progress(job_id, 266, 400, {"total": 1.0}, 12.0, work=0.1)
         status = web.status(job_id)
         with web.client as client:
             page = client.get(f"/jobs/{job_id}").text
-        store.request_cancel(job_id)
-        store.finish(job_id, "cancelled")
 
     assert status["step"] == 266 and status["progress"] == 0.1
     assert status["eta_seconds"] == 108.0  # 12 s per 10% of the work, 90% left; steps would say 6 s
@@ -112,16 +122,10 @@ def test_progress_and_time_left_count_work_not_steps(web: InProcessWeb) -> None:
 
 
 def test_a_resumed_jobs_time_left_counts_only_the_pace_since_it_resumed(web: InProcessWeb) -> None:
-    response = web.submit(CONTENT, [STYLE], size=64, iterations=400)
-    job_id = response.json()["id"]
-    with web.redis() as redis:
-        store = JobStore(redis, ttl_seconds=600)
-        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+    with running_job(web) as (job_id, store):
         # A worker resumed it from a checkpoint at half the work; this run has done 10% more in 20 s.
         store.set_progress(job_id, 240, 400, {"total": 1.0}, 20.0, work=0.6, work_before=0.5)
         status = web.status(job_id)
-        store.request_cancel(job_id)
-        store.finish(job_id, "cancelled")
 
     assert status["progress"] == 0.6
     assert status["eta_seconds"] == 80.0  # 20 s per 10%, 40% left; from 60% in 20 s it would say 13 s
@@ -141,11 +145,7 @@ def test_the_upload_page_offers_print_at_the_size_the_server_allows(
 
 
 def test_a_handed_back_job_says_it_waits_for_the_next_worker(web: InProcessWeb) -> None:
-    response = web.submit(CONTENT, [STYLE], size=64, iterations=400)
-    job_id = response.json()["id"]
-    with web.redis() as redis:
-        store = JobStore(redis, ttl_seconds=600)
-        assert store.claim(job_id, "w1", lease_seconds=30, max_attempts=3).outcome == "started"
+    with running_job(web) as (job_id, store):
         running = web.status(job_id)
         assert store.release(job_id, "w1")  # w1 got SIGTERM and handed the job back
         waiting = web.status(job_id)
@@ -153,8 +153,6 @@ def test_a_handed_back_job_says_it_waits_for_the_next_worker(web: InProcessWeb) 
             page = client.get(f"/jobs/{job_id}").text
         assert store.claim(job_id, "w2", lease_seconds=30, max_attempts=3).outcome == "resumed"
         resumed = web.status(job_id)
-        store.request_cancel(job_id)
-        store.finish(job_id, "cancelled")
 
     assert (running["handed_back"], waiting["handed_back"], resumed["handed_back"]) == (False, True, False)
     assert waiting["status"] == "running" and (waiting["preemptions"], waiting["attempts"]) == (1, 1)

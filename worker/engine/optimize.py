@@ -301,24 +301,12 @@ def _tiled_targets(
     """tiling.tiled_targets, its tiles halved while they run out of memory (as a tiled step's are)."""
     blend = options.normalized_blend(len(styles))
     layers = (options.content_layers, options.style_layers)
-    out_of_memory: tf.errors.ResourceExhaustedError | None = None
-    while True:
-        try:
-            return Targets(*tiling.tiled_targets(extractor, content, styles, blend, *layers, max_tile_pixels))
-        except tf.errors.ResourceExhaustedError as error:
-            out_of_memory = error
-            logger.warning(
-                "%s: out of memory computing the targets by tiles of %d pixels (%s); retrying with %d",
-                label, max_tile_pixels, tiling.first_line(error), max_tile_pixels // 2,
-            )  # fmt: skip
-            max_tile_pixels //= 2
-        except OptionsError as error:  # no tile fits the halved budget
-            if out_of_memory is None:
-                raise
-            raise EngineError(
-                f"out of memory computing the targets even with the smallest tiles ({error}); free the "
-                f"device's memory or use a smaller size"
-            ) from out_of_memory
+    return tiling.with_smaller_tiles(
+        lambda budget: Targets(*tiling.tiled_targets(extractor, content, styles, blend, *layers, budget)),
+        max_tile_pixels,
+        "computing the targets",
+        label,
+    )
 
 
 def _check_inputs(

@@ -265,26 +265,13 @@ class TiledObjective:
         return self._retrying(lambda: self._loss_and_gradient(image, targets, weights))
 
     def _retrying(self, evaluate: Callable[[], _T]) -> _T:
-        out_of_memory: tf.errors.ResourceExhaustedError | None = None
-        while True:
-            try:
-                return evaluate()
-            except tf.errors.ResourceExhaustedError as error:
-                out_of_memory = error
-                smaller = self.max_tile_pixels // 2
-                logger.warning(
-                    "%s: out of memory with tiles of %d pixels (%s); retrying the step with tiles of %d",
-                    self.label, self.max_tile_pixels, first_line(error), smaller,
-                )  # fmt: skip
-                self.max_tile_pixels = smaller
+        def within(budget: int) -> _T:
+            if budget != self.max_tile_pixels:  # halved after running out of memory: kept for the run
+                self.max_tile_pixels = budget
                 self._plans.clear()
-            except OptionsError as error:  # no tile fits the halved budget
-                if out_of_memory is None:
-                    raise
-                raise EngineError(
-                    f"out of memory even with the smallest tiles ({error}); free the device's memory or "
-                    f"use a smaller size"
-                ) from out_of_memory
+            return evaluate()
+
+        return with_smaller_tiles(within, self.max_tile_pixels, "in a step", self.label)
 
     def _loss(
         self, image: tf.Tensor, targets: Targets, weights: LossWeights
@@ -513,6 +500,30 @@ def _slice(target: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
 def _positions(height: int, width: int, stride: int) -> int:
     """Positions of a feature map of the given stride (each 'valid' pooling floors the size)."""
     return (height // stride) * (width // stride)
+
+
+def with_smaller_tiles(evaluate: Callable[[int], _T], max_tile_pixels: int, what: str, label: str) -> _T:
+    """``evaluate(max_tile_pixels)``, retried with tiles of half the pixels while it runs out of memory
+    (``tf.errors.ResourceExhaustedError``, on a GPU), each retry logged as a warning; an EngineError
+    that says so when not even the smallest tile fits. ``what`` names the work in the messages."""
+    out_of_memory: tf.errors.ResourceExhaustedError | None = None
+    while True:
+        try:
+            return evaluate(max_tile_pixels)
+        except tf.errors.ResourceExhaustedError as error:
+            out_of_memory = error
+            logger.warning(
+                "%s: out of memory with tiles of %d pixels %s (%s); retrying with tiles of %d",
+                label, max_tile_pixels, what, first_line(error), max_tile_pixels // 2,
+            )  # fmt: skip
+            max_tile_pixels //= 2
+        except OptionsError as error:  # no tile fits the halved budget
+            if out_of_memory is None:
+                raise
+            raise EngineError(
+                f"out of memory even with the smallest tiles {what} ({error}); free the device's memory "
+                f"or use a smaller size"
+            ) from out_of_memory
 
 
 def first_line(error: Exception) -> str:
