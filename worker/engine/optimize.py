@@ -154,21 +154,15 @@ def stylize(
     full_content = imaging.to_float(content)
     cache = steps_of(extractor)
     hits = cache.hits
+    targets_at = functools.partial(
+        _targets_at, extractor, content, styles, options, control=control, max_tile_pixels=max_tile_pixels,
+        label=label,
+    )  # fmt: skip
     with contextlib.ExitStack() as held:
         runs = [
             _Run(
                 extractor=extractor,
-                targets=_targets_at(
-                    extractor,
-                    content,
-                    styles,
-                    options,
-                    scaled_height,
-                    scaled_width,
-                    control,
-                    max_tile_pixels,
-                    label,
-                ),  # fmt: skip
+                targets=targets_at(scaled_height, scaled_width),
                 options=options,
                 content=full_content,
                 callbacks=callbacks,
