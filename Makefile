@@ -24,7 +24,8 @@ run: system-deps $(STAMP)
 	PORT=$(PORT) bash scripts/run.sh
 
 # Two processes, a test module each at a time (--dist loadfile keeps a module's fixtures in one):
-# about 250 s instead of 355 s serial on a 2-core machine. PYTEST_ARGS="-n 0" runs serially.
+# about 207 s (2-vCPU AMD EPYC; ~250 s on the Xeon before the stacks stopped side by side) instead of
+# 355 s serial. PYTEST_ARGS="-n 0" runs serially.
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
