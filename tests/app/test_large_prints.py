@@ -161,3 +161,23 @@ def test_a_handed_back_job_says_it_waits_for_the_next_worker(web: InProcessWeb) 
     assert (
         note.group(2) == "Its worker was stopped: the next free worker resumes it from its last checkpoint."
     )
+
+
+@pytest.mark.parametrize(
+    ("options", "detail"),
+    [
+        ({"ladder_start": 16}, "ladder_start: must be 0 (off) or at least 32 px"),
+        (
+            {"ladder_start": 256, "scales": "0.5,1"},
+            "ladder_start: cannot be set with scales (two ways to go coarse to fine): set one of them",
+        ),
+    ],
+)
+def test_a_bad_ladder_is_refused_naming_it_and_nothing_is_queued(
+    web: InProcessWeb, options: dict[str, object], detail: str
+) -> None:
+    before, files = queue_lengths(web), web.stored_files()
+    response = web.submit(CONTENT, [STYLE], **options)
+    assert response.status_code == 422
+    assert response.json()["detail"] == detail
+    assert queue_lengths(web) == before and web.stored_files() == files

@@ -62,7 +62,7 @@ def test_a_ladder_that_starts_at_the_size_is_one_size() -> None:
     ("changes", "message"),
     [
         ({"ladder_start": 16}, "ladder_start must be 0 (off) or at least 32 px"),
-        ({"ladder_start": 256, "scales": (0.5, 1.0)}, "ladder_start and scales are two ways"),
+        ({"ladder_start": 256, "scales": (0.5, 1.0)}, "ladder_start cannot be set with scales"),
     ],
 )
 def test_a_bad_ladder_is_refused(changes: dict[str, object], message: str) -> None:

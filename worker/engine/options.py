@@ -229,7 +229,7 @@ class StyleOptions:
         )
         _require(
             self.ladder_start == 0 or self.scales == (1.0,),
-            "ladder_start and scales are two ways to go coarse to fine: set one of them",
+            "ladder_start cannot be set with scales (two ways to go coarse to fine): set one of them",
         )
         if self.style_blend is not None:
             _require(sum(self.style_blend) > 0, "style_blend needs at least one weight above 0")
