@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import FilePayload, Page
+from playwright.sync_api import Browser, FilePayload, Page
 
 from tests.support.images import png_bytes
 from tests.support.stack import Stack
 
 JOB_URL = re.compile(r"/jobs/([0-9a-f]{32})$")
 FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+@contextlib.contextmanager
+def upload_page_without_javascript(browser: Browser, stack: Stack) -> Iterator[Page]:
+    """The upload page in a browser context of its own with JavaScript off (the plain form)."""
+    with browser.new_context(base_url=stack.base_url, java_script_enabled=False) as context:
+        page = context.new_page()
+        page.goto("/")
+        yield page
 
 
 def png_payload(name: str, width: int = 64, height: int = 48, seed: int = 0) -> FilePayload:
@@ -24,6 +35,11 @@ def fill_form(page: Page, *, size: int, iterations: int, preview_every: int | No
     """Choose a generated content and style image through the real file inputs and set the options."""
     page.set_input_files("#content-input", png_payload("content.png", 64, 48, seed=1))
     page.set_input_files("#style-input", png_payload("style.png", 48, 48, seed=2))
+    set_options(page, size=size, iterations=iterations, preview_every=preview_every)
+
+
+def set_options(page: Page, *, size: int, iterations: int, preview_every: int | None = None) -> None:
+    """Open the Advanced panel and set the size, the steps and (when given) the preview interval."""
     page.click("#advanced summary")
     page.fill("#size", str(size))
     page.fill("#iterations", str(iterations))

@@ -17,7 +17,9 @@ from tests.e2e.helpers import (
     no_horizontal_scroll,
     png_payload,
     screenshot,
+    set_options,
     submit_form,
+    upload_page_without_javascript,
     wait_for_image,
     wait_for_status,
 )
@@ -68,9 +70,7 @@ def test_a_mask_painted_with_the_mouse_reaches_the_worker_and_the_job_page(
     expect(page.locator("[data-mask-summary]")).to_contain_text("Style 1: painted on about")
     screenshot(page, artifacts, "masks-painted")
 
-    page.click("#advanced summary")
-    page.fill("#size", "48")
-    page.fill("#iterations", "30")
+    set_options(page, size=48, iterations=30)
     job_id = submit_form(page)
 
     # The mask as stored for the worker: the content's shape, white where painted, black elsewhere.
@@ -121,9 +121,7 @@ def test_with_two_styles_the_one_painted_gets_its_mask_in_its_place(page: Page, 
     expect(page.locator("[data-mask-summary]")).to_contain_text(
         "Style 1: nothing painted, so it goes everywhere"
     )
-    page.click("#advanced summary")
-    page.fill("#size", "32")
-    page.fill("#iterations", "2")
+    set_options(page, size=32, iterations=2)
     job_id = submit_form(page)
 
     # Style 1's part was empty (no mask), style 2's carries the painted right side.
@@ -151,9 +149,7 @@ def test_the_keyboard_paints_and_nothing_painted_sends_no_mask(page: Page, stack
 
     page.click("[data-mask-clear-all]")
     expect(page.locator("[data-mask-summary]")).to_contain_text("Nothing painted")
-    page.click("#advanced summary")
-    page.fill("#size", "32")
-    page.fill("#iterations", "2")
+    set_options(page, size=32, iterations=2)
     job_id = submit_form(page)
     with stack.client as client:
         assert client.get(f"/jobs/{job_id}/masks/0").status_code == 404
@@ -188,9 +184,7 @@ def test_without_javascript_a_mask_image_per_style_is_sent_as_it_is(browser: Bro
     top_half[: CONTENT[1] // 4] = 255
     buffer = io.BytesIO()
     Image.fromarray(top_half).save(buffer, format="PNG")
-    with browser.new_context(base_url=stack.base_url, java_script_enabled=False) as context:
-        page = context.new_page()
-        page.goto("/")
+    with upload_page_without_javascript(browser, stack) as page:
         page.set_input_files("#content-input", png_payload("content.png", *CONTENT, seed=1))
         page.set_input_files("#style-input", png_payload("style.png", 48, 48, seed=2))
         page.click("#field-mask summary")
@@ -198,9 +192,7 @@ def test_without_javascript_a_mask_image_per_style_is_sent_as_it_is(browser: Bro
         page.set_input_files(
             "#mask1-input", {"name": "top.png", "mimeType": "image/png", "buffer": buffer.getvalue()}
         )
-        page.click("#advanced summary")
-        page.fill("#size", "32")
-        page.fill("#iterations", "2")
+        set_options(page, size=32, iterations=2)
         job_id = submit_form(page)  # the untouched mask input of the second style sends an empty part
         expect(page.locator("#masks-section .job-note")).to_contain_text("resized")
 
@@ -217,9 +209,7 @@ def test_without_javascript_a_refused_mask_is_explained_next_to_the_masks(
     browser: Browser, stack: Stack
 ) -> None:
     queued_before, files_before = stack.queue_length(), stack.stored_files()
-    with browser.new_context(base_url=stack.base_url, java_script_enabled=False) as context:
-        page = context.new_page()
-        page.goto("/")
+    with upload_page_without_javascript(browser, stack) as page:
         page.set_input_files("#content-input", png_payload("content.png", *CONTENT, seed=1))
         page.set_input_files("#style-input", png_payload("style.png", 48, 48, seed=2))
         page.click("#field-mask summary")
@@ -245,9 +235,7 @@ def test_a_tiff_mask_the_browser_cannot_draw_is_sent_as_it_is(page: Page, stack:
         "#mask1-input", {"name": "left.tif", "mimeType": "image/tiff", "buffer": buffer.getvalue()}
     )
     expect(page.locator("[data-mask-summary]")).to_contain_text("Style 1: mask left.tif, sent as it is")
-    page.click("#advanced summary")
-    page.fill("#size", "32")
-    page.fill("#iterations", "2")
+    set_options(page, size=32, iterations=2)
     job_id = submit_form(page)
 
     with stack.client as client:

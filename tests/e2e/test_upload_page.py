@@ -12,6 +12,7 @@ from tests.e2e.helpers import (
     no_horizontal_scroll,
     png_payload,
     screenshot,
+    upload_page_without_javascript,
     wait_for_image,
 )
 from tests.support.images import png_bytes
@@ -46,9 +47,7 @@ def test_without_javascript_the_server_shows_the_error_next_to_the_field(
     browser: Browser, stack: Stack
 ) -> None:
     queued_before, files_before = stack.queue_length(), stack.stored_files()
-    with browser.new_context(base_url=stack.base_url, java_script_enabled=False) as context:
-        page = context.new_page()
-        page.goto("/")
+    with upload_page_without_javascript(browser, stack) as page:
         page.set_input_files(
             "#content-input", {"name": "fake.png", "mimeType": "image/png", "buffer": b"text"}
         )
