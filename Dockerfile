@@ -63,10 +63,9 @@ COPY core ./core
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
-# The web imports the engine's stdlib-only option schema and errors (core/options.py) and its Pillow-only
-# pixel conversion (app/uploads.py), nothing else of worker/.
-COPY worker/__init__.py ./worker/
-COPY worker/engine/__init__.py worker/engine/options.py worker/engine/errors.py worker/engine/pixels.py ./worker/engine/
+# The run's specification (the option schema, the run plan, the pixel conversion: standard library and
+# Pillow), shared with the worker; nothing of worker/.
+COPY spec ./spec
 USER atelier
 EXPOSE 8000
 # uvicorn reads its process count from WEB_CONCURRENCY (default 1).
@@ -86,6 +85,7 @@ RUN python /build/requirements.py /build/pyproject.toml worker tf-cpu > /build/r
 FROM deps-worker-cpu AS weights
 ARG WEIGHTS=download
 COPY docker/weights/ /build/weights/
+COPY spec /src/spec
 COPY core /src/core
 COPY worker/__init__.py worker/cli.py /src/worker/
 COPY worker/engine /src/worker/engine
@@ -102,6 +102,7 @@ FROM base AS worker-cpu
 COPY --from=deps-worker-cpu /opt/venv /opt/venv
 COPY docker/start-worker.sh docker/claim-gpu.sh docker/worker-healthcheck.sh /usr/local/bin/
 COPY --from=weights /models /models
+COPY spec ./spec
 COPY core ./core
 COPY worker ./worker
 ENV ATELIER_WEIGHTS=imagenet \
@@ -123,6 +124,7 @@ COPY --from=deps-worker-gpu /opt/venv /opt/venv
 COPY docker/start-worker.sh docker/claim-gpu.sh docker/worker-healthcheck.sh /usr/local/bin/
 RUN mkdir -p /var/lib/atelier/gpu-locks && chown atelier:atelier /var/lib/atelier/gpu-locks
 COPY --from=weights /models /models
+COPY spec ./spec
 COPY core ./core
 COPY worker ./worker
 # The host's driver is mounted by the NVIDIA Container Toolkit; CUDA and cuDNN come with the TensorFlow wheels.

@@ -1,7 +1,8 @@
 """The upload form's option fields and the job page's Settings list, derived from the option schema.
 
-Each engine option (worker/engine/options.py, read through core.options) becomes one input in the
-Advanced panel, grouped and labelled as the schema says, and one line in a job's Settings.
+Each option of the schema (spec/options.py, read through core.options) becomes one input in the
+Advanced panel, grouped and labelled as PAGE_LABELS says (the page's words, not the schema's), and one
+line in a job's Settings.
 """
 
 from __future__ import annotations
@@ -13,6 +14,34 @@ from urllib.parse import urlencode
 
 from core.options import SERVICE_DEFAULTS, OptionSpec, option_specs
 from core.settings import Settings
+
+# Each option"s label and group on the page (the Advanced panel, in the groups" order, and the Settings list).
+PAGE_LABELS: dict[str, tuple[str, str]] = {
+    "size": ("Size (longest side, px)", "Picture"),
+    "iterations": ("Iterations (steps)", "Picture"),
+    "init": ("Start from", "Picture"),
+    "seed": ("Seed", "Picture"),
+    "style_scale": ("Brush-stroke size (style scale)", "Picture"),
+    "colors": ("Colours", "Picture"),
+    "preserve_colors": ("Preserve the photo's colours", "Picture"),
+    "style_blend": ("Style mix", "Picture"),
+    "content_weight": ("Content weight", "Loss weights"),
+    "style_weight": ("Style strength (style weight)", "Loss weights"),
+    "tv_weight": ("Smoothness (total-variation weight)", "Loss weights"),
+    "style_loss": ("Style loss", "Loss weights"),
+    "style_layer_weights": ("Style layer weights", "Loss weights"),
+    "optimizer": ("Optimiser", "Optimiser"),
+    "learning_rate": ("Learning rate", "Optimiser"),
+    "beta_1": ("Adam beta 1", "Optimiser"),
+    "epsilon": ("Adam epsilon", "Optimiser"),
+    "ema_decay": ("Averaging of the steps (EMA decay)", "Optimiser"),
+    "scales": ("Coarse-to-fine scales", "Optimiser"),
+    "ladder_start": ("Ladder start (px)", "Optimiser"),
+    "content_layers": ("Content layers", "Layers"),
+    "style_layers": ("Style layers", "Layers"),
+    "pooling": ("Pooling", "Layers"),
+    "preview_every": ("Preview every (steps)", "Previews"),
+}
 
 # Options the page sets elsewhere than in the Advanced panel (the style-mix slider).
 OWN_CONTROLS = frozenset({"style_blend"})
@@ -37,27 +66,28 @@ def option_groups(settings: Settings) -> list[tuple[str, list[FormField]]]:
     groups: dict[str, list[FormField]] = {}
     for spec in option_specs():
         if spec.public not in OWN_CONTROLS and spec.alias_of is None:
-            groups.setdefault(spec.group, []).append(_form_field(spec, settings))
+            groups.setdefault(PAGE_LABELS[spec.public][1], []).append(_form_field(spec, settings))
     return list(groups.items())
 
 
 def _form_field(spec: OptionSpec, settings: Settings) -> FormField:
+    label = PAGE_LABELS[spec.public][0]
     service_default = SERVICE_DEFAULTS.get(spec.public)
     default = service_default or spec.describe_default()
     limits = {"size": settings.max_size, "iterations": settings.max_iterations}
     maximum = limits.get(spec.public, spec.maximum)
     if spec.kind == "bool":
-        return FormField(spec.public, spec.label, spec.help, "checkbox")
+        return FormField(spec.public, label, spec.help, "checkbox")
     if spec.kind == "choice":
-        return FormField(spec.public, spec.label, spec.help, "choice", choices=spec.choices, default=default)
+        return FormField(spec.public, label, spec.help, "choice", choices=spec.choices, default=default)
     help_text = f"{spec.help} Empty: {default}."
     if spec.kind in ("floats", "names"):
-        return FormField(spec.public, spec.label, help_text, "list", placeholder=default)
+        return FormField(spec.public, label, help_text, "list", placeholder=default)
     placeholder = "from preset" if spec.public in ("size", "iterations") else default
     if spec.public == "preview_every":
         placeholder = str(settings.preview_every)
     return FormField(
-        spec.public, spec.label, help_text, "number", placeholder=placeholder, minimum=spec.minimum,
+        spec.public, label, help_text, "number", placeholder=placeholder, minimum=spec.minimum,
         maximum=maximum, step="1" if spec.kind == "int" else "any",
     )  # fmt: skip
 
@@ -68,7 +98,7 @@ def settings_rows(options: Mapping[str, Any]) -> list[tuple[str, str]]:
     for spec in option_specs():
         if spec.alias_of is not None:
             continue  # its value is shown under the option it stands for
-        rows.append((spec.label, _shown(spec, options.get(spec.public))))
+        rows.append((PAGE_LABELS[spec.public][0], _shown(spec, options.get(spec.public))))
     return rows
 
 

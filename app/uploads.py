@@ -2,7 +2,7 @@
 bounded in bytes and pixels, and re-encoded as a metadata-free RGB PNG.
 
 No TensorFlow here: the web process does this before anything is queued. Of the worker it imports
-only the engine's Pillow-only pixel conversion (worker/engine/pixels.py), as it imports the option
+only the engine's Pillow-only pixel conversion (spec/pixels.py), as it imports the option
 schema.
 """
 
@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # The engine's Pillow-only conversion (16-bit greyscale scaled, transparency onto white), so the
 # web stores what the engine would read; like the option schema, it imports nothing but Pillow.
-from worker.engine.pixels import to_rgb
+from spec.pixels import to_rgb
 
 # The image types the service accepts, defined here once: Pillow's format name -> (media type, the name
 # people know). Only plain raster formats: Pillow can also open formats that shell out (EPS runs

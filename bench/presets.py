@@ -40,9 +40,9 @@ def main() -> None:
 
     from engine import machine_info, test_images
 
+    from spec.options import scale_plan
     from worker.engine import StyleOptions, load_extractor, stylize
     from worker.engine.images import to_uint8
-    from worker.engine.options import scale_plan
 
     content, style = (to_uint8(image) for image in test_images(args.size))
     extractor = load_extractor(weights=args.weights, precision=args.precision)

@@ -1,6 +1,6 @@
 """Job options as a client sends them (JobOptionsIn) and as a job record keeps them (resolve()).
 
-Both are derived from the engine's option schema (worker.engine.options.option_specs(), stdlib
+Both are derived from the engine's option schema (spec.options.option_specs(), stdlib
 only): one field per engine option under its public name, with the schema's type, bounds and
 help. What the service adds is here: the quality presets, the size and iteration limits
 (settings), the server's preview interval. Pydantic only, no FastAPI: the worker imports it too.
@@ -16,9 +16,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from core.progress import WorkPlan, as_work
 from core.settings import get_settings
-from worker.engine.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE  # for the web (app/)
-from worker.engine.options import OptionsError, OptionSpec, StyleOptions, option_specs, scale_plan
-from worker.engine.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
+from spec.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE  # for the web (app/)
+from spec.options import OptionsError, OptionSpec, StyleOptions, option_specs, scale_plan
+from spec.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
 
 Preset = Literal["quick", "standard", "high", "print"]
 

@@ -3,7 +3,7 @@
 Coarse to fine (options ``ladder_start``, as in the Print preset, and ``scales``), the first steps
 run on an image a 16th of the full size or less and the last ones on the full image, so counting steps
 would make the progress bar crawl and then jump, and the time left wrong. Work here is pixel-steps:
-the worker turns the engine's own plan (worker/engine/options.py ``scale_plan``: the size and steps of
+the worker turns the engine's own plan (spec/options.py ``scale_plan``: the size and steps of
 each rung) into a fraction of the run's work done (``work_fraction``), and the web shows that fraction
 and an ETA from it; the upload page's estimates take the same plan for a square image.
 

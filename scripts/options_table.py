@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.options import SERVICE_DEFAULTS  # noqa: E402
-from worker.engine.options import OptionSpec, option_specs  # noqa: E402
+from spec.options import OptionSpec, option_specs  # noqa: E402
 
 KINDS = {
     "int": "integer",

@@ -24,9 +24,9 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from worker.engine.errors import EngineError, ImageError, OptionsError
+from spec.errors import EngineError, ImageError, OptionsError
+from spec.options import PRECISIONS, OptionSpec, StyleOptions, mask_aspect_differs, option_specs
 from worker.engine.images import load_image, output_format, save_image
-from worker.engine.options import PRECISIONS, OptionSpec, StyleOptions, mask_aspect_differs, option_specs
 
 logger = logging.getLogger("atelier")
 

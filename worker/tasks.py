@@ -29,9 +29,9 @@ from core.storage import (
     result_key,
     style_key,
 )
+from spec.options import StyleOptions, scale_plan
 from worker import warm
 from worker.celery_app import app
-from worker.engine.options import StyleOptions, scale_plan
 from worker.lease import JobLease
 from worker.recovery import (
     HANDED_BACK,
@@ -240,7 +240,7 @@ def _run_and_record(
 def _is_engine_error(error: Exception) -> bool:
     """An EngineError (its message is meant for people), checked without importing the engine here:
     if the engine raised it, its module is loaded; if the engine failed to import, it is not one."""
-    engine_errors = sys.modules.get("worker.engine.errors")
+    engine_errors = sys.modules.get("spec.errors")
     return engine_errors is not None and isinstance(error, engine_errors.EngineError)
 
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from core.settings import Settings, get_settings
-from worker.engine.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
+from spec.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
 if TYPE_CHECKING:
     from worker.engine import FeatureExtractor

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from spec.options import option_specs
 from tests.support.images import png_bytes
 from tests.support.stack import Stack
-from worker.engine.options import option_specs
 
 SPECS = option_specs()
 # The page shows an option once: an old name kept for the API and CLI (preserve_colors is

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spec.errors import ImageError, OptionsError
 from tests.engine.conftest import gradient, noise, stripes
 from worker.engine import StyleOptions, stylize
 from worker.engine.control import match_colors, with_pooling
-from worker.engine.errors import ImageError, OptionsError
 from worker.engine.model import FeatureExtractor
 
 SIZE = 64

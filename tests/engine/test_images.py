@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from spec.errors import EngineError, ImageError
 from tests.engine.conftest import gradient, noise
-from worker.engine.errors import EngineError, ImageError
 from worker.engine.images import (
     encode_image,
     load_image,

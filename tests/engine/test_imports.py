@@ -10,7 +10,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 CHECK = """
 import sys
-import worker.cli, worker.engine.images, worker.engine.options
+import worker.cli, worker.engine.images, spec.options
 assert "tensorflow" not in sys.modules, "checking files and options must not load TensorFlow"
 from worker.engine import StyleOptions, load_extractor, stylize
 import worker.engine.model, worker.engine.optimize

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spec.errors import OptionsError
+from spec.options import LADDER_RATIO, scale_plan
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
 from worker.engine import Progress, StyleOptions, StyleResult, stylize
-from worker.engine.errors import OptionsError
 from worker.engine.model import FeatureExtractor, load_extractor
 from worker.engine.optimize import AdamHyper, AdamState, _Compiled
-from worker.engine.options import LADDER_RATIO, scale_plan
 
 SHALLOW = {  # VGG19 up to block3_conv2: small tiles stay exact (tests/engine/test_tiling.py)
     "content_layers": ("block3_conv2",),

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spec.options import StyleOptions
 from tests.engine.conftest import gradient, noise, stripes
 from worker.engine.images import to_float
 from worker.engine.losses import gram_matrix, total_variation_loss
 from worker.engine.model import FeatureExtractor
 from worker.engine.optimize import compute_targets, loss_parts, loss_weights
-from worker.engine.options import StyleOptions
 
 
 def _parts(extractor: FeatureExtractor, image: np.ndarray, content: np.ndarray, style: np.ndarray) -> dict:

@@ -12,13 +12,13 @@ import pytest
 import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
+from spec.errors import OptionsError, WeightsError
+from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
 from worker.engine import model as model_module
-from worker.engine.errors import OptionsError, WeightsError
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor, load_vgg19
 from worker.engine.optimize import compute_targets, loss_parts, loss_weights
-from worker.engine.options import StyleOptions
 
 
 def _numpy_gram(features: np.ndarray) -> np.ndarray:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spec.errors import EngineError, ImageError, OptionsError
 from tests.engine.conftest import gradient, noise, stripes
 from worker.engine import Progress, StyleOptions, stylize
-from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.images import rgb_to_ycbcr, to_float
 from worker.engine.model import FeatureExtractor, load_extractor
 

@@ -6,7 +6,7 @@ import pytest
 
 from core.options import PRESETS, preset_plan
 from core.progress import as_work, eta_seconds, full_size_steps, work_fraction
-from worker.engine.options import StyleOptions, scale_plan
+from spec.options import StyleOptions, scale_plan
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

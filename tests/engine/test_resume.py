@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from spec.errors import OptionsError
 from tests.engine.conftest import gradient, stripes
 from worker.engine import StyleOptions, stylize
-from worker.engine.errors import OptionsError
 from worker.engine.model import FeatureExtractor
 
 

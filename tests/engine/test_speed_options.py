@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from spec.errors import OptionsError
+from spec.options import scale_plan
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
 from worker.engine import Progress, StyleOptions, stylize
-from worker.engine.errors import OptionsError
 from worker.engine.model import FeatureExtractor, load_extractor
-from worker.engine.options import scale_plan
 
 # As in test_optimize: from noise without total variation, so the loss has room to fall.
 FROM_NOISE = StyleOptions(max_size=64, init="noise", tv_weight=0.0, iterations=10)

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spec.errors import EngineError, OptionsError
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
 from worker.engine import StyleOptions, StyleResult, optimize, stylize, tiling
-from worker.engine.errors import EngineError, OptionsError
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor
 from worker.engine.optimize import (

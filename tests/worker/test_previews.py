@@ -19,11 +19,11 @@ from PIL import Image
 from core.jobs import JobStore, new_job_id
 from core.progress import work_fraction
 from core.storage import LocalStorage, checkpoint_key, preview_key
+from spec.options import StyleOptions
 from tests.support.images import image_array
 from tests.support.scratch import scratch_job_store
 from tests.support.stack import RedisServer
 from worker.engine import Progress
-from worker.engine.options import StyleOptions
 from worker.tasks import PREVIEW_MAX_SIDE, JobCallbacks, preview_jpeg, work_plan
 
 

@@ -14,9 +14,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from spec.options import StyleOptions
     from worker.engine.model import FeatureExtractor, load_extractor
     from worker.engine.optimize import Progress, StyleResult, stylize
-    from worker.engine.options import StyleOptions
 
 _EXPORTS = {
     "FeatureExtractor": "worker.engine.model",
@@ -24,7 +24,7 @@ _EXPORTS = {
     "Progress": "worker.engine.optimize",
     "StyleResult": "worker.engine.optimize",
     "stylize": "worker.engine.optimize",
-    "StyleOptions": "worker.engine.options",
+    "StyleOptions": "spec.options",
 }
 __all__ = ["FeatureExtractor", "Progress", "StyleOptions", "StyleResult", "load_extractor", "stylize"]
 

@@ -36,10 +36,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from spec.errors import ImageError, OptionsError
+from spec.options import MASK_ASPECT_TOLERANCE, StyleOptions, mask_aspect_differs
 from worker.engine import images as imaging
-from worker.engine.errors import ImageError, OptionsError
 from worker.engine.model import FeatureExtractor, build_network
-from worker.engine.options import MASK_ASPECT_TOLERANCE, StyleOptions, mask_aspect_differs
 
 BLACK = 0.5 / 255  # mask values below this are black (nothing of that style there)
 COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat images stay finite

@@ -14,8 +14,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from worker.engine.errors import ImageError
-from worker.engine.pixels import to_rgb
+from spec.errors import ImageError
+from spec.pixels import to_rgb
 
 ImageSource = str | os.PathLike[str] | bytes | bytearray | BinaryIO
 
@@ -77,7 +77,7 @@ def _open_source(source: ImageSource) -> tuple[str, BinaryIO]:
 
 
 def _to_rgb_array(image: Image.Image, name: str) -> np.ndarray:
-    """uint8 HxWx3 RGB: deep greyscale scaled, transparency on white (worker/engine/pixels.py)."""
+    """uint8 HxWx3 RGB: deep greyscale scaled, transparency on white (spec/pixels.py)."""
     try:
         rgb = to_rgb(image)
     except ValueError as error:

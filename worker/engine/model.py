@@ -20,8 +20,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from worker.engine.errors import OptionsError, WeightsError
-from worker.engine.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PRECISIONS
+from spec.errors import OptionsError, WeightsError
+from spec.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS, PRECISIONS
 
 logger = logging.getLogger(__name__)
 

@@ -27,13 +27,13 @@ import numpy as np
 import scipy.optimize
 import tensorflow as tf
 
+from spec.errors import EngineError, ImageError, OptionsError
+from spec.options import MIN_SIZE, StyleOptions, scale_plan
 from worker.engine import control as controls
 from worker.engine import images as imaging
 from worker.engine import tiling
-from worker.engine.errors import EngineError, ImageError, OptionsError
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
-from worker.engine.options import MIN_SIZE, StyleOptions, scale_plan
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from worker.engine.errors import EngineError, OptionsError
+from spec.errors import EngineError, OptionsError
 from worker.engine.losses import total_variation_loss
 from worker.engine.model import FeatureExtractor
 

@@ -17,7 +17,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, Literal
 
-from worker.engine.errors import OptionsError
+from spec.errors import OptionsError
 
 DEFAULT_CONTENT_LAYERS: tuple[str, ...] = ("block5_conv2",)
 DEFAULT_STYLE_LAYERS: tuple[str, ...] = (
@@ -47,9 +47,6 @@ MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its 
 # CLI, the web's upload checks and the engine all ask mask_aspect_differs.
 MASK_ASPECT_TOLERANCE = 0.01
 
-# Where an option sits on the page's Advanced panel, in this order.
-GROUPS = ("Picture", "Loss weights", "Optimiser", "Layers", "Previews")
-
 
 @dataclass(frozen=True)
 class OptionSpec:
@@ -60,8 +57,6 @@ class OptionSpec:
     kind: Literal["int", "float", "bool", "choice", "floats", "names"]
     default: Any
     help: str
-    label: str  # the page's label
-    group: str
     minimum: float | None = None
     maximum: float | None = None
     above_minimum: bool = False  # the minimum itself is not allowed
@@ -89,112 +84,143 @@ def _format_number(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def _option(default: Any, help: str, label: str, group: str, **info: Any) -> Any:
-    """A StyleOptions field with its schema entry (help, page label and group, bounds, public name)."""
-    return field(default=default, metadata={"option": {"help": help, "label": label, "group": group, **info}})
+def _option(default: Any, help: str, **info: Any) -> Any:
+    """A StyleOptions field with its schema entry (help, bounds, public name)."""
+    return field(default=default, metadata={"option": {"help": help, **info}})
 
 
 @dataclass(frozen=True)
 class StyleOptions:
     max_size: int = _option(
-        512, "Longest side of the output in pixels; larger content images are scaled down.",
-        "Size (longest side, px)", "Picture", public="size", minimum=32,
-    )  # fmt: skip
-    iterations: int = _option(1000, "Optimisation steps.", "Iterations (steps)", "Picture", minimum=1)
+        512,
+        "Longest side of the output in pixels; larger content images are scaled down.",
+        public="size",
+        minimum=32,
+    )
+    iterations: int = _option(1000, "Optimisation steps.", minimum=1)
     init: Literal["content", "style", "noise"] = _option(
-        "content", "Starting image: the content photo, the (first) style image or random noise.",
-        "Start from", "Picture", choices=INITS,
-    )  # fmt: skip
+        "content",
+        "Starting image: the content photo, the (first) style image or random noise.",
+        choices=INITS,
+    )
     seed: int = _option(
-        0, "Seed of the random start (init noise); the same seed and settings give the same picture.",
-        "Seed", "Picture", minimum=0, maximum=2**31 - 1,
-    )  # fmt: skip
+        0,
+        "Seed of the random start (init noise); the same seed and settings give the same picture.",
+        minimum=0,
+        maximum=2**31 - 1,
+    )
     style_scale: float = _option(
-        1.0, "Size of the style image relative to the output: larger gives bigger brush strokes.",
-        "Brush-stroke size (style scale)", "Picture", minimum=0, above_minimum=True, maximum=MAX_STYLE_SCALE,
-    )  # fmt: skip
+        1.0,
+        "Size of the style image relative to the output: larger gives bigger brush strokes.",
+        minimum=0,
+        above_minimum=True,
+        maximum=MAX_STYLE_SCALE,
+    )
     colors: Literal["style", "luminance", "histogram"] = _option(
-        "style", "Colours of the result: style (the style image's), luminance (only the luminance is "
+        "style",
+        "Colours of the result: style (the style image's), luminance (only the luminance is "
         "stylized, the photo's colours kept) or histogram (the style image's colours matched to the "
-        "photo's before the transfer).", "Colours", "Picture", choices=COLORS,
-    )  # fmt: skip
+        "photo's before the transfer).",
+        choices=COLORS,
+    )
     # The older name of colors=luminance, kept for existing clients; the two always agree.
     preserve_colors: bool = _option(
-        False, "Keep the content's colours: only the luminance is stylized (the same as colors=luminance).",
-        "Preserve the photo's colours", "Picture", alias_of="colors",
-    )  # fmt: skip
-    style_blend: tuple[float, ...] | None = _option(
-        None, "One weight (>= 0) per style image, comma separated, e.g. 0.7,0.3; equal weights if empty.",
-        "Style mix", "Picture", minimum=0,
-    )  # fmt: skip
-    content_weight: float = _option(
-        1e4, "Weight of the content loss: higher keeps more of the photo.", "Content weight", "Loss weights",
-        minimum=0,
-    )  # fmt: skip
-    style_weight: float = _option(
-        1e-2, "Weight of the style loss: higher paints more texture over the photo.",
-        "Style strength (style weight)", "Loss weights", minimum=0,
-    )  # fmt: skip
-    tv_weight: float = _option(
-        30.0, "Weight of the total-variation loss: higher gives smoother, less noisy results.",
-        "Smoothness (total-variation weight)", "Loss weights", minimum=0,
-    )  # fmt: skip
-    style_loss: Literal["gram", "mean_cov"] = _option(
-        "gram", "What of the style image's features is matched: gram (their Gram matrices, Gatys) or "
-        "mean_cov (their means and covariances, apart).", "Style loss", "Loss weights",
-        choices=STYLE_LOSSES,
-    )  # fmt: skip
-    style_layer_weights: tuple[float, ...] | None = _option(
-        None, "One weight (>= 0) per style layer, comma separated, shallow to deep (e.g. 4,2,1,1,1 for finer "
-        "texture); equal if empty.", "Style layer weights", "Loss weights", minimum=0,
-    )  # fmt: skip
-    optimizer: Literal["adam", "lbfgs"] = _option(
-        "adam", "adam changes the picture steadily; lbfgs often needs fewer steps.", "Optimiser", "Optimiser",
-        choices=OPTIMIZERS,
-    )  # fmt: skip
-    learning_rate: float = _option(
-        0.02, "Adam's step size (images in [0, 1]).", "Learning rate", "Optimiser", minimum=0,
-        above_minimum=True, maximum=1,
-    )  # fmt: skip
-    beta_1: float = _option(
-        0.99, "Adam's first-moment decay.", "Adam beta 1", "Optimiser", minimum=0, maximum=0.999
+        False,
+        "Keep the content's colours: only the luminance is stylized (the same as colors=luminance).",
+        alias_of="colors",
     )
+    style_blend: tuple[float, ...] | None = _option(
+        None,
+        "One weight (>= 0) per style image, comma separated, e.g. 0.7,0.3; equal weights if empty.",
+        minimum=0,
+    )
+    content_weight: float = _option(
+        1e4,
+        "Weight of the content loss: higher keeps more of the photo.",
+        minimum=0,
+    )
+    style_weight: float = _option(
+        1e-2,
+        "Weight of the style loss: higher paints more texture over the photo.",
+        minimum=0,
+    )
+    tv_weight: float = _option(
+        30.0,
+        "Weight of the total-variation loss: higher gives smoother, less noisy results.",
+        minimum=0,
+    )
+    style_loss: Literal["gram", "mean_cov"] = _option(
+        "gram",
+        "What of the style image's features is matched: gram (their Gram matrices, Gatys) or "
+        "mean_cov (their means and covariances, apart).",
+        choices=STYLE_LOSSES,
+    )
+    style_layer_weights: tuple[float, ...] | None = _option(
+        None,
+        "One weight (>= 0) per style layer, comma separated, shallow to deep (e.g. 4,2,1,1,1 for finer "
+        "texture); equal if empty.",
+        minimum=0,
+    )
+    optimizer: Literal["adam", "lbfgs"] = _option(
+        "adam",
+        "adam changes the picture steadily; lbfgs often needs fewer steps.",
+        choices=OPTIMIZERS,
+    )
+    learning_rate: float = _option(
+        0.02,
+        "Adam's step size (images in [0, 1]).",
+        minimum=0,
+        above_minimum=True,
+        maximum=1,
+    )
+    beta_1: float = _option(0.99, "Adam's first-moment decay.", minimum=0, maximum=0.999)
     epsilon: float = _option(
-        0.1, "Adam's epsilon (the tutorial's 0.1 damps early steps).", "Adam epsilon", "Optimiser", minimum=0,
-        above_minimum=True, maximum=10,
-    )  # fmt: skip
+        0.1,
+        "Adam's epsilon (the tutorial's 0.1 damps early steps).",
+        minimum=0,
+        above_minimum=True,
+        maximum=10,
+    )
     ema_decay: float = _option(
-        0.0, "Decay of an exponential moving average of Adam's images, used for the output and previews "
-        "(less noise), e.g. 0.95; 0: off; L-BFGS ignores it.", "Averaging of the steps (EMA decay)",
-        "Optimiser", minimum=0, maximum=0.9999,
-    )  # fmt: skip
+        0.0,
+        "Decay of an exponential moving average of Adam's images, used for the output and previews "
+        "(less noise), e.g. 0.95; 0: off; L-BFGS ignores it.",
+        minimum=0,
+        maximum=0.9999,
+    )
     # Coarse-to-fine (scale_plan): the image is upsampled from size to size and Adam's state with it.
     scales: tuple[float, ...] = _option(
-        (1.0,), "Coarse-to-fine sizes relative to size, increasing and ending with 1, e.g. 0.25,0.5,1; "
+        (1.0,),
+        "Coarse-to-fine sizes relative to size, increasing and ending with 1, e.g. 0.25,0.5,1; "
         "the steps are split equally between them (ladder_start is the other way).",
-        "Coarse-to-fine scales", "Optimiser", minimum=0, above_minimum=True, maximum=1,
-    )  # fmt: skip
+        minimum=0,
+        above_minimum=True,
+        maximum=1,
+    )
     ladder_start: int = _option(
-        0, "Coarse-to-fine ladder: the longest side (px) of its first rung, where the style is learned "
+        0,
+        "Coarse-to-fine ladder: the longest side (px) of its first rung, where the style is learned "
         "(256-512 works well); the rungs rise by at most √2 to size, Adam's state carries over from rung "
         "to rung, and every rung gets about the same work (a rung of twice the pixels, half the steps). "
-        "0: off.", "Ladder start (px)", "Optimiser", minimum=0,
-    )  # fmt: skip
-    content_layers: tuple[str, ...] = _option(
-        DEFAULT_CONTENT_LAYERS, "VGG19 layers whose features the content loss compares, comma separated.",
-        "Content layers", "Layers", choices=VGG19_CONV_LAYERS,
-    )  # fmt: skip
-    style_layers: tuple[str, ...] = _option(
-        DEFAULT_STYLE_LAYERS, "VGG19 layers whose Gram matrices the style loss compares, comma separated.",
-        "Style layers", "Layers", choices=VGG19_CONV_LAYERS,
-    )  # fmt: skip
-    pooling: Literal["max", "average"] = _option(
-        "max", "VGG19's pooling: max (as trained) or average (scaled by 2; often smoother textures).",
-        "Pooling", "Layers", choices=POOLINGS,
-    )  # fmt: skip
-    preview_every: int = _option(
-        0, "Steps between previews; 0: none.", "Preview every (steps)", "Previews", minimum=0
+        "0: off.",
+        minimum=0,
     )
+    content_layers: tuple[str, ...] = _option(
+        DEFAULT_CONTENT_LAYERS,
+        "VGG19 layers whose features the content loss compares, comma separated.",
+        choices=VGG19_CONV_LAYERS,
+    )
+    style_layers: tuple[str, ...] = _option(
+        DEFAULT_STYLE_LAYERS,
+        "VGG19 layers whose Gram matrices the style loss compares, comma separated.",
+        choices=VGG19_CONV_LAYERS,
+    )
+    pooling: Literal["max", "average"] = _option(
+        "max",
+        "VGG19's pooling: max (as trained) or average (scaled by 2; often smoother textures).",
+        choices=POOLINGS,
+    )
+    preview_every: int = _option(0, "Steps between previews; 0: none.", minimum=0)
 
     def __post_init__(self) -> None:
         for spec in option_specs():
