@@ -18,7 +18,7 @@ Usage from an async route (submit_job is a coroutine; the slow parts run in a th
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,9 +34,11 @@ from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
 from app.uploads import CleanImage, UploadRejected, clean_image, is_black, read_limited, to_mask
 from core.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
-from core.options import MASK_ASPECT_TOLERANCE, JobOptionsIn, OptionValueError, mask_aspect_differs
+from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
 from core.storage import content_key, get_storage, mask_key, style_key
+from spec.options import StyleOptions
+from spec.plan import Limits, MaskInput, Refusal, RunPlan, count_refusals, plan_run
 
 logger = logging.getLogger(__name__)
 
@@ -134,92 +136,52 @@ async def submit_job(
     styles = chosen_files(styles)
     if content is None or not was_chosen(content):
         raise SubmissionError(422, "content: a content image is required", "content")
-    if not styles:
-        raise SubmissionError(422, "style: at least one style image is required", "style")
-    if len(styles) > settings.max_style_images:
-        raise SubmissionError(
-            422,
-            f"style: at most {settings.max_style_images} style images are accepted, not {len(styles)}",
-            "style",
-        )
     masks = masks or []
-    if masks and len(masks) != len(styles):
-        raise SubmissionError(
-            422,
-            f"mask: {len(masks)} mask(s) for {len(styles)} style image(s); send none, or one per style "
-            "image in the same order (an empty part for a style without a mask)",
-            "mask",
-        )
     try:
-        resolved = options.resolve(style_count=len(styles))
+        resolved = options.resolve()
     except OptionValueError as error:
         raise SubmissionError(422, f"{error.option}: {error}", error.option) from error
+    run_options = StyleOptions.from_public(resolved)
+    limits = Limits(max_styles=settings.max_style_images)
+    # Refused before any image is decoded when the counts alone are wrong.
+    _refuse(count_refusals(len(styles), len(masks) if masks else None, run_options, limits))
 
     content_image = await _clean_upload(content, "content")
     style_images = [await _clean_upload(style, "style") for style in styles]
     mask_images = [None if mask.size == 0 else await _clean_upload(mask, "mask") for mask in masks]
-    fitted, notes = await run_in_threadpool(check_masks, mask_images, content_image)
-    notes += upscaled_style_notes(content_image, style_images, resolved)
-    return await run_in_threadpool(_store_and_enqueue, content_image, style_images, resolved, fitted, notes)
+    plan = await run_in_threadpool(plan_upload, content_image, style_images, mask_images, run_options, limits)
+    _refuse(plan.refusals)
+    fitted = await run_in_threadpool(fit_masks, mask_images, content_image) if plan.has_masks else []
+    return await run_in_threadpool(
+        _store_and_enqueue, content_image, style_images, resolved, fitted, list(plan.notes)
+    )
 
 
-# A style image enlarged more than this for the output (a print from a small style image) gets a note.
-STYLE_UPSCALE_NOTE_FACTOR = 2.0
+def plan_upload(
+    content: CleanImage,
+    styles: list[CleanImage],
+    masks: list[CleanImage | None],
+    options: StyleOptions,
+    limits: Limits,
+) -> RunPlan:
+    """The run plan of these uploads (spec/plan.py): its refusals and notes are the submission's."""
+    return plan_run(
+        (content.height, content.width),
+        [(style.height, style.width) for style in styles],
+        options,
+        masks=[None if m is None else MaskInput(m.height, m.width, is_black(m)) for m in masks],
+        limits=limits,
+    )
 
 
-def upscaled_style_notes(content: CleanImage, styles: list[CleanImage], options: dict[str, Any]) -> list[str]:
-    """Notes for the style images the engine will enlarge much: it scales each style image to
-    style_scale times the output's longest side (worker/engine/optimize.py), so a small style image
-    behind a large print gives soft, blurred brush strokes. The output is the content at most
-    ``size`` px on its longest side (never enlarged)."""
-    output_side = min(int(options["size"]), max(content.width, content.height))
-    style_side = round(float(options["style_scale"]) * output_side)
-    notes = []
-    for number, style in enumerate(styles, start=1):
-        factor = style_side / max(style.width, style.height)
-        if factor > STYLE_UPSCALE_NOTE_FACTOR:
-            notes.append(
-                f"Style image {number} is {style.width}x{style.height} pixels; for this {output_side} px "
-                f"picture it is upscaled {factor:.1f}x (to {style_side} px on its longest side), so its "
-                "brush strokes may look soft: a larger style image keeps them crisp."
-            )
-    return notes
+def fit_masks(masks: list[CleanImage | None], content: CleanImage) -> list[CleanImage | None]:
+    """The masks as stored: greyscale, at the content's size (the plan has checked their shapes)."""
+    return [None if mask is None else to_mask(mask, content.width, content.height) for mask in masks]
 
 
-def check_masks(
-    masks: list[CleanImage | None], content: CleanImage
-) -> tuple[list[CleanImage | None], list[str]]:
-    """The masks as stored (greyscale, the content's size) and notes on what was changed.
-
-    Raises SubmissionError 422 for a mask whose aspect ratio differs from the content's by more
-    than MASK_ASPECT_TOLERANCE, or when every style has a mask and all of them are black (no
-    style would go anywhere). No mask at all (or only empty parts) gives ([], []).
-    """
-    if all(mask is None for mask in masks):
-        return [], []
-    fitted: list[CleanImage | None] = []
-    notes = []
-    for number, mask in enumerate(masks, start=1):
-        if mask is None:
-            fitted.append(None)
-            continue
-        size = f"{mask.width}x{mask.height}"
-        content_size = f"{content.width}x{content.height}"
-        if mask_aspect_differs((mask.height, mask.width), (content.height, content.width)):
-            raise SubmissionError(
-                422,
-                f"mask: mask {number} is {size} pixels; its aspect ratio differs from the content "
-                f"image's ({content_size}) by more than {MASK_ASPECT_TOLERANCE:.0%}",
-                "mask",
-            )
-        if (mask.width, mask.height) != (content.width, content.height):
-            notes.append(f"Mask {number} was {size} pixels; it was resized to the content's {content_size}.")
-        fitted.append(to_mask(mask, content.width, content.height))
-    if all(mask is not None and is_black(mask) for mask in fitted):
-        raise SubmissionError(
-            422, "mask: every mask is black, so no style would go anywhere (white = this style here)", "mask"
-        )
-    return fitted, notes
+def _refuse(refusals: Sequence[Refusal]) -> None:
+    if refusals:
+        raise SubmissionError(422, str(refusals[0]), refusals[0].field)
 
 
 def _check_rate_and_queue(client: str) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.options import PRESETS, preset_plan
-from core.progress import WorkPlan, full_size_steps
+from spec.plan import RunPlan
 
 REFERENCE_SIDE = 256
 # Seconds per Adam step for a square REFERENCE_SIDE image.
@@ -35,11 +35,11 @@ class PresetChoice:
     ladder_start: int = 0  # the coarse-to-fine ladder's first rung it sets (px); 0: one size
 
 
-def estimate_seconds(size: int, seconds_per_step_at_reference: float, plan: WorkPlan) -> float:
+def estimate_seconds(size: int, seconds_per_step_at_reference: float, plan: RunPlan) -> float:
     """Seconds for a square size x size image optimised by ``plan`` (core.options.preset_plan): a step
     costs in proportion to its pixels, so a coarse-to-fine plan's steps are counted as full-size ones
-    by their pixels (core/progress.py)."""
-    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * full_size_steps(plan)
+    by their pixels (RunPlan.full_size_steps)."""
+    return seconds_per_step_at_reference * (size / REFERENCE_SIDE) ** 2 * plan.full_size_steps()
 
 
 def humanize_duration(seconds: float) -> str:

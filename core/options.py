@@ -14,11 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model, field_validator
 
-from core.progress import WorkPlan, as_work
 from core.settings import get_settings
-from spec.options import MASK_ASPECT_TOLERANCE as MASK_ASPECT_TOLERANCE  # for the web (app/)
-from spec.options import OptionsError, OptionSpec, StyleOptions, option_specs, scale_plan
-from spec.options import mask_aspect_differs as mask_aspect_differs  # for the web (app/)
+from spec.options import OptionsError, OptionSpec, StyleOptions, option_specs
+from spec.plan import RunPlan, plan_run
 
 Preset = Literal["quick", "standard", "high", "print"]
 
@@ -41,7 +39,7 @@ class QualityPreset:
 # VGG19 costs ~1 s per step at 256 px on a 2-core CPU and far less on a GPU, so "quick" is the only
 # preset meant for CPU demos. A step costs in proportion to its pixels: "print" (for a GPU worker and
 # ATELIER_MAX_SIZE of 2048 or more) climbs a ladder from 512 px, where the style is learned, to the
-# full size by rungs √2 apart, each rung about the same work (scale_plan): 65 full-size steps' worth
+# full size by rungs √2 apart, each rung about the same work (spec/plan.py): 65 full-size steps' worth
 # of work at 2048 px instead of 400. "high" climbs it too (512, 627, 768 px): at its shape and steps
 # it ended 8% lower than one size in 63% of the time (docs/performance.md, bench/presets.py).
 PRESETS: dict[str, QualityPreset] = {
@@ -152,7 +150,7 @@ class _JobOptionsBase(BaseModel):
             raise ValueError(f"must be at most {limit} (ATELIER_MAX_ITERATIONS)")
         return iterations
 
-    def resolve(self, style_count: int) -> dict[str, Any]:
+    def resolve(self) -> dict[str, Any]:
         """What a job record keeps: every option under its public name, preset and defaults applied.
 
         The engine's own checks run here (cross-option rules such as increasing scales), so a job
@@ -172,12 +170,6 @@ class _JobOptionsBase(BaseModel):
                 values[name] = value
         if values["preview_every"] is None:
             values["preview_every"] = settings.preview_every
-        blend = values["style_blend"]
-        if blend is not None and len(blend) != style_count:
-            raise OptionValueError(
-                "style_blend",
-                f"has {len(blend)} weights but {style_count} style image(s) were sent",
-            )
         try:
             options = StyleOptions.from_public(values)
         except OptionsError as error:
@@ -185,11 +177,11 @@ class _JobOptionsBase(BaseModel):
         return {"preset": preset, **options.to_public()}
 
 
-def preset_plan(name: str, size: int, iterations: int) -> WorkPlan:
-    """The engine's plan, as work, of preset ``name`` for a square ``size`` px image and ``iterations``
-    steps (the upload page's estimates)."""
+def preset_plan(name: str, size: int, iterations: int) -> RunPlan:
+    """The run plan of preset ``name`` for a square ``size`` px image and ``iterations`` steps (the
+    upload page's estimates)."""
     values = {**PRESETS[name].options, "size": size, "iterations": iterations}
-    return as_work(scale_plan(size, size, StyleOptions.from_public(values)))
+    return plan_run((size, size), [(size, size)], StyleOptions.from_public(values))
 
 
 def _public_error(message: str) -> OptionValueError:

@@ -43,9 +43,6 @@ MIN_SIZE = 16
 MIN_LADDER_START = 32  # px: a rung needs sides of at least MIN_SIZE, and below this the style is not learned
 LADDER_RATIO = math.sqrt(2)  # the most a ladder rung's side grows over the one before
 MAX_STYLE_SCALE = 4.0  # a style image 4x the content's size is already 16x its memory
-# A style's mask may differ from the content's aspect ratio by this fraction (it is resized); the
-# CLI, the web's upload checks and the engine all ask mask_aspect_differs.
-MASK_ASPECT_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True)
@@ -188,7 +185,7 @@ class StyleOptions:
         minimum=0,
         maximum=0.9999,
     )
-    # Coarse-to-fine (scale_plan): the image is upsampled from size to size and Adam's state with it.
+    # Coarse-to-fine (spec/plan.py): the image is upsampled from size to size and Adam's state with it.
     scales: tuple[float, ...] = _option(
         (1.0,),
         "Coarse-to-fine sizes relative to size, increasing and ending with 1, e.g. 0.25,0.5,1; "
@@ -297,67 +294,6 @@ class StyleOptions:
         weights = self.style_layer_weights or (1.0,) * len(self.style_layers)
         total = sum(weights)
         return tuple(w / total for w in weights)
-
-
-def scale_plan(height: int, width: int, options: StyleOptions) -> list[tuple[int, int, int]]:
-    """(height, width, steps) of each size a run of ``height`` x ``width`` optimises, coarsest first,
-    ending at that size; the steps sum to ``options.iterations``.
-
-    ``ladder_start``: rungs from that longest side up to the full size, evenly spaced in log size and
-    at most LADDER_RATIO apart, the steps split as equal work (see _work_split). Else ``scales``: the
-    iterations split equally, the remainder to the full size. Sizes whose shorter side would be under
-    MIN_SIZE, or that round to the size before them, are dropped, and so is a size left with no step.
-    """
-    if options.ladder_start:
-        sizes = _ladder_sizes(height, width, options.ladder_start)
-        steps = _work_split(sizes, options.iterations)
-    else:
-        scaled = [(round(height * scale), round(width * scale)) for scale in options.scales[:-1]]
-        sizes = _usable(scaled, height, width)
-        steps = [options.iterations // len(sizes)] * len(sizes)
-        steps[-1] += options.iterations - sum(steps)
-    return [(h, w, n) for (h, w), n in zip(sizes, steps, strict=True) if n > 0]
-
-
-def _usable(sizes: list[tuple[int, int]], height: int, width: int) -> list[tuple[int, int]]:
-    """Increasing sizes below the full one, without those too small or equal to a neighbour, then
-    the full size."""
-    kept = [size for size in sizes if min(size) >= MIN_SIZE] + [(height, width)]
-    return list(dict.fromkeys(kept))
-
-
-def _ladder_sizes(height: int, width: int, start: int) -> list[tuple[int, int]]:
-    longest = max(height, width)
-    if start >= longest:
-        return [(height, width)]
-    rungs = math.ceil(math.log(longest / start) / math.log(LADDER_RATIO) - 1e-9)
-    sides = [start * (longest / start) ** (rung / rungs) for rung in range(rungs)]
-    return _usable(
-        [(round(height * side / longest), round(width * side / longest)) for side in sides], height, width
-    )
-
-
-def _work_split(sizes: list[tuple[int, int]], iterations: int) -> list[int]:
-    """Steps per rung in inverse proportion to its pixels, so each rung costs about the same: the
-    style is learned on the small rungs and the large ones only refine it (a 2048 px print from 512
-    px: 206, 104, 51, 26 and 13 of 400 steps). Rounded cumulatively, so they sum to ``iterations``;
-    the full size gets at least one step, from the rung with the most."""
-    shares = [1.0 / (h * w) for h, w in sizes]
-    total, ends, running = sum(shares), [], 0.0
-    for share in shares:
-        running += share
-        ends.append(round(iterations * running / total))
-    steps = [end - start for start, end in zip([0, *ends], ends, strict=False)]
-    if steps[-1] == 0:
-        steps[steps.index(max(steps))] -= 1
-        steps[-1] = 1
-    return steps
-
-
-def mask_aspect_differs(mask_size: tuple[int, int], content_size: tuple[int, int]) -> bool:
-    """Whether (height, width) sizes differ in aspect ratio by more than MASK_ASPECT_TOLERANCE."""
-    (mask_height, mask_width), (height, width) = mask_size, content_size
-    return abs((mask_width / mask_height) / (width / height) - 1.0) > MASK_ASPECT_TOLERANCE
 
 
 def _require(condition: bool, message: str) -> None:

@@ -25,7 +25,9 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from spec.errors import EngineError, ImageError, OptionsError
-from spec.options import PRECISIONS, OptionSpec, StyleOptions, mask_aspect_differs, option_specs
+from spec.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
+from spec.plan import Limits
+from worker.engine.hooks import Hooks, Progress, RunImages
 from worker.engine.images import load_image, output_format, save_image
 
 logger = logging.getLogger("atelier")
@@ -147,20 +149,28 @@ def _fail(code: int, error: Exception) -> int:
 def _stylize(args: argparse.Namespace) -> int:
     given = {spec.name: getattr(args, spec.name) for spec in option_specs()}
     options = StyleOptions(**{name: value for name, value in given.items() if value is not None})
-    options.normalized_blend(len(args.styles))  # one --style-blend weight per style image
     output_format(args.output)  # refuse an unsupported extension before hours of work
     if not args.output.parent.is_dir():
         raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
-    content = load_image(args.content)
-    styles = [load_image(path) for path in args.styles]
-    masks = _load_masks(args.masks, len(styles), content.shape[:2])
+    images = RunImages(
+        content=load_image(args.content),
+        styles=[load_image(path) for path in args.styles],
+        masks=_load_masks(args.masks),
+    )
+    # The plan's refusals do not depend on the tiles, whose default needs TensorFlow (a GPU or not):
+    # refuse now, in a fraction of a second, and plan with the tiles once TensorFlow is loaded.
+    images.plan(options).check()
     weights, model_dir, weights_seed = _model_settings(args)
     precision, xla, max_tile_pixels = _compute_settings(args)
 
     with _native_stderr_silenced():  # TensorFlow's C++ start-up banner ignores TF_CPP_MIN_LOG_LEVEL
         from worker.engine.model import load_extractor
-        from worker.engine.optimize import Progress, stylize
+        from worker.engine.optimize import stylize
         from worker.engine.tiling import resolve_tile_pixels
+
+    plan = images.plan(options, Limits(max_tile_pixels=resolve_tile_pixels(max_tile_pixels)))
+    for note in plan.notes:
+        logger.warning("%s", note)
 
     extractor = load_extractor(
         weights, model_dir, seed=weights_seed, content_layers=options.content_layers,
@@ -178,11 +188,7 @@ def _stylize(args: argparse.Namespace) -> int:
         def on_preview(step: int, image: Any) -> None:
             save_image(image, args.output.with_name(f"{args.output.stem}_{step:04d}{args.output.suffix}"))
 
-        result = stylize(
-            content, styles, options, extractor=extractor, on_progress=on_progress,
-            on_preview=on_preview, should_stop=stop, masks=masks,
-            max_tile_pixels=resolve_tile_pixels(max_tile_pixels),
-        )  # fmt: skip
+        result = stylize(plan, images, extractor, Hooks(on_progress, on_preview, should_stop=stop))
     save_image(result.image, args.output)
     height, width = result.image.shape[:2]
     if args.json:
@@ -205,30 +211,11 @@ def _stylize(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_masks(paths: list[str] | None, style_count: int, content_size: tuple[int, ...]) -> list[Any] | None:
-    """--mask files (None for 'none'), checked against the style count and the content's aspect ratio."""
+def _load_masks(paths: list[str] | None) -> list[Any] | None:
+    """--mask files, in the styles' order (None for 'none'); the run plan checks their number and shapes."""
     if not paths:
         return None
-    if len(paths) != style_count:
-        raise OptionsError(
-            f"--mask was given {len(paths)} time(s) for {style_count} style image(s): once per style"
-        )
-    masks: list[Any] = []
-    for number, path in enumerate(paths, start=1):
-        mask = None if path.lower() == "none" else load_image(Path(path))
-        if mask is not None and mask_aspect_differs(mask.shape[:2], (content_size[0], content_size[1])):
-            height, width = mask.shape[:2]
-            raise ImageError(
-                f"mask {number} ({path}) is {width}x{height} pixels: its aspect ratio differs from the "
-                f"content image's ({content_size[1]}x{content_size[0]}) by more than 1%"
-            )
-        if mask is not None and mask.shape[:2] != tuple(content_size[:2]):
-            logger.warning(
-                "mask %d (%s) is %dx%d pixels; it is resized to the content's %dx%d",
-                number, path, mask.shape[1], mask.shape[0], content_size[1], content_size[0],
-            )  # fmt: skip
-        masks.append(mask)
-    return masks
+    return [None if path.lower() == "none" else load_image(Path(path)) for path in paths]
 
 
 def _fetch_weights(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
-from core.progress import WorkPlan, as_work, work_fraction
 from core.routing import TASK_NAME
 from core.settings import get_settings
 from core.storage import (
@@ -29,7 +28,8 @@ from core.storage import (
     result_key,
     style_key,
 )
-from spec.options import StyleOptions, scale_plan
+from spec.options import StyleOptions
+from spec.plan import Limits, RunPlan
 from worker import warm
 from worker.celery_app import app
 from worker.lease import JobLease
@@ -85,7 +85,7 @@ class JobCallbacks:
         self.cancelled = False
         self.timed_out = False
         self.latest_image: np.ndarray | None = None  # last preview, saved if the time limit strikes
-        self.work_plan: WorkPlan = ()  # the run's scales as work (work_plan()); (): progress counts steps
+        self.plan: RunPlan | None = None  # the run's plan: progress is its work done (None: steps)
         self.start_step = 0  # the step this run resumes after (0: from the start)
 
     def on_progress(self, progress: Progress) -> None:
@@ -108,7 +108,7 @@ class JobCallbacks:
 
     def work(self, step: int) -> float | None:
         """The fraction of the run's work done after ``step`` steps (None without a plan)."""
-        return work_fraction(self.work_plan, step) if self.work_plan else None
+        return self.plan.work_fraction(step) if self.plan is not None else None
 
     def on_preview(self, step: int, image: np.ndarray) -> None:
         self.latest_image = image  # full size: the partial result if the time limit strikes
@@ -247,37 +247,38 @@ def _is_engine_error(error: Exception) -> bool:
 def _run(
     job_id: str, record: JobRecord, store: JobStore, storage: Storage, callbacks: JobCallbacks
 ) -> dict[str, Any]:
+    from worker.engine import Checkpoint, Hooks, RunImages
     from worker.engine import stylize as run_engine
     from worker.engine.images import encode_image, load_image
     from worker.engine.tiling import resolve_tile_pixels
 
     settings = get_settings()
     engine_options = StyleOptions.from_public(record.options)
-    content = load_image(storage.read_bytes(content_key(job_id)))
-    styles = [load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)]
-    masks = [
-        load_image(storage.read_bytes(mask_key(job_id, index))) if has_mask else None
-        for index, has_mask in enumerate(record.masks)
-    ]
+    images = RunImages(
+        content=load_image(storage.read_bytes(content_key(job_id))),
+        styles=[
+            load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)
+        ],
+        masks=[
+            load_image(storage.read_bytes(mask_key(job_id, index))) if has_mask else None
+            for index, has_mask in enumerate(record.masks)
+        ]
+        or None,
+    )
+    plan = images.plan(engine_options, Limits(max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels)))
     start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
-    callbacks.work_plan, callbacks.start_step = work_plan(content, engine_options), start_step
+    callbacks.plan, callbacks.start_step = plan, start_step
     extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
-    result = run_engine(
-        content,
-        styles,
-        engine_options,
-        extractor=extractor,
+    hooks = Hooks(
         on_progress=callbacks.on_progress,
         on_preview=callbacks.on_preview,
-        should_stop=callbacks.should_stop,
-        job_id=job_id,
-        start_image=start_image,
-        start_step=start_step,
         on_checkpoint=callbacks.on_checkpoint,
         checkpoint_every=settings.checkpoint_every,
-        masks=masks or None,
-        max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels),
+        should_stop=callbacks.should_stop,
+        resume=None if start_image is None else Checkpoint(start_image, start_step),
+        label=f"job {job_id}",
     )
+    result = run_engine(plan, images, extractor, hooks)
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)
         return {"status": "abandoned"}
@@ -318,14 +319,6 @@ def _run(
     finish_patiently(store, job_id, "succeeded", has_result=True, stats=stats)
     logger.info("job %s: succeeded, %d step(s) in %.1f s", job_id, result.steps, result.seconds)
     return {"status": "succeeded", **stats}
-
-
-def work_plan(content: np.ndarray, options: StyleOptions) -> WorkPlan:
-    """The engine's plan for this content (each scale's size and steps) as (pixels, steps) work."""
-    height, width = content.shape[:2]
-    shrink = min(1.0, options.max_size / max(height, width))  # images.resize_to_max never enlarges
-    full = max(1, round(height * shrink)), max(1, round(width * shrink))
-    return as_work(scale_plan(*full, options))
 
 
 def _timed_out(

@@ -11,8 +11,9 @@ import pytest
 import tensorflow as tf
 
 from spec.errors import ImageError, OptionsError
+from spec.options import StyleOptions
 from tests.engine.conftest import gradient, noise, stripes
-from worker.engine import StyleOptions, stylize
+from tests.support.engine import stylize_arrays
 from worker.engine.control import match_colors, with_pooling
 from worker.engine.model import FeatureExtractor
 
@@ -40,11 +41,11 @@ def test_a_black_region_keeps_the_content_while_the_white_one_is_styled(extracto
     content = gradient()
     styled_half, _ = _halves()
     options = StyleOptions(max_size=SIZE, iterations=30, style_weight=10.0)
-    result = stylize(content, [stripes()], options, extractor=extractor, masks=[styled_half])
+    result = stylize_arrays(content, [stripes()], options, extractor=extractor, masks=[styled_half])
     difference = _grey_levels(result.image, content)
     assert difference[:, SIZE // 2 :].max() <= 3  # unstyled: the content, within a few grey levels
     assert difference[:, : SIZE // 2].mean() > 10  # styled: changed
-    unmasked = stylize(content, [stripes()], options, extractor=extractor).image
+    unmasked = stylize_arrays(content, [stripes()], options, extractor=extractor).image
     assert _grey_levels(unmasked, content)[:, SIZE // 2 :].mean() > 10  # the mask is what kept it
 
 
@@ -55,7 +56,9 @@ def test_complementary_masks_give_each_half_its_styles_colour(extractor: Feature
     options = StyleOptions(
         max_size=SIZE, iterations=40, style_weight=100.0, content_weight=0.0, tv_weight=0.0
     )
-    image = stylize(grey, [red, blue], options, extractor=extractor, masks=[left, right]).image.astype(float)
+    image = stylize_arrays(grey, [red, blue], options, extractor=extractor, masks=[left, right]).image.astype(
+        float
+    )
     for half, own, other in ((image[:, : SIZE // 2], red, blue), (image[:, SIZE // 2 :], blue, red)):
         mean = half.reshape(-1, 3).mean(axis=0)
         own_mean, other_mean = own.reshape(-1, 3).mean(axis=0), other.reshape(-1, 3).mean(axis=0)
@@ -66,7 +69,7 @@ def test_complementary_masks_give_each_half_its_styles_colour(extractor: Feature
 def test_a_mask_of_the_same_aspect_and_another_size_is_resized(extractor: FeatureExtractor) -> None:
     styled_half, _ = _halves(32, 32)
     options = StyleOptions(max_size=SIZE, iterations=5, style_weight=10.0)
-    result = stylize(gradient(), [stripes()], options, extractor=extractor, masks=[styled_half])
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor, masks=[styled_half])
     assert _grey_levels(result.image, gradient())[:, SIZE // 2 + 1 :].max() <= 3
 
 
@@ -83,13 +86,13 @@ def test_unusable_masks_are_refused(
 ) -> None:
     options = StyleOptions(max_size=SIZE, iterations=1)
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
-        stylize(gradient(), [stripes()], options, extractor=extractor, masks=masks)
+        stylize_arrays(gradient(), [stripes()], options, extractor=extractor, masks=masks)
 
 
 def test_a_style_without_a_mask_applies_everywhere(extractor: FeatureExtractor) -> None:
     options = StyleOptions(max_size=SIZE, iterations=1)
-    plain = stylize(gradient(), [stripes()], options, extractor=extractor)
-    masked = stylize(gradient(), [stripes()], options, extractor=extractor, masks=[None])
+    plain = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
+    masked = stylize_arrays(gradient(), [stripes()], options, extractor=extractor, masks=[None])
     np.testing.assert_allclose(masked.loss_initial["style"], plain.loss_initial["style"], rtol=1e-4)
 
 
@@ -104,8 +107,8 @@ def test_histogram_colours_stay_closer_to_the_contents_than_style_colours(
 ) -> None:
     content = gradient()
     common = {"max_size": SIZE, "iterations": 30, "style_weight": 10.0}
-    with_style = stylize(content, [stripes()], StyleOptions(**common), extractor=extractor).image
-    histogram = stylize(
+    with_style = stylize_arrays(content, [stripes()], StyleOptions(**common), extractor=extractor).image
+    histogram = stylize_arrays(
         content, [stripes()], StyleOptions(**common, colors="histogram"), extractor=extractor
     ).image
     assert _channel_distance(histogram, content) < 0.5 * _channel_distance(with_style, content)
@@ -123,8 +126,8 @@ def test_match_colors_gives_the_style_the_contents_mean_and_covariance() -> None
 
 def test_mean_cov_from_the_style_image_has_zero_style_loss(extractor: FeatureExtractor) -> None:
     options = StyleOptions(max_size=SIZE, iterations=1, init="style", style_loss="mean_cov")
-    result = stylize(gradient(), [stripes()], options, extractor=extractor)
-    from_content = stylize(
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
+    from_content = stylize_arrays(
         gradient(), [stripes()], StyleOptions(max_size=SIZE, iterations=1, style_loss="mean_cov"),
         extractor=extractor,
     )  # fmt: skip
@@ -137,13 +140,13 @@ def test_mean_cov_blends_means_and_second_moments(extractor: FeatureExtractor) -
     options = StyleOptions(
         max_size=SIZE, iterations=1, init="style", style_loss="mean_cov", style_blend=(0.3, 0.7)
     )
-    result = stylize(gradient(), [stripes(), stripes()], options, extractor=extractor)
+    result = stylize_arrays(gradient(), [stripes(), stripes()], options, extractor=extractor)
     assert result.loss_initial["style"] < 1e-9
 
 
 def test_mean_cov_lowers_its_loss(extractor: FeatureExtractor) -> None:
     options = StyleOptions(max_size=SIZE, iterations=30, style_loss="mean_cov", init="noise", tv_weight=0)
-    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
     assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
 
 
@@ -155,8 +158,8 @@ def _high_frequency_energy(image: np.ndarray) -> float:
 
 def test_ema_lowers_high_frequency_energy(extractor: FeatureExtractor) -> None:
     common = {"max_size": SIZE, "iterations": 30, "style_weight": 10.0, "tv_weight": 0.0}
-    plain = stylize(gradient(), [stripes()], StyleOptions(**common), extractor=extractor).image
-    averaged = stylize(
+    plain = stylize_arrays(gradient(), [stripes()], StyleOptions(**common), extractor=extractor).image
+    averaged = stylize_arrays(
         gradient(), [stripes()], StyleOptions(**common, ema_decay=0.9), extractor=extractor
     ).image
     assert _high_frequency_energy(averaged) < 0.9 * _high_frequency_energy(plain)
@@ -181,7 +184,7 @@ def test_average_pooling_changes_the_features_not_their_shapes(extractor: Featur
 
 def test_average_pooling_runs(extractor: FeatureExtractor) -> None:
     options = StyleOptions(max_size=SIZE, iterations=10, pooling="average", init="noise", tv_weight=0)
-    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
     assert result.loss_final["total"] < result.loss_initial["total"]
 
 
@@ -201,7 +204,7 @@ def test_masks_work_with_lbfgs_and_mean_cov(extractor: FeatureExtractor) -> None
     options = StyleOptions(
         max_size=SIZE, iterations=8, optimizer="lbfgs", style_loss="mean_cov", init="noise", tv_weight=0
     )
-    result = stylize(content, [stripes()], options, extractor=extractor, masks=[styled_half])
+    result = stylize_arrays(content, [stripes()], options, extractor=extractor, masks=[styled_half])
     assert result.loss_final["total"] < result.loss_initial["total"]
     assert _grey_levels(result.image, content)[:, SIZE // 2 :].max() <= 3
     assert _grey_levels(result.image, content)[:, : SIZE // 2].mean() > 3
@@ -213,8 +216,8 @@ def test_a_masked_run_over_the_tile_budget_runs_untiled_and_makes_the_same_pictu
     # Tiles reproduce the plain Gram loss only: a job with masks runs whole instead of failing.
     content, (styled_half, _) = gradient(), _halves()
     options = StyleOptions(max_size=SIZE, iterations=3, style_weight=10.0)
-    whole = stylize(content, [stripes()], options, extractor=extractor, masks=[styled_half]).image
-    budgeted = stylize(
+    whole = stylize_arrays(content, [stripes()], options, extractor=extractor, masks=[styled_half]).image
+    budgeted = stylize_arrays(
         content, [stripes()], options, extractor=extractor, masks=[styled_half], max_tile_pixels=16 * 16
     ).image
     assert np.array_equal(whole, budgeted)

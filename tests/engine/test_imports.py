@@ -12,7 +12,8 @@ CHECK = """
 import sys
 import worker.cli, worker.engine.images, spec.options
 assert "tensorflow" not in sys.modules, "checking files and options must not load TensorFlow"
-from worker.engine import StyleOptions, load_extractor, stylize
+from worker.engine import load_extractor, stylize
+from spec.options import StyleOptions
 import worker.engine.model, worker.engine.optimize
 assert "tensorflow" in sys.modules
 loaded = sorted(name for name in ("celery", "fastapi", "redis", "app", "core") if name in sys.modules)

@@ -10,9 +10,11 @@ import pytest
 import tensorflow as tf
 
 from spec.errors import OptionsError
-from spec.options import LADDER_RATIO, scale_plan
+from spec.options import StyleOptions
+from spec.plan import Limits, plan_run
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
-from worker.engine import Progress, StyleOptions, StyleResult, stylize
+from tests.support.engine import stylize_arrays
+from worker.engine import Progress, StyleResult
 from worker.engine.model import FeatureExtractor, load_extractor
 from worker.engine.optimize import AdamHyper, AdamState, _Compiled
 
@@ -20,42 +22,6 @@ SHALLOW = {  # VGG19 up to block3_conv2: small tiles stay exact (tests/engine/te
     "content_layers": ("block3_conv2",),
     "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
 }
-
-
-@pytest.mark.parametrize(
-    ("height", "width", "start"), [(2048, 2048, 512), (1536, 2048, 512), (4096, 3072, 512), (3000, 900, 300)]
-)
-def test_the_rungs_rise_by_at_most_root_two_and_each_costs_about_the_same(
-    height: int, width: int, start: int
-) -> None:
-    plan = scale_plan(height, width, StyleOptions(iterations=400, ladder_start=start))
-    sides = [max(h, w) for h, w, _ in plan]
-    assert sides[0] == start and plan[-1][:2] == (height, width)
-    assert all(1.2 < b / a <= LADDER_RATIO * 1.01 for a, b in zip(sides, sides[1:], strict=False))
-    assert all(abs(h / w - height / width) < 0.01 for h, w, _ in plan)  # the content's shape throughout
-    steps = [n for _, _, n in plan]
-    assert sum(steps) == 400 and steps == sorted(steps, reverse=True) and steps[-1] >= 1
-    work = [h * w * n / (height * width) for h, w, n in plan]
-    assert max(work) / min(work) < 1.25  # each rung within a step of its share: the top ones round most
-
-
-def test_the_print_ladder_spends_a_sixth_of_the_work_of_one_size() -> None:
-    plan = scale_plan(2048, 2048, StyleOptions(iterations=400, ladder_start=512))
-    assert plan == [(512, 512, 206), (724, 724, 104), (1024, 1024, 51), (1448, 1448, 26), (2048, 2048, 13)]
-    assert sum(h * w * n for h, w, n in plan) / 2048**2 == pytest.approx(64.6, abs=0.1)
-
-
-@pytest.mark.parametrize(("height", "width", "start"), [(64, 64, 32), (1000, 300, 64), (2048, 2048, 512)])
-def test_few_steps_still_end_at_the_full_size(height: int, width: int, start: int) -> None:
-    for iterations in range(1, 12):
-        plan = scale_plan(height, width, StyleOptions(iterations=iterations, ladder_start=start))
-        assert sum(n for _, _, n in plan) == iterations and all(n > 0 for _, _, n in plan)
-        assert plan[-1][:2] == (height, width)
-
-
-def test_a_ladder_that_starts_at_the_size_is_one_size() -> None:
-    assert scale_plan(300, 400, StyleOptions(iterations=7, ladder_start=512)) == [(300, 400, 7)]
-    assert scale_plan(64, 64, StyleOptions(iterations=1, ladder_start=32)) == [(64, 64, 1)]  # the size first
 
 
 @pytest.mark.parametrize(
@@ -100,11 +66,12 @@ def test_a_ladder_run_counts_every_step_and_previews_at_full_size(extractor: Fea
     seen: list[Progress] = []
     previews: list[tuple[int, tuple[int, ...]]] = []
     options = _ladder({"preview_every": 10, "init": "noise", "tv_weight": 0.0})
-    result = stylize(
+    result = stylize_arrays(
         gradient(64, 48), [stripes()], options, extractor=extractor, on_progress=seen.append,
         on_preview=lambda step, image: previews.append((step, image.shape)),
     )  # fmt: skip
-    assert [(h, w) for h, w, _ in scale_plan(64, 48, options)] == [(32, 24), (45, 34), (64, 48)]
+    rungs = plan_run((64, 48), [(64, 64)], options).rungs
+    assert [(rung.height, rung.width) for rung in rungs] == [(32, 24), (45, 34), (64, 48)]
     assert (result.steps, result.stopped, result.image.shape) == (30, False, (64, 48, 3))
     assert [p.step for p in seen] == list(range(1, 31)) and {p.total for p in seen} == {30}
     assert previews == [(10, (64, 48, 3)), (20, (64, 48, 3)), (30, (64, 48, 3))]
@@ -116,7 +83,7 @@ def test_carrying_adams_state_avoids_a_cold_start_at_every_rung(
 ) -> None:
     def run() -> tuple[StyleResult, list[float]]:
         losses: list[float] = []
-        result = stylize(
+        result = stylize_arrays(
             gradient(), [stripes()], _ladder(), extractor=extractor,
             on_progress=lambda progress: losses.append(progress.loss["total"]),
         )  # fmt: skip
@@ -127,7 +94,8 @@ def test_carrying_adams_state_avoids_a_cold_start_at_every_rung(
     monkeypatch.setattr(_Compiled, "carry", lambda self, initial, state: self.reset(initial))
     cold, cold_losses = run()
 
-    first_of_third_rung = sum(n for _, _, n in scale_plan(64, 64, _ladder())[:2])  # 0-based step index
+    rungs = plan_run((64, 64), [(64, 64)], _ladder()).rungs
+    first_of_third_rung = sum(rung.steps for rung in rungs[:2])  # 0-based step index
     # A cold rung's first update is about lr in every pixel: the loss jumps; a carried one goes on.
     assert cold_losses[first_of_third_rung + 1] > 1.5 * cold_losses[first_of_third_rung]
     assert carried_losses[first_of_third_rung + 1] < 1.1 * carried_losses[first_of_third_rung]
@@ -137,12 +105,12 @@ def test_carrying_adams_state_avoids_a_cold_start_at_every_rung(
 def test_a_resumed_ladder_goes_on_from_its_rung(extractor: FeatureExtractor) -> None:
     checkpoints: dict[int, np.ndarray] = {}
     options = _ladder({"init": "noise", "tv_weight": 0.0})
-    stylize(
+    stylize_arrays(
         gradient(), [stripes()], options, extractor=extractor, checkpoint_every=20,
         on_checkpoint=lambda step, image: checkpoints.setdefault(step, image),
     )  # fmt: skip
     steps: list[int] = []
-    resumed = stylize(
+    resumed = stylize_arrays(
         gradient(), [stripes()], options, extractor=extractor, start_image=checkpoints[20], start_step=20,
         on_progress=lambda progress: steps.append(progress.step),
     )  # fmt: skip
@@ -161,10 +129,11 @@ def test_a_tiled_ladder_makes_the_untiled_ladders_picture(shallow: FeatureExtrac
     )
     content, style = gradient(160, 192), stripes(224, 208)
     budget = 64 * 64  # every rung (96, 136 and 192 px) is over it: all are tiled
-    assert all(h * w > budget for h, w, _ in scale_plan(160, 192, options))
+    plan = plan_run((160, 192), [(224, 208)], options, limits=Limits(max_tile_pixels=budget))
+    assert all(rung.tiled for rung in plan.rungs)
 
     def run(max_tile_pixels: int) -> StyleResult:
-        return stylize(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
+        return stylize_arrays(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
 
     untiled, tiled = run(0), run(budget)
     assert tiled.steps == untiled.steps == 8
@@ -175,6 +144,6 @@ def test_a_tiled_ladder_makes_the_untiled_ladders_picture(shallow: FeatureExtrac
 
 def test_the_ladder_with_lbfgs_restarts_it_per_rung_and_lowers_the_loss(extractor: FeatureExtractor) -> None:
     options = _ladder({"optimizer": "lbfgs", "iterations": 8, "init": "noise", "tv_weight": 0.0})
-    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
     assert result.image.shape == (64, 64, 3) and 1 <= result.steps <= 8
     assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]

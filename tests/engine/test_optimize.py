@@ -1,4 +1,4 @@
-"""stylize(): the loss goes down, runs are reproducible, callbacks and options do what they say."""
+"""stylize_arrays(): the loss goes down, runs are reproducible, callbacks and options do what they say."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from spec.errors import EngineError, ImageError, OptionsError
+from spec.options import StyleOptions
 from tests.engine.conftest import gradient, noise, stripes
-from worker.engine import Progress, StyleOptions, stylize
+from tests.support.engine import stylize_arrays
+from worker.engine import Progress
 from worker.engine.images import rgb_to_ycbcr, to_float
 from worker.engine.model import FeatureExtractor, load_extractor
 
@@ -22,7 +24,7 @@ def _options(**changes: object) -> StyleOptions:
 
 def test_adam_halves_the_loss_in_30_steps(extractor: FeatureExtractor) -> None:
     seen: list[Progress] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], _options(iterations=30), extractor=extractor, on_progress=seen.append
     )
     assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
@@ -36,7 +38,9 @@ def test_adam_halves_the_loss_in_30_steps(extractor: FeatureExtractor) -> None:
 
 def test_same_seed_gives_the_same_image(extractor: FeatureExtractor) -> None:
     def run(seed: int) -> np.ndarray:
-        return stylize(gradient(), [stripes()], _options(iterations=8, seed=seed), extractor=extractor).image
+        return stylize_arrays(
+            gradient(), [stripes()], _options(iterations=8, seed=seed), extractor=extractor
+        ).image
 
     first = run(5)
     np.testing.assert_array_equal(run(5), first)
@@ -45,7 +49,7 @@ def test_same_seed_gives_the_same_image(extractor: FeatureExtractor) -> None:
 
 def test_lbfgs_lowers_the_loss(extractor: FeatureExtractor) -> None:
     steps: list[int] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], _options(iterations=10, optimizer="lbfgs"), extractor=extractor,
         on_progress=lambda progress: steps.append(progress.step),
     )  # fmt: skip
@@ -61,8 +65,10 @@ def _chroma_error(image: np.ndarray, content: np.ndarray) -> np.ndarray:
 
 def test_preserve_colors_keeps_the_content_chroma(extractor: FeatureExtractor) -> None:
     content = gradient()
-    kept = stylize(content, [stripes()], _options(iterations=10, preserve_colors=True), extractor=extractor)
-    free = stylize(content, [stripes()], _options(iterations=10), extractor=extractor)
+    kept = stylize_arrays(
+        content, [stripes()], _options(iterations=10, preserve_colors=True), extractor=extractor
+    )
+    free = stylize_arrays(content, [stripes()], _options(iterations=10), extractor=extractor)
     # Where the optimised luminance is near black or white, RGB clipping bends a few pixels' chroma.
     assert _chroma_error(kept.image, content).mean() < 0.5
     assert np.percentile(_chroma_error(kept.image, content), 95) < 1.0
@@ -77,7 +83,7 @@ def test_preserve_colors_keeps_the_content_chroma(extractor: FeatureExtractor) -
 @pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
 def test_should_stop_ends_the_run_within_one_step(extractor: FeatureExtractor, optimizer: str) -> None:
     steps: list[int] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], _options(iterations=50, optimizer=optimizer), extractor=extractor,
         on_progress=lambda progress: steps.append(progress.step), should_stop=lambda: len(steps) >= 3,
     )  # fmt: skip
@@ -88,7 +94,7 @@ def test_should_stop_ends_the_run_within_one_step(extractor: FeatureExtractor, o
 
 
 def test_should_stop_before_the_first_step_returns_the_start(extractor: FeatureExtractor) -> None:
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], StyleOptions(max_size=64, iterations=5), extractor=extractor,
         should_stop=lambda: True,
     )  # fmt: skip
@@ -98,7 +104,7 @@ def test_should_stop_before_the_first_step_returns_the_start(extractor: FeatureE
 
 def test_previews_arrive_every_preview_every_steps(extractor: FeatureExtractor) -> None:
     previews: list[tuple[int, np.ndarray]] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], _options(iterations=9, preview_every=4), extractor=extractor,
         on_preview=lambda step, image: previews.append((step, image)),
     )  # fmt: skip
@@ -114,7 +120,7 @@ def test_style_blend_weights_the_style_images(extractor: FeatureExtractor) -> No
 
     def run(styles: list[np.ndarray], blend: tuple[float, ...] | None) -> np.ndarray:
         blended = StyleOptions(**{**options.__dict__, "style_blend": blend})
-        return stylize(gradient(), styles, blended, extractor=extractor).image.astype(int)
+        return stylize_arrays(gradient(), styles, blended, extractor=extractor).image.astype(int)
 
     stripes_only = run([stripes()], None)
     np.testing.assert_allclose(run([stripes(), noise()], (2.0, 0.0)), stripes_only, atol=1)
@@ -124,7 +130,7 @@ def test_style_blend_weights_the_style_images(extractor: FeatureExtractor) -> No
 def test_init_chooses_the_starting_image(extractor: FeatureExtractor) -> None:
     def initial_loss(init: str) -> dict[str, float]:
         options = StyleOptions(max_size=64, iterations=1, init=init)
-        return stylize(gradient(), [stripes()], options, extractor=extractor).loss_initial
+        return stylize_arrays(gradient(), [stripes()], options, extractor=extractor).loss_initial
 
     assert initial_loss("content")["content"] == 0.0
     from_style = initial_loss("style")
@@ -133,7 +139,7 @@ def test_init_chooses_the_starting_image(extractor: FeatureExtractor) -> None:
 
 
 def test_content_is_scaled_down_to_max_size(extractor: FeatureExtractor) -> None:
-    result = stylize(
+    result = stylize_arrays(
         gradient(64, 96), [stripes()], StyleOptions(max_size=48, iterations=1), extractor=extractor
     )
     assert result.image.shape == (32, 48, 3)
@@ -141,7 +147,9 @@ def test_content_is_scaled_down_to_max_size(extractor: FeatureExtractor) -> None
 
 def test_too_elongated_content_is_refused(extractor: FeatureExtractor) -> None:
     with pytest.raises(ImageError, match="at least 16 pixels"):
-        stylize(gradient(16, 256), [stripes()], StyleOptions(max_size=64, iterations=1), extractor=extractor)
+        stylize_arrays(
+            gradient(16, 256), [stripes()], StyleOptions(max_size=64, iterations=1), extractor=extractor
+        )
 
 
 def test_bad_options_are_refused(extractor: FeatureExtractor) -> None:
@@ -157,21 +165,21 @@ def test_bad_options_are_refused(extractor: FeatureExtractor) -> None:
     with pytest.raises(OptionsError, match="style_layer_weights"):
         StyleOptions(style_layer_weights=(1.0, 2.0))
     with pytest.raises(OptionsError, match="2 weights for 1 style"):
-        stylize(gradient(), [stripes()], StyleOptions(style_blend=(1.0, 1.0)), extractor=extractor)
+        stylize_arrays(gradient(), [stripes()], StyleOptions(style_blend=(1.0, 1.0)), extractor=extractor)
     with pytest.raises(ImageError, match="uint8 HxWx3"):
-        stylize(to_float(gradient()), [stripes()], StyleOptions(), extractor=extractor)
+        stylize_arrays(to_float(gradient()), [stripes()], StyleOptions(), extractor=extractor)
 
 
 def test_extractor_must_provide_the_option_layers() -> None:
     shallow = load_extractor("random", content_layers=("block2_conv1",), style_layers=("block1_conv1",))
     with pytest.raises(OptionsError, match="built without layer"):
-        stylize(gradient(), [stripes()], StyleOptions(), extractor=shallow)
+        stylize_arrays(gradient(), [stripes()], StyleOptions(), extractor=shallow)
 
 
 def test_style_scale_resizes_the_style_images(extractor: FeatureExtractor) -> None:
     def initial_style_loss(style_scale: float) -> float:
         options = StyleOptions(max_size=64, iterations=1, init="style", style_scale=style_scale)
-        return stylize(gradient(), [stripes()], options, extractor=extractor).loss_initial["style"]
+        return stylize_arrays(gradient(), [stripes()], options, extractor=extractor).loss_initial["style"]
 
     same_size = initial_style_loss(1.0)  # the start image is the style image at its own scale
     assert initial_style_loss(0.5) > 1000 * max(same_size, 1e-12)
@@ -180,4 +188,4 @@ def test_style_scale_resizes_the_style_images(extractor: FeatureExtractor) -> No
 def test_a_diverging_run_is_reported(extractor: FeatureExtractor) -> None:
     options = StyleOptions(max_size=32, iterations=3, content_weight=1e38, style_weight=1e38)
     with pytest.raises(EngineError, match="loss became inf at step 1"):
-        stylize(gradient(32, 32), [stripes(32, 32)], options, extractor=extractor)
+        stylize_arrays(gradient(32, 32), [stripes(32, 32)], options, extractor=extractor)

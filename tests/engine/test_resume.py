@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from spec.errors import OptionsError
+from spec.options import StyleOptions
 from tests.engine.conftest import gradient, stripes
-from worker.engine import StyleOptions, stylize
+from tests.support.engine import stylize_arrays
 from worker.engine.model import FeatureExtractor
 
 
@@ -17,7 +18,7 @@ def test_checkpoints_come_every_n_steps_and_a_resumed_run_does_only_the_rest(
 ) -> None:
     options = StyleOptions(max_size=32, iterations=7)
     checkpoints: list[tuple[int, np.ndarray]] = []
-    stylize(
+    stylize_arrays(
         gradient(),
         [stripes()],
         options,
@@ -27,7 +28,7 @@ def test_checkpoints_come_every_n_steps_and_a_resumed_run_does_only_the_rest(
     )
     resumed_steps: list[int] = []
     step, image = checkpoints[-1]
-    resumed = stylize(
+    resumed = stylize_arrays(
         gradient(),
         [stripes()],
         options,
@@ -46,7 +47,7 @@ def test_checkpoints_come_every_n_steps_and_a_resumed_run_does_only_the_rest(
 
 def test_a_start_step_beyond_the_iterations_is_refused(extractor: FeatureExtractor) -> None:
     with pytest.raises(OptionsError, match="start_step"):
-        stylize(
+        stylize_arrays(
             gradient(),
             [stripes()],
             StyleOptions(max_size=32, iterations=5),

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from spec.errors import OptionsError
-from spec.options import scale_plan
+from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
-from worker.engine import Progress, StyleOptions, stylize
+from tests.support.engine import stylize_arrays
+from worker.engine import Progress
 from worker.engine.model import FeatureExtractor, load_extractor
 
 # As in test_optimize: from noise without total variation, so the loss has room to fall.
@@ -25,8 +26,8 @@ def _options(**changes: object) -> StyleOptions:
 def test_bfloat16_losses_are_close_to_float32_and_still_fall(extractor: FeatureExtractor) -> None:
     mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
     assert mixed.precision == "mixed_bfloat16"
-    exact = stylize(gradient(), [stripes()], FROM_NOISE, extractor=extractor)
-    fast = stylize(gradient(), [stripes()], FROM_NOISE, extractor=mixed)
+    exact = stylize_arrays(gradient(), [stripes()], FROM_NOISE, extractor=extractor)
+    fast = stylize_arrays(gradient(), [stripes()], FROM_NOISE, extractor=mixed)
     # bfloat16 keeps 8 bits of mantissa: ~0.4% per value; the sums measured 0.2% apart.
     for name in ("total", "content", "style"):
         assert fast.loss_initial[name] == pytest.approx(exact.loss_initial[name], rel=0.02)
@@ -45,8 +46,8 @@ def test_xla_gives_the_same_losses_as_without() -> None:
     plain = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=False)
     compiled = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=True)
     assert (plain.jit_compile, compiled.jit_compile) == (False, True)
-    without = stylize(gradient(), [stripes()], options, extractor=plain)
-    with_xla = stylize(gradient(), [stripes()], options, extractor=compiled)
+    without = stylize_arrays(gradient(), [stripes()], options, extractor=plain)
+    with_xla = stylize_arrays(gradient(), [stripes()], options, extractor=compiled)
     assert with_xla.loss_initial["total"] == pytest.approx(without.loss_initial["total"], rel=1e-5)
     assert with_xla.loss_final["total"] == pytest.approx(without.loss_final["total"], rel=1e-3)
 
@@ -66,7 +67,7 @@ def test_unknown_precision_is_refused() -> None:
 def test_multiscale_gives_a_full_size_image_and_counts_every_step(extractor: FeatureExtractor) -> None:
     seen: list[Progress] = []
     previews: list[tuple[int, tuple[int, ...]]] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(64, 48), [stripes()], _options(iterations=12, scales=(0.25, 0.5, 1.0), preview_every=4),
         extractor=extractor, on_progress=seen.append,
         on_preview=lambda step, image: previews.append((step, image.shape)),
@@ -80,7 +81,7 @@ def test_multiscale_gives_a_full_size_image_and_counts_every_step(extractor: Fea
 
 def test_multiscale_stop_returns_a_full_size_image(extractor: FeatureExtractor) -> None:
     steps: list[int] = []
-    result = stylize(
+    result = stylize_arrays(
         gradient(), [stripes()], _options(iterations=30, scales=(0.5, 1.0)), extractor=extractor,
         on_progress=lambda progress: steps.append(progress.step), should_stop=lambda: len(steps) >= 4,
     )  # fmt: skip
@@ -89,21 +90,9 @@ def test_multiscale_stop_returns_a_full_size_image(extractor: FeatureExtractor) 
 
 def test_multiscale_with_lbfgs_lowers_the_loss(extractor: FeatureExtractor) -> None:
     options = _options(iterations=8, optimizer="lbfgs", scales=(0.5, 1.0))
-    result = stylize(gradient(), [stripes()], options, extractor=extractor)
+    result = stylize_arrays(gradient(), [stripes()], options, extractor=extractor)
     assert result.image.shape == (64, 64, 3) and 1 <= result.steps <= 8
     assert result.loss_final["total"] < 0.5 * result.loss_initial["total"]
-
-
-def test_scale_plan_splits_the_steps_and_drops_too_small_scales() -> None:
-    plan = scale_plan(512, 384, StyleOptions(iterations=100, scales=(0.25, 0.5, 1.0)))
-    assert plan == [(128, 96, 33), (256, 192, 33), (512, 384, 34)]
-    # 64 * 0.125 = 8 px is under MIN_SIZE (16): that scale is dropped and its steps go to the others.
-    assert scale_plan(64, 64, StyleOptions(iterations=9, scales=(0.125, 0.5, 1.0))) == [
-        (32, 32, 4),
-        (64, 64, 5),
-    ]
-    assert scale_plan(64, 64, StyleOptions(iterations=1, scales=(0.5, 1.0))) == [(64, 64, 1)]
-    assert scale_plan(64, 64, StyleOptions(iterations=5)) == [(64, 64, 5)]
 
 
 @pytest.mark.parametrize("scales", [(), (0.5,), (1.0, 0.5), (0.5, 0.5, 1.0), (0.0, 1.0), (0.5, 2.0)])

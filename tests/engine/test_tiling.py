@@ -16,8 +16,10 @@ import pytest
 import tensorflow as tf
 
 from spec.errors import EngineError, OptionsError
+from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
-from worker.engine import StyleOptions, StyleResult, optimize, stylize, tiling
+from tests.support.engine import stylize_arrays
+from worker.engine import StyleResult, optimize, tiling
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor
 from worker.engine.optimize import (
@@ -210,7 +212,7 @@ def test_a_tiled_run_makes_the_untiled_runs_picture(
     content, style = gradient(160, 192), stripes(224, 208)  # style and content both over the budget
 
     def run(max_tile_pixels: int) -> StyleResult:
-        return stylize(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
+        return stylize_arrays(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)
 
     untiled, tiled = run(0), run(64 * 64)
     assert tiled.steps == untiled.steps == steps

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
-from worker.engine import StyleOptions, stylize
+from tests.support.engine import stylize_arrays
 from worker.engine import model as model_module
 from worker.engine.model import FeatureExtractor, cpu_flags, load_extractor, resolve_precision
 from worker.engine.optimize import StepCache
@@ -70,7 +71,7 @@ def test_bfloat16_loss_curve_follows_float32(extractor: FeatureExtractor) -> Non
     options = StyleOptions(max_size=64, iterations=15, init="noise")
     curves: dict[str, list[float]] = {"float32": [], "bf16": []}
     results = {
-        name: stylize(
+        name: stylize_arrays(
             gradient(),
             [stripes()],
             options,
@@ -91,8 +92,8 @@ def test_a_second_run_of_the_same_size_reuses_the_compiled_steps_and_gives_the_s
     layers = {"style_layers": ("block1_conv1", "block2_conv1")}
     fresh = load_extractor("random", seed=WEIGHTS_SEED, **layers)
     inputs = (gradient(32, 32), [stripes(32, 32)])
-    first = stylize(*inputs, _options(**layers), extractor=fresh)
-    second = stylize(*inputs, _options(**layers), extractor=fresh)
+    first = stylize_arrays(*inputs, _options(**layers), extractor=fresh)
+    second = stylize_arrays(*inputs, _options(**layers), extractor=fresh)
     assert (first.warm_start, second.warm_start) == (False, True)
     # Adam's moments and step count start over: a reused step is the same as a new one.
     np.testing.assert_array_equal(first.image, second.image)
@@ -102,10 +103,10 @@ def test_a_second_run_of_the_same_size_reuses_the_compiled_steps_and_gives_the_s
 def test_loss_weights_and_learning_rate_do_not_need_new_compiled_steps() -> None:
     layers = {"style_layers": ("block1_conv1", "block2_conv1")}
     shared = load_extractor("random", seed=WEIGHTS_SEED, **layers)
-    stylize(gradient(32, 32), [stripes(32, 32)], _options(**layers), extractor=shared)
+    stylize_arrays(gradient(32, 32), [stripes(32, 32)], _options(**layers), extractor=shared)
     changed = _options(**layers, style_weight=0.5, learning_rate=0.05, epsilon=0.2, tv_weight=3.0)
-    reused = stylize(gradient(32, 32), [stripes(32, 32)], changed, extractor=shared)
-    alone = stylize(
+    reused = stylize_arrays(gradient(32, 32), [stripes(32, 32)], changed, extractor=shared)
+    alone = stylize_arrays(
         gradient(32, 32),
         [stripes(32, 32)],
         changed,
@@ -124,7 +125,7 @@ def test_the_step_cache_keeps_the_most_recent_sizes_only() -> None:
     options = _options(content_layers=layers, style_layers=layers, iterations=2)
 
     def run(side: int) -> bool:
-        return stylize(gradient(side, side), [stripes()], options, extractor=bounded).warm_start
+        return stylize_arrays(gradient(side, side), [stripes()], options, extractor=bounded).warm_start
 
     assert [run(16), run(24), run(32)] == [False, False, False]
     assert len(bounded.steps) == 2
@@ -136,7 +137,7 @@ def test_lbfgs_runs_reuse_their_compiled_evaluation_too() -> None:
     layers = ("block1_conv1",)
     shared = load_extractor("random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers)
     options = _options(content_layers=layers, style_layers=layers, optimizer="lbfgs", iterations=3)
-    first = stylize(gradient(32, 32), [stripes()], options, extractor=shared)
-    second = stylize(gradient(32, 32), [stripes()], options, extractor=shared)
+    first = stylize_arrays(gradient(32, 32), [stripes()], options, extractor=shared)
+    second = stylize_arrays(gradient(32, 32), [stripes()], options, extractor=shared)
     assert (first.warm_start, second.warm_start) == (False, True)
     np.testing.assert_array_equal(first.image, second.image)

@@ -1,11 +1,16 @@
 """The style-transfer engine: pure TensorFlow/Keras, NumPy, SciPy and Pillow (no web, queue or Redis).
 
-    from worker.engine import StyleOptions, stylize, load_extractor
-    extractor = load_extractor(weights="imagenet", model_dir=Path("data/models"))  # once per process
-    result = stylize(content, [style], StyleOptions(iterations=200), extractor=extractor)
+    from spec.options import StyleOptions
+    from spec.plan import plan_run
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
 
-The names below are imported on first use, so ``worker.engine.images``, ``.options`` and ``.errors``
-can be used (by the command line, to check its inputs quickly) without loading TensorFlow.
+    extractor = load_extractor(weights="imagenet", model_dir=Path("data/models"))  # once per process
+    plan = plan_run(content.shape[:2], [style.shape[:2]], StyleOptions(iterations=200))
+    result = stylize(plan, RunImages(content, [style]), extractor, Hooks(on_progress=print))
+
+The engine executes a run plan (spec/plan.py); it decides nothing the plan decides. The names below
+are imported on first use, so ``worker.engine.images`` and ``.hooks`` can be used (by the command
+line, to check its inputs quickly) without loading TensorFlow.
 """
 
 from __future__ import annotations
@@ -14,19 +19,30 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from spec.options import StyleOptions
+    from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
     from worker.engine.model import FeatureExtractor, load_extractor
-    from worker.engine.optimize import Progress, StyleResult, stylize
+    from worker.engine.optimize import StyleResult, stylize
 
 _EXPORTS = {
+    "Checkpoint": "worker.engine.hooks",
+    "Hooks": "worker.engine.hooks",
+    "Progress": "worker.engine.hooks",
+    "RunImages": "worker.engine.hooks",
     "FeatureExtractor": "worker.engine.model",
     "load_extractor": "worker.engine.model",
-    "Progress": "worker.engine.optimize",
     "StyleResult": "worker.engine.optimize",
     "stylize": "worker.engine.optimize",
-    "StyleOptions": "spec.options",
 }
-__all__ = ["FeatureExtractor", "Progress", "StyleOptions", "StyleResult", "load_extractor", "stylize"]
+__all__ = [
+    "Checkpoint",
+    "FeatureExtractor",
+    "Hooks",
+    "Progress",
+    "RunImages",
+    "StyleResult",
+    "load_extractor",
+    "stylize",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -36,14 +36,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from spec.errors import ImageError, OptionsError
-from spec.options import MASK_ASPECT_TOLERANCE, StyleOptions, mask_aspect_differs
+from spec.errors import OptionsError
+from spec.options import StyleOptions
 from worker.engine import images as imaging
 from worker.engine.model import FeatureExtractor, build_network
 
-BLACK = 0.5 / 255  # mask values below this are black (nothing of that style there)
 COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat images stay finite
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R BT.601, as images.rgb_to_ycbcr
 
 
 class StyleControl(NamedTuple):
@@ -127,14 +125,10 @@ def prepare(
     styles: Sequence[np.ndarray],
     masks: Sequence[np.ndarray | None] | None,
 ) -> ControlPlan | None:
-    """Check the masks against the (resized, uint8) content and build the run's plan; None when
-    neither masks nor mean_cov are asked for (today's Gram loss runs unchanged)."""
+    """The masks fitted to the (resized, uint8) content, as the run's controls; None when neither masks
+    nor mean_cov are asked for (today's Gram loss runs unchanged). The run plan has checked the masks'
+    number and shapes, and that not all are black."""
     given = masks is not None and any(mask is not None for mask in masks)
-    if masks is not None and len(masks) != len(styles):
-        raise OptionsError(
-            f"{len(masks)} mask(s) for {len(styles)} style image(s): give one per style image "
-            "(None for a style without one)"
-        )
     if not given and options.style_loss == "gram":
         return None
     blend = options.normalized_blend(len(styles))
@@ -142,41 +136,22 @@ def prepare(
         return ControlPlan(options.style_loss == "mean_cov", blend, None, None)
     height, width = content.shape[:2]
     sized = [
-        np.ones((height, width), np.float32) if mask is None else fit_mask(mask, height, width, index)
-        for index, mask in enumerate(masks or ())
+        np.ones((height, width), np.float32) if mask is None else fit_mask(mask, height, width)
+        for mask in masks or ()
     ]
-    if all(mask.max() < BLACK for mask in sized):
-        raise ImageError("every mask is black: no style would be applied anywhere (white = this style here)")
     stacked = np.stack(sized)
     coverage = np.minimum(stacked.sum(axis=0), 1.0)
     return ControlPlan(
         options.style_loss == "mean_cov",
         blend,
         stacked,
-        None if coverage.min() >= 1.0 - BLACK else coverage,
+        None if coverage.min() >= 1.0 - imaging.BLACK else coverage,
     )
 
 
-def as_mask(image: np.ndarray) -> np.ndarray:
-    """A mask as float32 H x W in [0, 1] from a uint8 or float grey (H x W) or RGB (H x W x 3) image."""
-    mask = np.asarray(image)
-    if mask.ndim == 3:
-        mask = mask[..., :3] @ LUMA[: mask.shape[2]] if mask.shape[2] >= 3 else mask[..., 0]
-    if mask.ndim != 2:
-        raise ImageError(f"a mask must be a grey or RGB image, not an array of shape {np.shape(image)}")
-    mask = mask.astype(np.float32) / 255.0 if np.asarray(image).dtype == np.uint8 else mask.astype(np.float32)
-    return np.clip(mask, 0.0, 1.0)
-
-
-def fit_mask(mask: np.ndarray, height: int, width: int, index: int = 0) -> np.ndarray:
-    """``mask`` as float32 ``height`` x ``width``; ImageError when its aspect ratio is not the content's."""
-    grey = as_mask(mask)
-    if mask_aspect_differs(grey.shape, (height, width)):
-        raise ImageError(
-            f"mask {index + 1} is {grey.shape[1]}x{grey.shape[0]} pixels: its aspect ratio differs from the "
-            f"content image's ({width}x{height}) by more than {MASK_ASPECT_TOLERANCE:.0%}"
-        )
-    return _resize_masks(grey[None], height, width)[0]
+def fit_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``mask`` as float32 ``height`` x ``width`` (its shape is the run plan's to check)."""
+    return _resize_masks(imaging.as_mask(mask)[None], height, width)[0]
 
 
 def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -134,6 +134,27 @@ def save_image(image: np.ndarray, path: str | os.PathLike[str], quality: int = 9
     return target
 
 
+# ITU-R BT.601 luma weights, as rgb_to_ycbcr and Pillow's convert("L").
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+BLACK = 0.5 / 255  # mask values below this are black (nothing of that style there)
+
+
+def as_mask(image: np.ndarray) -> np.ndarray:
+    """A mask as float32 H x W in [0, 1] from a uint8 or float grey (H x W) or RGB (H x W x 3) image."""
+    mask = np.asarray(image)
+    if mask.ndim == 3:
+        mask = mask[..., :3] @ LUMA[: mask.shape[2]] if mask.shape[2] >= 3 else mask[..., 0]
+    if mask.ndim != 2:
+        raise ImageError(f"a mask must be a grey or RGB image, not an array of shape {np.shape(image)}")
+    mask = mask.astype(np.float32) / 255.0 if np.asarray(image).dtype == np.uint8 else mask.astype(np.float32)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def is_black(mask: np.ndarray) -> bool:
+    """Whether a mask (as as_mask reads it) has no pixel of its style."""
+    return bool(as_mask(mask).max() < BLACK)
+
+
 def to_float(image: np.ndarray) -> np.ndarray:
     """uint8 0..255 -> float32 0..1."""
     return image.astype(np.float32) / 255.0

@@ -28,10 +28,12 @@ import scipy.optimize
 import tensorflow as tf
 
 from spec.errors import EngineError, ImageError, OptionsError
-from spec.options import MIN_SIZE, StyleOptions, scale_plan
+from spec.options import StyleOptions
+from spec.plan import RunPlan
 from worker.engine import control as controls
 from worker.engine import images as imaging
 from worker.engine import tiling
+from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
 
@@ -39,14 +41,6 @@ logger = logging.getLogger(__name__)
 
 LOSS_PARTS = ("total", "content", "style", "tv")
 ADAM_BETA_2 = 0.999  # Keras's default, as before
-
-
-@dataclass(frozen=True)
-class Progress:
-    step: int  # 1-based number of the step just taken
-    total: int  # steps asked for
-    loss: dict[str, float]  # weighted "total", "content", "style", "tv" of the image this step started from
-    elapsed: float  # seconds since stylize() started
 
 
 @dataclass(frozen=True)
@@ -79,64 +73,32 @@ class LossWeights(NamedTuple):
         return LossWeights(*(tf.constant(value, tf.float32) for value in self))
 
 
-ProgressCallback = Callable[[Progress], None]
-PreviewCallback = Callable[[int, np.ndarray], None]
-StopCheck = Callable[[], bool]
-
-
 def stylize(
-    content: np.ndarray,
-    styles: Sequence[np.ndarray],
-    options: StyleOptions | None = None,
-    *,
-    extractor: FeatureExtractor,
-    on_progress: ProgressCallback | None = None,
-    on_preview: PreviewCallback | None = None,
-    should_stop: StopCheck | None = None,
-    job_id: str | None = None,
-    start_image: np.ndarray | None = None,
-    start_step: int = 0,
-    on_checkpoint: PreviewCallback | None = None,
-    checkpoint_every: int = 0,
-    masks: Sequence[np.ndarray | None] | None = None,
-    max_tile_pixels: int = 0,
+    plan: RunPlan, images: RunImages, extractor: FeatureExtractor, hooks: Hooks | None = None
 ) -> StyleResult:
-    """Render ``content`` (uint8 HxWx3) in the style of ``styles``; see docs/engine.md for the method.
+    """Render ``images.content`` in the style of ``images.styles`` as ``plan`` (spec/plan.py) decides:
+    its rungs and their steps, each style's side, its tiles; docs/engine.md has the method.
 
-    ``on_progress`` is called after every step (throttle it yourself), ``on_preview`` every
-    ``options.preview_every`` steps, ``should_stop`` before every step: when it returns True the run
-    ends and the partial image is returned with ``stopped=True``. ``job_id`` only labels log lines.
-
-    Resuming (worker crash recovery): ``on_checkpoint(step, image)`` gets the raw optimised image
-    (uint8, before preserve_colors) every ``checkpoint_every`` steps; passing it back as
-    ``start_image`` with ``start_step`` continues from there. Adam's moments are not restored: the
-    optimiser restarts from the checkpointed image, which costs a few steps of re-warming, not quality.
-
-    ``masks``: None, or one greyscale image (or None) per style image, white where that style goes
-    (worker/engine/control.py); the content's aspect ratio, any size.
-
-    ``max_tile_pixels``: images (output, content, style) of more pixels are evaluated by tiles of at
-    most that many pixels, halos included (worker/engine/tiling.py: the same loss and gradient in
-    bounded memory, not a different picture); 0: never tiled. A step out of memory is retried by tiles.
+    A plan with a refusal raises it (PlanRefused, an OptionsError). ``hooks`` carries progress,
+    previews, checkpoints, the stop check and where to resume (worker/engine/hooks.py). Adam's moments
+    are not restored on a resume: the optimiser restarts from the checkpointed image, which costs a
+    few steps of re-warming, not quality.
     """
     started = time.perf_counter()
-    options = options or StyleOptions()
-    label = f"job {job_id}" if job_id else "stylize"
-    _check_inputs(content, styles, options, extractor)
-
-    content = imaging.resize_to_max(content, options.max_size)
+    hooks = hooks or Hooks()
+    options = plan.check().options
+    label = hooks.label
+    _check_inputs(plan, images, extractor)
+    content = imaging.resize(images.content, plan.height, plan.width)
     height, width = content.shape[:2]
-    if min(height, width) < MIN_SIZE:
-        raise ImageError(
-            f"the content image is {width}x{height} pixels at max_size {options.max_size}; "
-            f"each side needs at least {MIN_SIZE} pixels (use a less elongated image or a larger size)"
-        )
-    if start_image is not None and not 0 <= start_step <= options.iterations:
-        raise OptionsError(f"start_step must be in [0, {options.iterations}], not {start_step}")
-    plan = scale_plan(height, width, options)
+    resume = hooks.resume
+    if resume is not None and not 0 <= resume.step <= options.iterations:
+        raise OptionsError(f"a run resumes from a step in [0, {options.iterations}], not {resume.step}")
+    rungs = [(rung.height, rung.width, rung.steps) for rung in plan.rungs]
+    max_tile_pixels = plan.max_tile_pixels
     extractor = controls.with_pooling(extractor, options.pooling)
-    styles = controls.colour_styles(styles, content, options)
-    control = controls.prepare(options, content, styles, masks)
+    styles = controls.colour_styles(images.styles, content, options)
+    control = controls.prepare(options, content, styles, images.masks)
     if control is not None and max_tile_pixels:
         # Tiles reproduce the plain Gram loss only; a masked or mean_cov run evaluates the whole image
         # (the same picture, in more memory) rather than fail.
@@ -145,12 +107,9 @@ def stylize(
     logger.info(
         "%s: %dx%d, %d style image(s), %s x %d, scales %s, weights %s, %s%s",
         label, width, height, len(styles), options.optimizer, options.iterations,
-        "/".join(f"{w}x{h}:{n}" for h, w, n in plan), extractor.weights, extractor.precision,
+        "/".join(f"{w}x{h}:{n}" for h, w, n in rungs), extractor.weights, extractor.precision,
         " + XLA" if extractor.jit_compile else "",
     )  # fmt: skip
-    callbacks = _Callbacks(
-        started, on_progress, on_preview, should_stop or (lambda: False), on_checkpoint, checkpoint_every
-    )
     full_content = imaging.to_float(content)
     cache = steps_of(extractor)
     hits = cache.hits
@@ -162,19 +121,20 @@ def stylize(
         runs = [
             _Run(
                 extractor=extractor,
-                targets=targets_at(scaled_height, scaled_width),
+                targets=targets_at(rung.height, rung.width, rung.style_side),
                 options=options,
                 content=full_content,
-                callbacks=callbacks,
+                hooks=hooks,
+                started=started,
                 control=control,
-                compiled=held.enter_context(cache.use(extractor, scaled_height, scaled_width, options)),
+                compiled=held.enter_context(cache.use(extractor, rung.height, rung.width, options)),
                 max_tile_pixels=max_tile_pixels,
                 label=label,
             )
-            for scaled_height, scaled_width, _ in plan
+            for rung in plan.rungs
         ]
         warm = cache.hits - hits == len(runs)
-        result = _optimise(runs, plan, content, styles, options, start_image, start_step, started, label)
+        result = _optimise(runs, rungs, content, styles, options, resume, started, label)
     return dataclasses.replace(result, warm_start=warm)
 
 
@@ -184,8 +144,7 @@ def _optimise(
     content: np.ndarray,
     styles: Sequence[np.ndarray],
     options: StyleOptions,
-    start_image: np.ndarray | None,
-    start_step: int,
+    resume: Checkpoint | None,
     started: float,
     label: str,
 ) -> StyleResult:
@@ -193,10 +152,10 @@ def _optimise(
     full_size = runs[-1]
     # A fresh one-scale run's first step evaluates the loss of the starting image anyway: it is the
     # initial loss, taken from there instead of one more forward pass before the first step.
-    fresh = start_image is None and len(runs) == 1
+    fresh = resume is None and len(runs) == 1
     loss_initial = None if fresh else full_size.loss_of(initial_image(content, styles[0], options))
-    if start_image is not None:
-        image, steps = imaging.to_float(start_image), start_step
+    if resume is not None:
+        image, steps = imaging.to_float(resume.image), resume.step
     else:  # init="style" resizes the original style to the coarsest size
         image, steps = initial_image(imaging.resize(content, *plan[0][:2]), styles[0], options), 0
     stopped, scale_end = False, 0
@@ -248,17 +207,17 @@ def _targets_at(
     options: StyleOptions,
     height: int,
     width: int,
+    style_side: int,
     control: controls.ControlPlan | None = None,
     max_tile_pixels: int = 0,
     label: str = "stylize",
 ) -> Targets:
     """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
-    ``style_scale`` times its longest side (both from the originals).
+    ``style_side`` on their longest side (the plan's; both from the originals).
 
     By tiles when an image exceeds ``max_tile_pixels``, and when the whole images run out of memory
     (a GPU; not with masks or mean_cov, which tiles do not reproduce), with tiles halved until they fit.
     """
-    style_side = max(MIN_SIZE, round(options.style_scale * max(height, width)))
     scaled_content = imaging.to_float(imaging.resize(content, height, width))
     scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
     images = [scaled_content, *scaled_styles]
@@ -303,11 +262,8 @@ def _tiled_targets(
     )
 
 
-def _check_inputs(
-    content: np.ndarray, styles: Sequence[np.ndarray], options: StyleOptions, extractor: FeatureExtractor
-) -> None:
-    if not styles:
-        raise OptionsError("at least one style image is needed")
+def _check_inputs(plan: RunPlan, images: RunImages, extractor: FeatureExtractor) -> None:
+    content, styles = images.content, images.styles
     for name, image in [("content", content), *((f"style {i + 1}", s) for i, s in enumerate(styles))]:
         if not (
             isinstance(image, np.ndarray)
@@ -316,7 +272,16 @@ def _check_inputs(
             and image.shape[2] == 3
         ):
             raise ImageError(f"the {name} image must be a uint8 HxWx3 RGB array (use images.load_image)")
-    options.normalized_blend(len(styles))  # raises when the blend does not fit the style count
+    shapes = (content.shape[:2], tuple(style.shape[:2] for style in styles))
+    if shapes != (plan.content, plan.styles):
+        raise OptionsError(
+            f"the plan was made for images of {(plan.content, plan.styles)} pixels, not {shapes}: "
+            "make it with spec.plan.plan_run from these images' shapes"
+        )
+    given_masks = images.masks is not None and any(mask is not None for mask in images.masks)
+    if given_masks != plan.has_masks:
+        raise OptionsError("the plan and the images disagree about masks: plan the run with its masks")
+    options = plan.options
     needed = (*options.content_layers, *options.style_layers)
     missing = [name for name in needed if name not in extractor.layers]
     if missing:
@@ -402,16 +367,6 @@ def _floats(parts: dict[str, tf.Tensor]) -> dict[str, float]:
 
 class _StopRequested(Exception):
     """Raised from SciPy's callback to end L-BFGS early; never leaves this module."""
-
-
-@dataclass(frozen=True)
-class _Callbacks:
-    started: float  # time.perf_counter() when stylize() began
-    on_progress: ProgressCallback | None
-    on_preview: PreviewCallback | None
-    should_stop: StopCheck
-    on_checkpoint: PreviewCallback | None
-    checkpoint_every: int
 
 
 class AdamHyper(NamedTuple):
@@ -591,7 +546,8 @@ class _Run:
     targets: Targets
     options: StyleOptions
     content: np.ndarray
-    callbacks: _Callbacks
+    hooks: Hooks
+    started: float  # time.perf_counter() when stylize() began
     compiled: _Compiled
     control: controls.ControlPlan | None = None
     max_tile_pixels: int = 0
@@ -619,18 +575,18 @@ class _Run:
             raise EngineError(
                 f"the loss became {parts['total']} at step {step}; lower the learning rate or loss weights"
             )
-        callbacks = self.callbacks
-        if callbacks.on_progress is not None:
-            elapsed = time.perf_counter() - callbacks.started
+        hooks = self.hooks
+        if hooks.on_progress is not None:
+            elapsed = time.perf_counter() - self.started
             total = self.options.iterations
-            callbacks.on_progress(Progress(step=step, total=total, loss=parts, elapsed=elapsed))
+            hooks.on_progress(Progress(step=step, total=total, loss=parts, elapsed=elapsed))
         every = self.options.preview_every
-        if callbacks.on_preview is not None and every and step % every == 0:
-            callbacks.on_preview(step, self.output(image()))
-        every = callbacks.checkpoint_every
-        if callbacks.on_checkpoint is not None and every and step % every == 0:
+        if hooks.on_preview is not None and every and step % every == 0:
+            hooks.on_preview(step, self.output(image()))
+        every = hooks.checkpoint_every
+        if hooks.on_checkpoint is not None and every and step % every == 0:
             raw = resize_float(image(), *self.content.shape[:2])  # full size, before preserve_colors
-            callbacks.on_checkpoint(step, imaging.to_uint8(raw))
+            hooks.on_checkpoint(step, imaging.to_uint8(raw))
 
     def adam(
         self, initial: np.ndarray, first_step: int, steps: int, carried: AdamState | None = None
@@ -648,7 +604,7 @@ class _Run:
         average = controls.Average(options.ema_decay, compiled.image)  # ema_decay 0: the image itself
         done, stopped = 0, False
         for number in range(1, steps + 1):
-            if self.callbacks.should_stop():
+            if self.hooks.should_stop():
                 stopped = True
                 break
             parts = _floats(self.steps.adam_step(self.targets, self.weights, hyper))
@@ -678,10 +634,10 @@ class _Run:
             # L-BFGS-B's line search ends by evaluating the accepted point, so ``last`` is its loss.
             step = first_step + accepted["steps"]
             self.report(step, last["parts"], lambda: _as_image(accepted["x"], initial.shape))
-            if self.callbacks.should_stop():
+            if self.hooks.should_stop():
                 raise _StopRequested
 
-        if self.callbacks.should_stop():
+        if self.hooks.should_stop():
             return initial, 0, True
         stopped = False
         try:
