@@ -1,7 +1,7 @@
 -- Fail running jobs whose lease lapsed before a cutoff: their worker died and no delivery resumed them
 -- (the hard time limit acknowledged the message, or it was lost). Not a job its stopping worker handed
--- back (handed_back, or handed_over, its old name): kombu requeued its message, which waits its turn
--- however long the queue.
+-- back (handed_back, or handed_over, its old name): its message is back in its queue, where it waits
+-- its turn however long the queue.
 -- KEYS: running, finished, metrics counts. ARGV: now, cutoff, ttl, error message, job key prefix.
 -- Returns the failed ids.
 local failed = {}
