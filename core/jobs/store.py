@@ -54,13 +54,13 @@ class QueueFull(Exception):
 
 
 @lru_cache
-def lua_source(name: str) -> str:
+def _lua_source(name: str) -> str:
     """The text of the Lua script core/jobs/{name}.lua (package data: installed beside this module)."""
     return files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
 
 
 def _script(redis: Redis, name: str) -> Script:
-    return redis.register_script(lua_source(name))
+    return redis.register_script(_lua_source(name))
 
 
 class JobStore:
