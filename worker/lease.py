@@ -27,6 +27,7 @@ from types import TracebackType
 from redis.exceptions import RedisError
 
 from core.jobs import JobStore
+from worker.broker import renew_messages
 
 logger = logging.getLogger(__name__)
 
@@ -118,7 +119,8 @@ class JobLease:
 class MessageLease:
     """A thread of the worker's main process: every third of the visibility timeout, it marks every
     message this worker holds (running, or reserved and waiting) as just delivered in kombu's unacked
-    index, so kombu's restore_visible (run by every idle worker) only requeues a dead worker's."""
+    index (worker/broker.py), so kombu's restore_visible (run by every idle worker) only requeues a
+    dead worker's. The broker is the job store's Redis (settings.redis_url)."""
 
     def __init__(self, store: JobStore, visibility_seconds: float) -> None:
         self.store = store
@@ -137,7 +139,7 @@ class MessageLease:
     def _renew_until_stopped(self) -> None:
         while not self._stop.wait(self.period):
             try:
-                self.store.renew_messages(held_delivery_tags())
+                renew_messages(self.store.redis, held_delivery_tags())
             except RedisError as error:
                 logger.warning("messages not renewed, Redis unavailable: %s", error)
 

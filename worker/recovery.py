@@ -14,12 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import RedisError
 
-from core.jobs import Claim, JobStatus, JobStore
+from core.jobs import Claim, ClaimOutcome, JobStatus, JobStore
 from core.storage import Storage, checkpoint_key
+from worker.broker import requeue_first
 
 if TYPE_CHECKING:
     import numpy as np
@@ -34,10 +36,10 @@ REDIS_RETRY_SECONDS = 1.0
 def claim_job(store: JobStore, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
     """Claim the job for this delivery; waits out another worker's lease once.
 
-    If that lease is renewed while we wait, its worker is alive: the job is left to it ("leased").
+    If that lease is renewed while we wait, its worker is alive: the job is left to it (LEASED).
     """
     claim = store.claim(job_id, worker, lease_seconds, max_attempts)
-    if claim.outcome != "leased":
+    if claim.outcome is not ClaimOutcome.LEASED:
         return claim
     first_lease = claim.lease_until
     logger.info(
@@ -45,7 +47,7 @@ def claim_job(store: JobStore, job_id: str, worker: str, lease_seconds: float, m
     )
     time.sleep(max(0.0, first_lease - time.time()) + 0.2)
     claim = store.claim(job_id, worker, lease_seconds, max_attempts)
-    if claim.outcome == "leased" and claim.lease_until > first_lease:
+    if claim.outcome is ClaimOutcome.LEASED and claim.lease_until > first_lease:
         logger.info("job %s: its worker renewed the lease, it is alive; this delivery leaves the job", job_id)
     return claim
 
@@ -84,7 +86,20 @@ def patiently(job_id: str, what: str, call: Callable[[], T]) -> T:
             time.sleep(REDIS_RETRY_SECONDS)
 
 
-HANDED_BACK = "handed_back"  # the task's outcome when hand_back ran: the task then requeues its message
+class TaskOutcome(StrEnum):
+    """How a delivery of the task ended: the "status" of what it returns (and logs). Where it ran the
+    job, the job's final status; otherwise why it did not, or that it stopped without one."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    HANDED_BACK = "handed_back"  # hand_back ran: the task then requeues its message
+    ABANDONED = "abandoned"  # another worker took the job over (the lease was lost): nothing written
+    REFUSED = "refused"  # not a job id
+    # Not run, as the claim said (ClaimOutcome): no record, finished already, or a live worker runs it.
+    MISSING = "missing"
+    FINISHED = "finished"
+    LEASED = "leased"
 
 
 def hand_back(
@@ -97,7 +112,7 @@ def hand_back(
 ) -> dict[str, Any]:
     """The worker is shutting down mid-job: save a checkpoint of the image after `steps` steps, then
     release the job (JobStore.release: its lease lapses now, no attempt is counted). The caller then
-    requeues the job's message (celery.exceptions.Reject(requeue=True)) for another worker."""
+    puts the job's message back at the front of its queue (requeue_handed_back) for another worker."""
     if steps > 0:
         save_checkpoint(steps, image)
     released = patiently(job_id, "hand the job back", lambda: store.release(job_id, worker))
@@ -105,20 +120,21 @@ def hand_back(
         logger.warning("job %s: worker %s is shutting down; handed back at step %d", job_id, worker, steps)
     else:
         logger.warning("job %s: worker %s is shutting down and no longer holds the job", job_id, worker)
-    return {"status": HANDED_BACK, "step": steps}
+    return {"status": TaskOutcome.HANDED_BACK, "step": steps}
 
 
 def requeue_handed_back(store: JobStore, job_id: str) -> Exception:
     """What the task raises after hand_back: its message goes back to the *front* of its queue.
 
-    JobStore.requeue_first moves it (the task id is the job id), then Celery's Ignore acknowledges the
-    old delivery. Where that cannot be done (Redis unreachable, a message shape it does not know), kombu's
-    own reject requeues it at the back of the queue instead: later, but never lost.
+    worker/broker.py: requeue_first moves it (the task id is the job id), then Celery's Ignore
+    acknowledges the old delivery. Where that cannot be done (Redis unreachable, a message shape it
+    does not know), kombu's own reject requeues it at the back of the queue instead: later, but never
+    lost.
     """
     from celery.exceptions import Ignore, Reject
 
     try:
-        if store.requeue_first(job_id):
+        if requeue_first(store.redis, job_id):  # the broker is the job store's Redis
             return Ignore()
     except RedisError as error:
         logger.warning("job %s: cannot put its message back at the front of the queue: %s", job_id, error)

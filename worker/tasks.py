@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from celery.exceptions import SoftTimeLimitExceeded
 from redis.exceptions import RedisError
 
-from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
+from core.jobs import ClaimOutcome, JobRecord, JobStore, get_job_store, is_job_id
 from core.routing import TASK_NAME
 from core.settings import get_settings
 from core.storage import (
@@ -34,7 +34,7 @@ from worker import warm
 from worker.celery_app import app
 from worker.lease import JobLease
 from worker.recovery import (
-    HANDED_BACK,
+    TaskOutcome,
     claim_job,
     finish_patiently,
     hand_back,
@@ -166,12 +166,12 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
     lease; every outcome (success, cancel, error, time limit, too many attempts) ends up in the record."""
     if not is_job_id(job_id):
         logger.error("job %r: refused, not a job id", job_id)
-        return {"status": "refused"}
+        return {"status": TaskOutcome.REFUSED}
     store, storage = get_job_store(), get_storage()
     record = patiently(job_id, "load the job", lambda: store.get(job_id))
     if record is None:
         logger.warning("job %s: no record (expired or never created); nothing to do", job_id)
-        return {"status": "missing"}
+        return {"status": TaskOutcome.MISSING}
     hostname = str(self.request.hostname or "worker")
     store.worker_seen(hostname)
     settings = get_settings()
@@ -180,7 +180,7 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         "claim the job",
         lambda: claim_job(store, job_id, hostname, settings.job_lease_seconds, settings.job_max_attempts),
     )
-    if claim.outcome == "exhausted":
+    if claim.outcome is ClaimOutcome.EXHAUSTED:
         message = (
             f"gave up after {claim.attempts} attempt(s): the worker running it stopped each time (crashed, "
             "was killed or ran out of memory); try a smaller size or fewer iterations"
@@ -188,17 +188,17 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         logger.error("job %s: %s", job_id, message)
         finish_patiently(store, job_id, "failed", error=message)
         storage.delete(checkpoint_key(job_id))
-        return {"status": "failed", "error": message}
-    if claim.outcome not in ("started", "resumed"):
+        return {"status": TaskOutcome.FAILED, "error": message}
+    if claim.outcome not in (ClaimOutcome.STARTED, ClaimOutcome.RESUMED):
         # Cancelled while queued, finished by an earlier delivery, or run by a live worker right now.
         logger.info("job %s: not started (%s, status %s)", job_id, claim.outcome, record.status)
-        return {"status": claim.outcome}
-    if claim.outcome == "resumed" and claim.handed_over:
+        return {"status": TaskOutcome(claim.outcome)}
+    if claim.outcome is ClaimOutcome.RESUMED and claim.handed_back:
         logger.warning(
             "job %s: continuing after its worker was stopped (not a crash: attempt %d of %d) on %s",
             job_id, claim.attempts, settings.job_max_attempts, hostname,
         )  # fmt: skip
-    elif claim.outcome == "resumed":
+    elif claim.outcome is ClaimOutcome.RESUMED:
         record = store.get(job_id) or record
         logger.warning(
             "job %s: redelivered after its worker stopped; attempt %d of %d on %s",
@@ -210,7 +210,7 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
     with JobLease(store, job_id, hostname, settings.job_lease_seconds) as lease:
         callbacks = JobCallbacks(job_id, store, storage, deadline, lease)
         outcome = _run_and_record(job_id, record, store, storage, callbacks)
-    if outcome["status"] == HANDED_BACK:  # back to the front of the queue: another worker goes on
+    if outcome["status"] == TaskOutcome.HANDED_BACK:  # back to the front of the queue: another worker goes on
         raise requeue_handed_back(store, job_id)
     if not callbacks.lease_lost:
         storage.delete(checkpoint_key(job_id))  # the job is final: its checkpoint is not needed
@@ -234,7 +234,7 @@ def _run_and_record(
             finish_patiently(
                 store, job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
             )
-        return {"status": "failed"}
+        return {"status": TaskOutcome.FAILED}
 
 
 def _is_engine_error(error: Exception) -> bool:
@@ -281,7 +281,7 @@ def _run(
     result = run_engine(plan, images, extractor, hooks)
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)
-        return {"status": "abandoned"}
+        return {"status": TaskOutcome.ABANDONED}
     stats = {
         "engine_seconds": round(result.seconds, 2),
         "steps": result.steps,
@@ -314,11 +314,11 @@ def _run(
         message = f"cancelled after {result.steps} step(s)"
         finish_patiently(store, job_id, "cancelled", error=message, stats=stats)
         logger.info("job %s: cancelled after %d step(s)", job_id, result.steps)
-        return {"status": "cancelled", **stats}
+        return {"status": TaskOutcome.CANCELLED, **stats}
     storage.write_bytes(result_key(job_id), encode_image(result.image, "PNG"))
     finish_patiently(store, job_id, "succeeded", has_result=True, stats=stats)
     logger.info("job %s: succeeded, %d step(s) in %.1f s", job_id, result.steps, result.seconds)
-    return {"status": "succeeded", **stats}
+    return {"status": TaskOutcome.SUCCEEDED, **stats}
 
 
 def _timed_out(
@@ -343,4 +343,4 @@ def _timed_out(
     message += " (ask for fewer iterations or a smaller size)"
     finish_patiently(store, job_id, "failed", error=message, has_result=image is not None, stats=stats)
     logger.warning("job %s: %s", job_id, message)
-    return {"status": "failed", "error": message}
+    return {"status": TaskOutcome.FAILED, "error": message}

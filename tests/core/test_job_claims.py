@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.jobs import JobStore, new_job_id
+from core.jobs import JobStore, job_key, new_job_id
 from core.retention import cleanup, delete_job
 from core.storage import LocalStorage, content_key, result_key
 from tests.support.scratch import scratch_job_store
@@ -126,11 +126,12 @@ def test_a_job_handed_back_by_a_stopping_worker_resumes_at_once_without_an_attem
 
     assert store.release(job_id, "w9") is False  # only the worker holding the lease may
     assert store.release(job_id, "w3") is True  # w3 is stopped (SIGTERM)
+    assert store.redis.hget(job_key(job_id), "handed_back") == "1"  # the flag's one name
     assert store.fail_abandoned(0, "abandoned") == []  # its message waits in the queue, however long
     resumed = store.claim(job_id, "w5", lease_seconds=30, max_attempts=3)  # at once: no lease to wait out
     again = store.claim(job_id, "w6", lease_seconds=30, max_attempts=3)
 
-    assert (resumed.outcome, resumed.attempts, resumed.handed_over) == ("resumed", 3, True)
+    assert (resumed.outcome, resumed.attempts, resumed.handed_back) == ("resumed", 3, True)
     assert again.outcome == "leased"  # w5 holds it now
     record = store.get(job_id)
     assert record is not None and record.worker == "w5" and record.attempts == 3 and record.preemptions == 1
@@ -138,11 +139,20 @@ def test_a_job_handed_back_by_a_stopping_worker_resumes_at_once_without_an_attem
     assert counts["preempted"] == 1 and counts["redelivered"] == 2 and counts["submitted"] == 1
 
 
-def test_a_live_worker_renews_its_broker_messages_and_only_those(store: JobStore) -> None:
-    store.redis.zadd("unacked_index", {"held": 1.0, "dead": 1.0})
+def test_a_job_handed_back_under_the_flags_old_name_is_still_resumed_without_an_attempt(
+    store: JobStore,
+) -> None:
+    # A rolling upgrade: a worker of the previous release, stopped by the deploy, wrote handed_over.
+    job_id = new_job_id()
+    store.create(job_id, OPTIONS, style_count=1)
+    store.claim(job_id, "old", lease_seconds=30, max_attempts=3)
+    store.redis.hset(job_key(job_id), mapping={"lease_until": repr(time.time() - 60), "handed_over": "1"})
 
-    assert store.renew_messages(["held", "acknowledged"]) == 1
+    assert store.get(job_id).handed_back is True  # type: ignore[union-attr]
+    assert store.fail_abandoned(0, "abandoned") == []  # its message waits in the queue
+    resumed = store.claim(job_id, "new", lease_seconds=30, max_attempts=3)
 
-    scores = dict(store.redis.zrange("unacked_index", 0, -1, withscores=True))
-    assert scores["dead"] == 1.0 and scores["held"] > time.time() - 5
-    assert "acknowledged" not in scores  # an acknowledged message is not put back
+    assert (resumed.outcome, resumed.attempts, resumed.handed_back) == ("resumed", 1, True)
+    record = store.get(job_id)
+    assert record is not None and record.worker == "new" and not record.handed_back
+    assert store.redis.hget(job_key(job_id), "handed_over") is None

@@ -1,0 +1,365 @@
+"""The job store's operations: job records, progress, cancel flags, queue order, worker heartbeats.
+
+The keys are in core/jobs/keys.py, the record in record.py, the metrics in metrics.py. State changes
+that race between the web and a worker (queued -> running, queued -> cancelled, a lease's renewal or
+hand-back) are single Lua scripts, the .lua files beside this module, so a job cancelled while queued
+can never also start. Used by the web app and the worker alike, so no FastAPI import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Sequence
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any
+
+from redis import Redis
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from core.jobs.keys import (
+    FINISHED_KEY,
+    JOB_KEY_PREFIX,
+    METRICS_COUNTS_KEY,
+    QUEUE_KEY,
+    RUNNING_KEY,
+    WORKERS_KEY,
+    cancel_key,
+    is_job_id,
+    job_key,
+    worker_stopping_key,
+)
+from core.jobs.metrics import (
+    JOB_DURATION_BUCKETS,
+    QUEUE_WAIT_BUCKETS,
+    STEP_SECONDS_BUCKETS,
+    MetricsSnapshot,
+    observe,
+    read_snapshot,
+    size_bucket,
+)
+from core.jobs.record import FINISHED, Claim, ClaimOutcome, JobRecord, JobStatus, decode_record
+from core.settings import get_settings
+
+
+class QueueFull(Exception):
+    """The job was not created: ATELIER_MAX_QUEUED_JOBS jobs are already waiting."""
+
+
+@lru_cache
+def _lua_source(name: str) -> str:
+    """The text of the Lua script core/jobs/{name}.lua (package data: installed beside this module)."""
+    return files(__package__).joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+def _script(redis: Redis, name: str) -> Script:
+    return redis.register_script(_lua_source(name))
+
+
+class JobStore:
+    """Job records, progress, cancel flags, queue order and worker heartbeats in one Redis."""
+
+    def __init__(self, redis: Redis, ttl_seconds: int | None = None) -> None:
+        self.redis = redis
+        self.ttl_seconds = ttl_seconds if ttl_seconds is not None else get_settings().job_ttl_seconds
+        self._create = _script(redis, "create")
+        self._claim = _script(redis, "claim")
+        self._renew_lease = _script(redis, "renew_lease")
+        self._release = _script(redis, "release")
+        self._cancel = _script(redis, "cancel")
+        self._fail_abandoned = _script(redis, "fail_abandoned")
+
+    # --- creating and reading ------------------------------------------------------------------
+    def create(
+        self,
+        job_id: str,
+        options: dict[str, Any],
+        style_count: int,
+        *,
+        token_hash: str = "",
+        max_queued: int = 0,
+        masks: Sequence[bool] = (),
+        notes: Sequence[str] = (),
+    ) -> JobRecord:
+        """Store a new queued job and put it at the back of the queue order.
+
+        token_hash: app.job_tokens.hash_job_token of the submitter's token (empty: nobody may
+        cancel or delete it through the API). max_queued: refuse with QueueFull when that many jobs
+        are already queued (0: no cap). masks: per style image, whether a mask was stored for it
+        (empty: no masks); notes: sentences about the upload for the job's page and status.
+        """
+        now = time.time()
+        fields = {
+            "status": "queued",
+            "options": json.dumps(options),
+            "style_count": str(style_count),
+            "created_at": repr(now),
+            "iterations": str(options.get("iterations", 0)),
+            "step": "0",
+            "token_hash": token_hash,
+            "masks": json.dumps(list(masks)),
+            "notes": json.dumps(list(notes)),
+        }
+        pairs = [item for name_value in fields.items() for item in name_value]
+        created = self._create(
+            keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
+            args=[job_id, repr(now), max_queued, *pairs],
+        )
+        if not created:
+            raise QueueFull(f"{max_queued} jobs are already queued")
+        record = self.get(job_id)
+        assert record is not None  # just written
+        return record
+
+    def get(self, job_id: str) -> JobRecord | None:
+        """The job, or None when the id is malformed, unknown or expired."""
+        if not is_job_id(job_id):
+            return None
+        with self.redis.pipeline() as pipe:
+            pipe.hgetall(job_key(job_id))
+            pipe.exists(cancel_key(job_id))
+            raw, cancel_flag = pipe.execute()
+        if not raw:
+            return None
+        return decode_record(job_id, raw, bool(cancel_flag))
+
+    def token_hash(self, job_id: str) -> str | None:
+        """The stored hash of the job's token ("" for a job created without one; None if no job)."""
+        if not is_job_id(job_id):
+            return None
+        return self.redis.hget(job_key(job_id), "token_hash")
+
+    def queued_count(self) -> int:
+        """Jobs waiting for a worker (not counting running ones)."""
+        return int(self.redis.zcard(QUEUE_KEY))
+
+    def delete(self, job_id: str) -> None:
+        """Forget a job entirely (used to undo a submission that could not be enqueued)."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(job_key(job_id), cancel_key(job_id))
+            pipe.zrem(QUEUE_KEY, job_id)
+            pipe.zrem(FINISHED_KEY, job_id)
+            pipe.zrem(RUNNING_KEY, job_id)
+            pipe.execute()
+
+    def queue_position(self, job_id: str) -> int | None:
+        """1 for the next job a worker will take, 2 for the one after, ...; None if not queued."""
+        rank = self.redis.zrank(QUEUE_KEY, job_id)
+        return None if rank is None else int(rank) + 1
+
+    # --- state changes ---------------------------------------------------------------------------
+    def claim(self, job_id: str, worker: str, lease_seconds: float, max_attempts: int) -> Claim:
+        """Decide what this delivery of the job does (see Claim): start it, resume it after a crashed
+        worker (attempts + 1, at most max_attempts), or leave it."""
+        now = time.time()
+        outcome, value, extra = self._claim(
+            keys=[job_key(job_id), QUEUE_KEY, RUNNING_KEY, METRICS_COUNTS_KEY],
+            args=[job_id, repr(now), worker, repr(float(lease_seconds)), max_attempts],
+        )
+        outcome = ClaimOutcome(outcome)
+        if outcome is ClaimOutcome.LEASED:
+            return Claim(outcome, lease_until=float(value))
+        if outcome is ClaimOutcome.STARTED:
+            # A metric only: a failure here must not make the caller retry a claim that was made.
+            with contextlib.suppress(RedisError):
+                self._observe("queue_wait_seconds", QUEUE_WAIT_BUCKETS, max(0.0, now - float(extra)))
+        return Claim(outcome, attempts=int(value), handed_back=extra == "1")
+
+    def release(self, job_id: str, worker: str) -> bool:
+        """Hand the running job back because its worker is shutting down (SIGTERM, preemption): the
+        next delivery resumes it at once from its checkpoint without counting an attempt. False when
+        this worker does not hold the job (any more)."""
+        return bool(
+            self._release(keys=[job_key(job_id), METRICS_COUNTS_KEY], args=[worker, repr(time.time())])
+        )
+
+    def renew_lease(self, job_id: str, worker: str, lease_seconds: float) -> bool:
+        """Extend the running job's lease; False when this worker does not hold it any more (the job
+        finished, was deleted, or another worker took it over after this one stalled)."""
+        until = repr(time.time() + lease_seconds)
+        return bool(self._renew_lease(keys=[job_key(job_id)], args=[worker, until]))
+
+    def set_checkpoint(self, job_id: str, step: int) -> None:
+        """Record that storage.checkpoint_key now holds the image after this step."""
+        self.redis.hset(job_key(job_id), "checkpoint_step", str(step))
+
+    def request_cancel(self, job_id: str) -> str | None:
+        """Cancel a job: a queued one is cancelled now, a running one is asked to stop.
+
+        Returns the status the job had before (None if it does not exist); finished jobs are left as
+        they are.
+        """
+        status = self._cancel(
+            keys=[job_key(job_id), cancel_key(job_id), QUEUE_KEY, FINISHED_KEY, METRICS_COUNTS_KEY],
+            args=[job_id, repr(time.time()), self.ttl_seconds],
+        )
+        return status or None
+
+    def cancel_requested(self, job_id: str) -> bool:
+        """Whether someone asked the running job to stop (one Redis EXISTS)."""
+        return bool(self.redis.exists(cancel_key(job_id)))
+
+    def set_progress(
+        self,
+        job_id: str,
+        step: int,
+        iterations: int,
+        loss: dict[str, float],
+        elapsed: float,
+        work: float | None = None,
+        work_before: float = 0.0,
+    ) -> None:
+        """The latest step; ``work``: the fraction of the run's work done (core/progress.py), when known,
+        ``work_before`` of it done before this run (resumed from a checkpoint), ``elapsed`` this run's."""
+        mapping = {
+            "step": str(step),
+            "iterations": str(iterations),
+            "loss": json.dumps(loss),
+            "elapsed": repr(float(elapsed)),
+            "work_before": repr(float(work_before)),
+        }
+        if work is not None:
+            mapping["work"] = repr(float(work))
+        self.redis.hset(job_key(job_id), mapping=mapping)
+
+    def set_preview(self, job_id: str, step: int) -> None:
+        """Record that the preview image in storage now shows this step."""
+        self.redis.hset(job_key(job_id), "preview_step", str(step))
+
+    def finish(
+        self,
+        job_id: str,
+        status: JobStatus,
+        *,
+        error: str | None = None,
+        has_result: bool = False,
+        stats: dict[str, Any] | None = None,
+    ) -> None:
+        """Set a final status, the finish time and the TTL that lets the record expire."""
+        if status not in FINISHED:
+            raise ValueError(f"not a final status: {status}")
+        now = time.time()
+        started_at, options_json, run_start_step = self.redis.hmget(
+            job_key(job_id), ["started_at", "options", "run_start_step"]
+        )
+        fields = {
+            "status": status,
+            "finished_at": repr(now),
+            "has_result": "1" if has_result else "0",
+            "error": error or "",
+            "stats": json.dumps(stats or {}),
+        }
+        with self.redis.pipeline() as pipe:
+            pipe.hset(job_key(job_id), mapping=fields)
+            pipe.zrem(QUEUE_KEY, job_id)
+            pipe.zrem(RUNNING_KEY, job_id)
+            pipe.zadd(FINISHED_KEY, {job_id: now})
+            pipe.expire(job_key(job_id), self.ttl_seconds)
+            pipe.delete(cancel_key(job_id))
+            pipe.hincrby(METRICS_COUNTS_KEY, status, 1)
+            if started_at:
+                self._observe("job_duration_seconds", JOB_DURATION_BUCKETS, now - float(started_at), pipe)
+            steps_run = int((stats or {}).get("steps", 0)) - int(run_start_step or 0)
+            engine_seconds = float((stats or {}).get("engine_seconds", 0.0))
+            if status == "succeeded" and steps_run > 0 and engine_seconds > 0:
+                side = int(json.loads(options_json or "{}").get("size", 0))
+                name = f"step_seconds:{size_bucket(side)}"
+                self._observe(name, STEP_SECONDS_BUCKETS, engine_seconds / steps_run, pipe)
+            pipe.execute()
+
+    def _observe(self, name: str, buckets: tuple[float, ...], value: float, pipe: Any = None) -> None:
+        """Count one observation in a Redis-held histogram (metrics.observe), in pipe if given."""
+        if pipe is not None:
+            observe(pipe, name, buckets, value)
+            return
+        with self.redis.pipeline() as own:
+            observe(own, name, buckets, value)
+            own.execute()
+
+    def take_expired_job_ids(self, limit: int = 100) -> list[str]:
+        """Finished jobs older than the TTL (their records have expired): removed from the index and
+        returned, so the caller deletes their files. Each id is handed out once."""
+        cutoff = time.time() - self.ttl_seconds
+        expired = self.redis.zrangebyscore(FINISHED_KEY, "-inf", cutoff, start=0, num=limit)
+        return [job_id for job_id in expired if self.redis.zrem(FINISHED_KEY, job_id)]
+
+    def fail_abandoned(self, lapsed_seconds: float, error: str) -> list[str]:
+        """Fail every running job whose lease lapsed more than lapsed_seconds ago (no worker renews or
+        resumed it); returns their ids. A redelivery that resumes one first renews its lease, so the
+        two cannot both happen (one Lua script)."""
+        now = time.time()
+        return list(
+            self._fail_abandoned(
+                keys=[RUNNING_KEY, FINISHED_KEY, METRICS_COUNTS_KEY],
+                args=[repr(now), repr(now - lapsed_seconds), self.ttl_seconds, error, JOB_KEY_PREFIX],
+            )
+        )
+
+    def mark_for_cleanup(self, job_id: str) -> None:
+        """Hand an expired job out again on the next take_expired_job_ids (its file deletion failed)."""
+        self.redis.zadd(FINISHED_KEY, {job_id: 0})
+
+    # --- workers ---------------------------------------------------------------------------------
+    def worker_seen(self, hostname: str) -> None:
+        """Heartbeat of a worker process (for /readyz)."""
+        self.redis.hset(WORKERS_KEY, hostname, repr(time.time()))
+
+    def workers_last_seen(self) -> dict[str, float]:
+        """{hostname: unix time of its last heartbeat} for every worker ever seen by this Redis."""
+        return {name: float(seen) for name, seen in self.redis.hgetall(WORKERS_KEY).items()}
+
+    def forget_workers(self, silent_seconds: float) -> list[str]:
+        """Drop heartbeats older than silent_seconds (workers that are gone), so the hash stays small."""
+        cutoff = time.time() - silent_seconds
+        gone = [name for name, seen in self.workers_last_seen().items() if seen < cutoff]
+        if gone:
+            self.redis.hdel(WORKERS_KEY, *gone)
+        return gone
+
+    def worker_gone(self, hostname: str) -> None:
+        """A worker shut down cleanly: it no longer counts as live (nor its stopping flag)."""
+        with self.redis.pipeline() as pipe:
+            pipe.hdel(WORKERS_KEY, hostname)
+            pipe.delete(worker_stopping_key(hostname))
+            pipe.execute()
+
+    def set_worker_stopping(self, hostname: str, ttl_seconds: int = 600) -> None:
+        """Tell the jobs running on this worker (in any of its processes) that it is shutting down."""
+        self.redis.set(worker_stopping_key(hostname), "1", ex=ttl_seconds)
+
+    def worker_stopping(self, hostname: str) -> bool:
+        return bool(self.redis.exists(worker_stopping_key(hostname)))
+
+    # --- metrics ---------------------------------------------------------------------------------
+    def metrics_snapshot(self, queues: list[str]) -> MetricsSnapshot:
+        """Everything app/metrics.py exposes, read in one round trip (metrics.read_snapshot)."""
+        return read_snapshot(self.redis, queues)
+
+
+@lru_cache
+def get_redis() -> Redis:
+    """The process-wide Redis client for settings.redis_url (strings in, strings out)."""
+    return Redis.from_url(
+        get_settings().redis_url,
+        decode_responses=True,
+        health_check_interval=30,
+        # Fail a request instead of hanging it when Redis is unreachable.
+        socket_connect_timeout=5,
+        socket_timeout=15,
+        # After a Redis restart every pooled connection is dead: retry a command a few times on a new
+        # one (about 0.4 s in all), so the first request after the restart succeeds, while a Redis that
+        # stays down still fails fast (the web answers 503, the worker tolerates it: worker/tasks.py).
+        retry=Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+def get_job_store() -> JobStore:
+    return JobStore(get_redis())
