@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
-from pydantic import model_validator
+from pydantic import create_model, model_validator
 
 from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in_url, request_cancel
 from app.job_tokens import set_job_token_cookies
@@ -51,21 +51,25 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 FILE_FIELDS = frozenset({"content", "style", "mask"})
 
 
-# FastAPI hands a form model every field of the form it parsed (the file parts included), so unknown
-# names are refused while the one parsed form is validated: a typo such as `iteration` would
-# otherwise be dropped silently.
-class JobFormOptions(JobOptionsIn):  # type: ignore[misc, valid-type]
-    """Options of a new job, as sent in the multipart form of POST /api/jobs. A field that is neither
-    an option nor content, style or mask is refused (422, "unknown field(s): ...")."""
+def _no_unknown_fields(fields: Any) -> Any:
+    # FastAPI hands a form model every field of the form it parsed (the file parts included), so
+    # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
+    # would otherwise be dropped silently.
+    if isinstance(fields, Mapping):
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    return fields
 
-    @model_validator(mode="before")
-    @classmethod
-    def _no_unknown_fields(cls, fields: Any) -> Any:
-        if isinstance(fields, Mapping):
-            unknown = sorted(set(fields) - set(cls.model_fields) - FILE_FIELDS)
-            if unknown:
-                raise ValueError(f"unknown field(s): {', '.join(unknown)}")
-        return fields
+
+# JobOptionsIn that refuses unknown fields; the same name in the OpenAPI schema.
+JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, call-overload]
+    "JobOptionsIn",
+    __base__=JobOptionsIn,
+    __doc__="Options of a new job, as sent in the multipart form of POST /api/jobs. A field that is "
+    'neither an option nor content, style or mask is refused (422, "unknown field(s): ...").',
+    __validators__={"no_unknown_fields": model_validator(mode="before")(_no_unknown_fields)},
+)
 
 
 async def admitted(request: Request, store: JobStoreDep) -> None:
