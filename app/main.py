@@ -25,6 +25,7 @@ from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
 from app.routes import events, health, jobs, pages
 from app.security import SecurityHeaders
+from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
 from core.logs import configure_logging
 from core.settings import get_settings
@@ -54,6 +55,18 @@ async def _redis_error_handler(request: Request, exc: RedisError) -> Response:
     return JSONResponse(status_code=503, content={"detail": REDIS_UNAVAILABLE}, headers=headers)
 
 
+async def _submission_error_handler(request: Request, exc: SubmissionError) -> Response:
+    # The API and the HTML form share the submission (app/submission.py) and this one answer to its
+    # refusals: JSON {"detail": ...} for the API, the upload form again for the form's POST /jobs.
+    logger.info(
+        "%s %s: submission refused (%d): %s", request.method, request.url.path, exc.status_code, exc.detail
+    )
+    if is_page(request):
+        return pages.upload_form_refused(request, exc)
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+    return JSONResponse(status_code=exc.status_code, content={"detail": exc.detail}, headers=headers)
+
+
 async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> Response:
     # A page (an unknown address, a job that is not there, a cancel by somebody else) gets an HTML
     # page; the API keeps FastAPI's JSON {"detail": ...}.
@@ -75,6 +88,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(SubmissionError, _submission_error_handler)  # type: ignore[arg-type]
     max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too

@@ -1,18 +1,18 @@
 """Creating a job: the one code path the JSON API (POST /api/jobs) and the HTML form (POST /jobs) share.
 
-Usage from an async route (submit_job is a coroutine; the slow parts run in a thread pool):
+Usage from an async route (submit_job is a coroutine; the slow parts run in a thread pool), with
+the job store and storage as the route's dependencies (app/deps.py):
 
-    from app.submission import SubmissionError, options_from_form, submit_job
-
-    try:
-        await admit_submission(client_address(request))   # first: rate limit and queue cap
-        options = options_from_form(form_fields)          # or a JobOptionsIn built by FastAPI
-        job = await submit_job(content, styles, options)
-    except SubmissionError as error:
-        ...  # error.status_code (400/413/415/422/429/503), error.detail (for people), error.field
-        ...  # (or None), error.retry_after (seconds, for 429/503 when retrying later helps)
+    await admit_submission(client_address(request), store)  # first: rate limit and queue cap
+    options = options_from_form(form_fields)                # or a JobOptionsIn built by FastAPI
+    job = await submit_job(content, styles, options, store=store, storage=storage)
     # job.id, job.record.status ("queued"), job.token (give it to the submitter: only it may cancel
     # or delete the job; see app/job_tokens.py); the job's page is /jobs/{job.id}
+
+Each step raises SubmissionError: error.status_code (400/413/415/422/429/503), error.detail (for
+people), error.field (or None), error.retry_after (seconds, for 429/503 when retrying later helps).
+Routes let it propagate: app.main's handler answers it, as JSON for the API and as the upload form
+with the problem shown for the HTML form.
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ from app.job_tokens import hash_job_token, new_job_token
 from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
 from app.uploads import CleanImage, UploadRejected, clean_image, is_black, read_limited, to_mask
-from core.jobs import JobRecord, QueueFull, get_job_store, get_redis, new_job_id
+from core.jobs import JobRecord, JobStore, QueueFull, get_redis, new_job_id
 from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
-from core.storage import content_key, get_storage, mask_key, style_key
+from core.storage import Storage, content_key, mask_key, style_key
 from spec.options import StyleOptions
 from spec.plan import Limits, MaskInput, Refusal, RunPlan, count_refusals, plan_run
 
@@ -103,14 +103,14 @@ def submission_error_from_validation(error: ValidationError) -> SubmissionError:
     return SubmissionError(422, f"{field}: {message}" if field else message, field)
 
 
-async def admit_submission(client: str) -> None:
+async def admit_submission(client: str, store: JobStore) -> None:
     """Count one submission attempt of client (an IP address) and check the queue has room.
 
     Call it before anything else of the request is validated, so every attempt counts against
     ATELIER_RATE_LIMIT_PER_MINUTE (a client probing the validator is limited too). Raises
     SubmissionError 429 (too many submissions) or 503 (queue full, or Redis down), with retry_after.
     """
-    await run_in_threadpool(_check_rate_and_queue, client)
+    await run_in_threadpool(_check_rate_and_queue, client, store)
 
 
 async def submit_job(
@@ -118,14 +118,19 @@ async def submit_job(
     styles: list[UploadFile],
     options: JobOptionsIn,
     masks: list[UploadFile] | None = None,
+    *,
+    store: JobStore,
+    storage: Storage,
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
     content: the content image upload; styles: one or more style image uploads (at most
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
-    checked; style_blend is checked against the number of styles here); masks: none, or one
-    upload per style image in their order, an empty one for a style without a mask (stored
-    greyscale at the content's size; see check_masks). Call admit_submission first.
+    checked); masks: none, or one upload per style image in their order, an empty one for a style
+    without a mask (stored greyscale at the content's size). Call admit_submission first.
+
+    The run plan (spec/plan.py) decides what is refused and which notes the job gets: its counts
+    before any image is decoded, the rest from the decoded images' sizes.
 
     Order: everything is validated first (nothing written for bad input), then the images are
     written to storage, then the job record is created (refused atomically if the queue is full),
@@ -153,7 +158,7 @@ async def submit_job(
     _refuse(plan.refusals)
     fitted = await run_in_threadpool(fit_masks, mask_images, content_image) if plan.has_masks else []
     return await run_in_threadpool(
-        _store_and_enqueue, content_image, style_images, resolved, fitted, list(plan.notes)
+        _store_and_enqueue, content_image, style_images, resolved, fitted, list(plan.notes), store, storage
     )
 
 
@@ -184,11 +189,11 @@ def _refuse(refusals: Sequence[Refusal]) -> None:
         raise SubmissionError(422, str(refusals[0]), refusals[0].field)
 
 
-def _check_rate_and_queue(client: str) -> None:
+def _check_rate_and_queue(client: str, store: JobStore) -> None:
     settings = get_settings()
     try:
         count_submission(get_redis(), client, settings.rate_limit_per_minute)
-        queued = get_job_store().queued_count()
+        queued = store.queued_count()
     except RedisError as error:
         logger.error("submission refused: Redis unavailable while checking the limits: %s", error)
         raise SubmissionError(
@@ -247,12 +252,12 @@ def _store_and_enqueue(
     options: dict[str, Any],
     masks: list[CleanImage | None],
     notes: list[str],
+    store: JobStore,
+    storage: Storage,
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
     settings = get_settings()
-    storage = get_storage()
-    store = get_job_store()
     stage = "storing the images"
     try:
         storage.write_bytes(content_key(job_id), content.png)
@@ -275,11 +280,11 @@ def _store_and_enqueue(
         enqueue(job_id, int(options["size"]))
     except QueueFull as error:
         logger.warning("job %s: refused, the queue is full; removing its images", job_id)
-        _undo(job_id)
+        _undo(job_id, store, storage)
         raise _queue_full() from error
     except Exception as error:
         logger.exception("job %s: submission failed while %s; removing what was written", job_id, stage)
-        _undo(job_id)
+        _undo(job_id, store, storage)
         unavailable = isinstance(error, RedisError | OSError) or stage.startswith("send")
         status = 503 if unavailable else 500
         raise SubmissionError(
@@ -299,9 +304,9 @@ def _store_and_enqueue(
     return SubmittedJob(record, token)
 
 
-def _undo(job_id: str) -> None:
+def _undo(job_id: str, store: JobStore, storage: Storage) -> None:
     """Best effort removal of a half-created job; each failure is logged, the first error stays raised."""
-    for undo in (get_job_store().delete, get_storage().delete_job):
+    for undo in (store.delete, storage.delete_job):
         try:
             undo(job_id)
         except Exception:

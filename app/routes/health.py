@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from app.deps import JobStoreDep, StorageDep
 from app.schemas import ReadyOut
-from core.jobs import WORKER_FRESH_SECONDS, get_job_store
-from core.storage import get_storage
+from core.jobs import WORKER_FRESH_SECONDS
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["health"])
@@ -29,9 +29,8 @@ def healthz() -> dict[str, str]:
     response_model=ReadyOut,
     responses={503: {"model": ReadyOut, "description": "Redis or storage does not work."}},
 )
-def readyz() -> JSONResponse:
+def readyz(store: JobStoreDep, storage: StorageDep) -> JSONResponse:
     body: dict[str, Any] = {"redis": "ok", "storage": "ok", "worker_seen": False, "workers": []}
-    store = get_job_store()
     try:
         store.redis.ping()
         now = time.time()
@@ -49,7 +48,7 @@ def readyz() -> JSONResponse:
         logger.warning("readyz: Redis check failed: %s", error)
         body["redis"] = f"error: {error}"
     try:
-        get_storage().check_writable()
+        storage.check_writable()
     except Exception as error:
         logger.warning("readyz: storage check failed: %s", error)
         body["storage"] = f"error: {error}"

@@ -8,22 +8,24 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
+from pydantic import create_model, model_validator
 
-from app.deps import ExistingJob, SubmittersJob, job_in_url, request_cancel
+from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in_url, request_cancel
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
-from app.submission import SubmissionError, admit_submission, client_address, submit_job
+from app.submission import admit_submission, client_address, submit_job
 from app.uploads import ACCEPTED_NAMES
 from core import retention
-from core.jobs import FINISHED, get_job_store
+from core.jobs import FINISHED
 from core.options import JobOptionsIn
 from core.settings import get_settings
-from core.storage import content_key, get_storage, preview_key, result_key
+from core.storage import Storage, content_key, preview_key, result_key
 
 logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -45,18 +47,34 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 }
 
 
-def http_error(error: SubmissionError) -> HTTPException:
-    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return HTTPException(status_code=error.status_code, detail=error.detail, headers=headers)
+# The form's file parts: create_job's File parameters.
+FILE_FIELDS = frozenset({"content", "style", "mask"})
 
 
-async def admitted(request: Request) -> None:
+def _no_unknown_fields(fields: Any) -> Any:
+    # FastAPI hands a form model every field of the form it parsed (the file parts included), so
+    # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
+    # would otherwise be dropped silently.
+    if isinstance(fields, Mapping):
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+    return fields
+
+
+# JobOptionsIn that refuses unknown fields; the same name in the OpenAPI schema.
+JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, call-overload]
+    "JobOptionsIn",
+    __base__=JobOptionsIn,
+    __doc__="Options of a new job, as sent in the multipart form of POST /api/jobs. A field that is "
+    'neither an option nor content, style or mask is refused (422, "unknown field(s): ...").',
+    __validators__={"no_unknown_fields": model_validator(mode="before")(_no_unknown_fields)},
+)
+
+
+async def admitted(request: Request, store: JobStoreDep) -> None:
     """Rate limit and queue cap, as a dependency: FastAPI runs it before it validates the form."""
-    try:
-        await admit_submission(client_address(request))
-    except SubmissionError as error:
-        logger.info("submission refused (%d): %s", error.status_code, error.detail)
-        raise http_error(error) from error
+    await admit_submission(client_address(request), store)
 
 
 @router.post(
@@ -88,7 +106,9 @@ async def admitted(request: Request) -> None:
 async def create_job(
     request: Request,
     response: Response,
-    options: Annotated[JobOptionsIn, Form()],
+    store: JobStoreDep,
+    storage: StorageDep,
+    options: Annotated[JobFormOptions, Form()],
     content: Annotated[UploadFile | None, File(description=f"The content image ({ACCEPTED_NAMES}).")] = None,
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field for several.")
@@ -107,15 +127,7 @@ async def create_job(
     Options may be left out: the preset (default quick) fills size and iterations, the engine's
     defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
     """
-    form = await request.form()  # already parsed by FastAPI; cached on the request
-    unknown = sorted(set(form.keys()) - set(JobOptionsIn.model_fields) - {"content", "style", "mask"})
-    if unknown:
-        raise HTTPException(status_code=422, detail=f"unknown field(s): {', '.join(unknown)}")
-    try:
-        job = await submit_job(content, style or [], options, mask or [])
-    except SubmissionError as error:
-        logger.info("submission refused (%d): %s", error.status_code, error.detail)
-        raise http_error(error) from error
+    job = await submit_job(content, style or [], options, mask or [], store=store, storage=storage)
     # A browser script that submits here gets the same cookies as the HTML form's submitter.
     set_job_token_cookies(response, request, job.id, job.token, get_settings().job_ttl_seconds)
     urls = job_urls(job.id)
@@ -129,13 +141,13 @@ async def create_job(
 
 
 @router.get("/{job_id}", response_model=JobStatusOut, summary="A job's status", responses=NOT_FOUND)
-def get_job(job: ExistingJob) -> dict[str, Any]:
-    return public_status(job, get_job_store())
+def get_job(job: ExistingJob, store: JobStoreDep) -> dict[str, Any]:
+    return public_status(job, store)
 
 
-def _image(key: str, media_type: str, what: str, cache: str) -> Response:
+def _image(storage: Storage, key: str, media_type: str, what: str, cache: str) -> Response:
     try:
-        data = get_storage().read_bytes(key)
+        data = storage.read_bytes(key)
     except FileNotFoundError as error:
         raise HTTPException(status_code=404, detail=f"this job has no {what}") from error
     return Response(content=data, media_type=media_type, headers={"Cache-Control": cache})
@@ -152,6 +164,7 @@ RESULT_JPEG_QUALITY = 92  # high enough for prints; far fewer bytes than the PNG
 )
 def get_result(
     job: ExistingJob,
+    storage: StorageDep,
     format: Annotated[
         Literal["png", "jpeg"],
         Query(description="png (default, lossless, as stored) or jpeg (quality 92, far smaller for prints)."),
@@ -159,7 +172,7 @@ def get_result(
 ) -> Response:
     if not job.has_result:
         raise HTTPException(status_code=404, detail=f"this job has no result (status {job.status})")
-    response = _image(result_key(job.id), "image/png", "result", "private, max-age=3600")
+    response = _image(storage, result_key(job.id), "image/png", "result", "private, max-age=3600")
     if format == "jpeg":  # the stored PNG re-encoded (a sync route: FastAPI runs it in a thread)
         response = Response(
             _jpeg(bytes(response.body)),
@@ -184,8 +197,8 @@ def _jpeg(png: bytes) -> bytes:
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **NOT_FOUND},
 )
-def get_preview(job: ExistingJob) -> Response:
-    return _image(preview_key(job.id), "image/jpeg", "preview yet", "no-cache")
+def get_preview(job: ExistingJob, storage: StorageDep) -> Response:
+    return _image(storage, preview_key(job.id), "image/jpeg", "preview yet", "no-cache")
 
 
 @router.get(
@@ -194,8 +207,8 @@ def get_preview(job: ExistingJob) -> Response:
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}, **NOT_FOUND},
 )
-def get_content(job: ExistingJob) -> Response:
-    return _image(content_key(job.id), "image/png", "content image", "private, max-age=3600")
+def get_content(job: ExistingJob, storage: StorageDep) -> Response:
+    return _image(storage, content_key(job.id), "image/png", "content image", "private, max-age=3600")
 
 
 @router.post(
@@ -208,13 +221,13 @@ def get_content(job: ExistingJob) -> Response:
         409: {"model": ErrorOut, "description": "The job has already finished."},
     },
 )
-def cancel_job(job: SubmittersJob) -> dict[str, Any]:
+def cancel_job(job: SubmittersJob, store: JobStoreDep) -> dict[str, Any]:
     """A queued job is cancelled at once and never runs; a running job stops within a step or two
     (its status turns to cancelled when the worker has stopped). Needs the job's token."""
-    previous = request_cancel(job)
+    previous = request_cancel(job, store)
     if previous in FINISHED:
         raise HTTPException(status_code=409, detail=f"the job has already finished ({previous})")
-    return public_status(job_in_url(job.id), get_job_store())
+    return public_status(job_in_url(job.id, store), store)
 
 
 @router.delete(
@@ -228,17 +241,16 @@ def cancel_job(job: SubmittersJob) -> dict[str, Any]:
         409: {"model": ErrorOut, "description": "The job is running: cancel it first."},
     },
 )
-def delete_job(job: SubmittersJob) -> Response:
+def delete_job(job: SubmittersJob, store: JobStoreDep, storage: StorageDep) -> Response:
     """Remove the job's record and every stored image at once (a queued job is cancelled first; a
     running one must be cancelled and stopped before). Needs the job's token."""
-    job_id, store = job.id, get_job_store()
-    record = job
+    job_id, record = job.id, job
     if record.status == "queued" and store.request_cancel(job_id) == "running":
-        record = job_in_url(job_id)  # a worker took it in between
+        record = job_in_url(job_id, store)  # a worker took it in between
     if record.status == "running":
         raise HTTPException(
             status_code=409, detail="the job is running: cancel it, then delete it once it has stopped"
         )
-    retention.delete_job(job_id, store)  # files first, then the record
+    retention.delete_job(job_id, store, storage)  # files first, then the record
     logger.info("job %s: deleted by its submitter", job_id)
     return Response(status_code=204)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from app.deps import ExistingJob, SubmittersJob, request_cancel
+from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, request_cancel
 from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
 from app.frontend import MODULE_PATH, shared_module
 from app.job_tokens import request_holds_token, set_job_token_cookies
@@ -28,9 +28,8 @@ from app.submission import (
 )
 from app.templating import templates
 from app.timing import REFERENCE_NOTE, preset_choices
-from core.jobs import get_job_store
 from core.settings import get_settings
-from core.storage import get_storage, mask_key, style_key
+from core.storage import Storage, mask_key, style_key
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -40,8 +39,16 @@ FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset",
 })  # fmt: skip
 
 
+# Where POST /jobs keeps the form's text fields, so a refusal can show the form filled in again.
+_SUBMITTED_VALUES = "upload_form_values"
+
+
 def _render_index(
-    request: Request, *, values: dict[str, str] | None = None, error: SubmissionError | None = None
+    request: Request,
+    *,
+    values: dict[str, str] | None = None,
+    error: SubmissionError | None = None,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
     settings = get_settings()
     field_errors: dict[str, str] = {}
@@ -58,8 +65,17 @@ def _render_index(
         "field_errors": field_errors,
     }
     return templates.TemplateResponse(
-        request, "index.html", context, status_code=error.status_code if error else 200
+        request, "index.html", context, status_code=error.status_code if error else 200, headers=headers
     )
+
+
+def upload_form_refused(request: Request, error: SubmissionError) -> HTMLResponse:
+    """The answer to a refused POST /jobs (app.main's handler of SubmissionError): the upload form
+    again, filled in with what was sent, the problem shown at the top and next to its field, with the
+    refusal's status code (and Retry-After when trying later helps). Files cannot be filled in again."""
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
+    values = getattr(request.state, _SUBMITTED_VALUES, {})
+    return _render_index(request, values=values, error=error, headers=headers)
 
 
 @router.get(MODULE_PATH)
@@ -109,12 +125,14 @@ def _masks_of_chosen_styles(style_parts: list[Any], mask_parts: list[Any]) -> li
 
 
 @router.post("/jobs")
-async def submit_form(request: Request) -> Response:
-    """The upload form's target: 303 to the new job's page, or the form again with the problem shown."""
+async def submit_form(request: Request, store: JobStoreDep, storage: StorageDep) -> Response:
+    """The upload form's target: 303 to the new job's page. A SubmissionError is answered by
+    app.main's handler with the form again and the problem shown (upload_form_refused)."""
     form = await request.form()
     values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+    setattr(request.state, _SUBMITTED_VALUES, values)
     try:
-        await admit_submission(client_address(request))  # rate limit and queue cap, before anything else
+        await admit_submission(client_address(request), store)  # rate limit and queue cap first
         contents = chosen_files(form.getlist("content"))
         styles = chosen_files(form.getlist("style"))
         # An untouched field is "not given" (the options' defaults apply), not an empty value.
@@ -122,12 +140,9 @@ async def submit_form(request: Request) -> Response:
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
         options = options_from_form(fields)
         masks = _masks_of_chosen_styles(form.getlist("style"), form.getlist("mask"))
-        job = await submit_job(contents[0] if contents else None, styles, options, masks)
-    except SubmissionError as error:
-        page = _render_index(request, values=values, error=error)
-        if error.retry_after:
-            page.headers["Retry-After"] = str(error.retry_after)
-        return page
+        job = await submit_job(
+            contents[0] if contents else None, styles, options, masks, store=store, storage=storage
+        )
     finally:
         await form.close()
     redirect = RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -137,9 +152,8 @@ async def submit_form(request: Request) -> Response:
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
-def job_page(request: Request, record: ExistingJob) -> HTMLResponse:
+def job_page(request: Request, record: ExistingJob, store: JobStoreDep) -> HTMLResponse:
     """A job's live page: the server renders the current state, static/js/job.js keeps it live."""
-    store = get_job_store()
     status = public_status(record, store)
     # Only the submitting browser (it holds the job's token cookie) is offered the Cancel button.
     can_cancel = request_holds_token(request, store.token_hash(record.id))
@@ -153,33 +167,33 @@ def job_page(request: Request, record: ExistingJob) -> HTMLResponse:
 
 
 @router.post("/jobs/{job_id}/cancel")
-def cancel_form(job: SubmittersJob) -> Response:
+def cancel_form(job: SubmittersJob, store: JobStoreDep) -> Response:
     """Cancel without JavaScript (the page's Cancel button is a form); back to the job's page, which
     shows the outcome (a job that finished meanwhile stays as it is)."""
-    request_cancel(job)
+    request_cancel(job, store)
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
 @router.get("/jobs/{job_id}/styles/{index}")
-def style_image(record: ExistingJob, index: int) -> Response:
+def style_image(record: ExistingJob, storage: StorageDep, index: int) -> Response:
     """A job's style image (PNG, as stored): "use this style again" copies it into a new upload form."""
     if not 0 <= index < record.style_count:
         raise HTTPException(status_code=404, detail="This job has no such style image.")
-    return _stored_png(style_key(record.id, index), "style image")
+    return _stored_png(storage, style_key(record.id, index), "style image")
 
 
 @router.get("/jobs/{job_id}/masks/{index}")
-def mask_image(record: ExistingJob, index: int) -> Response:
+def mask_image(record: ExistingJob, storage: StorageDep, index: int) -> Response:
     """The mask a job's style image number ``index`` was given (greyscale PNG, the content's size)."""
     if not 0 <= index < len(record.masks) or not record.masks[index]:
         raise HTTPException(status_code=404, detail="This job has no such mask.")
-    return _stored_png(mask_key(record.id, index), "mask")
+    return _stored_png(storage, mask_key(record.id, index), "mask")
 
 
-def _stored_png(key: str, what: str) -> Response:
+def _stored_png(storage: Storage, key: str, what: str) -> Response:
     """One of a job's stored PNGs, or a 404 saying it is gone (retention removes files with the job)."""
     try:
-        data = get_storage().read_bytes(key)
+        data = storage.read_bytes(key)
     except FileNotFoundError as error:
         raise HTTPException(status_code=404, detail=f"This job's {what} is no longer stored.") from error
     return Response(data, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})

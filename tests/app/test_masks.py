@@ -1,8 +1,9 @@
 """Masks through the API (issue 13): multipart field `mask`, none or one per style image in order.
 
-Against the test stack (uvicorn, Redis, a Celery worker with random weights): bad masks get a 4xx
-JSON naming the problem with nothing stored or queued; a good one is stored greyscale at the
-content's size, shown at /jobs/{id}/masks/{index}, and used by the worker.
+In-process (the `web` fixture: the app on a real Redis, no worker) for what the web decides: bad
+masks get a 4xx JSON naming the problem with nothing stored or queued; a good one is stored greyscale
+at the content's size and shown at /jobs/{id}/masks/{index}. Against the test stack (uvicorn, Redis,
+a Celery worker with random weights) for what the worker does with them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.support.images import png_bytes
+from tests.support.inprocess import InProcessWeb
 from tests.support.stack import Stack
 
 CONTENT = png_bytes(64, 48, seed=40)  # 64 wide, 48 high
@@ -65,31 +67,31 @@ def grey(data: bytes) -> np.ndarray:
     ids=["more-masks", "fewer-masks", "square", "1.6%-wider", "black", "all-black", "not-image", "tiny"],
 )
 def test_bad_masks_are_refused_and_leave_no_trace(
-    stack: Stack, styles: list[bytes], masks: list[bytes], words: str
+    web: InProcessWeb, styles: list[bytes], masks: list[bytes], words: str
 ) -> None:
-    stack.wait_idle()
-    queued_before, files_before = stack.queue_length(), stack.stored_files()
-    response = submit(stack, styles, masks)
+    queued_before, files_before = web.queue_length(), web.stored_files()
+    response = submit(web, styles, masks)
     assert 400 <= response.status_code < 500, response.text
     assert response.headers["content-type"] == "application/json"
     assert words in response.json()["detail"]
-    assert stack.queue_length() == queued_before
-    assert stack.stored_files() == files_before
+    assert web.queue_length() == queued_before
+    assert web.stored_files() == files_before
 
 
-def test_a_masked_job_stores_shows_and_uses_its_masks(stack: Stack) -> None:
-    # Style 1 on the left half (sent at half size, RGB: resized and turned grey), style 2 without a
-    # mask (it goes everywhere).
-    response = submit(
-        stack, [STYLE, OTHER_STYLE], [mask_png(32, 24, slice(0, 16), mode="RGB"), b""], size=64, iterations=4
-    )
+# Style 1 on the left half (sent at half size, RGB: resized and turned grey), style 2 without a mask
+# (it goes everywhere).
+HALF_SIZE_LEFT_MASK_AND_NONE = [mask_png(32, 24, slice(0, 16), mode="RGB"), b""]
+
+
+def test_a_masked_job_stores_and_shows_its_masks(web: InProcessWeb) -> None:
+    response = submit(web, [STYLE, OTHER_STYLE], HALF_SIZE_LEFT_MASK_AND_NONE, size=64, iterations=4)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
-    status = stack.wait_for(job_id, {"succeeded", "failed"})
-    assert status["status"] == "succeeded", status["error"]
+    status = web.status(job_id)
+    assert status["status"] == "queued"
     assert status["masks"] == [True, False]
     assert status["notes"] == ["Mask 1 was 32x24 pixels; it was resized to the content's 64x48."]
-    with stack.client as client:
+    with web.client as client:
         stored = client.get(f"/jobs/{job_id}/masks/0")
         assert client.get(f"/jobs/{job_id}/masks/1").status_code == 404  # that style had none
         assert client.get(f"/jobs/{job_id}/masks/2").status_code == 404
@@ -99,11 +101,20 @@ def test_a_masked_job_stores_shows_and_uses_its_masks(stack: Stack) -> None:
     assert mask[:, :30].min() == 255 and mask[:, 34:].max() == 0  # left half white, resized
 
 
-def test_only_empty_mask_parts_mean_no_masks(stack: Stack) -> None:
-    response = submit(stack, [STYLE], [b""], size=32, iterations=1)
+def test_only_empty_mask_parts_mean_no_masks(web: InProcessWeb) -> None:
+    response = submit(web, [STYLE], [b""], size=32, iterations=1)
+    assert response.status_code == 202, response.text
+    status = web.status(response.json()["id"])
+    assert status["masks"] == [] and status["notes"] == []
+    assert not any(path.startswith(f"jobs/{status['id']}/mask") for path in web.stored_files())
+
+
+def test_the_worker_runs_a_job_with_a_mask_and_a_style_without_one(stack: Stack) -> None:
+    response = submit(stack, [STYLE, OTHER_STYLE], HALF_SIZE_LEFT_MASK_AND_NONE, size=64, iterations=4)
     assert response.status_code == 202, response.text
     status = stack.wait_for(response.json()["id"], {"succeeded", "failed"})
-    assert status["status"] == "succeeded" and status["masks"] == [] and status["notes"] == []
+    assert status["status"] == "succeeded", status["error"]
+    assert status["masks"] == [True, False]
 
 
 def test_a_black_mask_keeps_the_content_where_it_is_black(stack: Stack) -> None:

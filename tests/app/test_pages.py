@@ -1,15 +1,20 @@
 """The pages over HTTP, in-process: the form's POST, the no-JavaScript cancel, HTML 404 and 403 pages
-(the API keeps JSON), and the event stream of a job that has ended.
+(the API keeps JSON), and the event stream (this test plays the worker's part by changing the record).
 
-The event stream of a running job needs a worker: tests/e2e/test_pages_http.py.
+The event stream of a job a worker runs: tests/e2e/test_pages_http.py.
 """
 
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 
 import httpx
+import pytest
 
+from app.routes import events as event_stream
+from core.jobs import JobStore
 from tests.support.images import png_bytes
 from tests.support.inprocess import InProcessWeb
 from tests.support.sse import read_events
@@ -169,6 +174,71 @@ def test_event_stream_of_an_ended_job_sends_its_state_and_ends(web: InProcessWeb
 
     assert final["status"] == "cancelled"
     assert events == [("message", final), ("end", {"status": "cancelled"})]
+
+
+STREAM_SECONDS = 1.5
+
+
+@pytest.fixture(scope="module")
+def short_streams(web_factory: Callable[..., InProcessWeb]) -> InProcessWeb:
+    """A web whose event streams end after STREAM_SECONDS (the browser would reconnect)."""
+    return web_factory("short-streams", {"ATELIER_EVENT_STREAM_SECONDS": str(STREAM_SECONDS)})
+
+
+def queued_job(web: InProcessWeb, seed: int) -> str:
+    response = web.submit(png_bytes(40, 32, seed=seed), [png_bytes(32, 32, seed=seed + 1)], size=32)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+def stream_while(
+    web: InProcessWeb, job_id: str, change: Callable[[], object] | None = None
+) -> httpx.Response:
+    """The job's whole event stream; `change` runs 0.6 s after it opened, as a worker's write would."""
+    timer = threading.Timer(0.6, change) if change else None
+    with web.client as client, client.stream("GET", f"/api/jobs/{job_id}/events") as stream:
+        if timer:
+            timer.start()
+        stream.read()
+    if timer:
+        timer.join()
+    return stream
+
+
+def test_an_unchanged_job_is_sent_once_then_heartbeats_until_the_stream_ends_without_end(
+    short_streams: InProcessWeb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_stream, "HEARTBEAT_SECONDS", 0.4)
+    job_id = queued_job(short_streams, seed=30)
+
+    stream = stream_while(short_streams, job_id)
+
+    assert stream.headers["cache-control"] == "no-cache"
+    assert stream.text.startswith("retry: 500\n\n")  # the browser reconnects after half a second
+    # No `end`: the job goes on, so the browser reconnects (and gets the current state at once).
+    assert read_events(stream) == [("message", short_streams.status(job_id))]
+    assert stream.text.count(": heartbeat\n\n") >= 2
+
+
+def test_the_stream_sends_each_change_and_ends_when_the_job_ends_or_vanishes(
+    short_streams: InProcessWeb,
+) -> None:
+    cancelled_id, vanished_id = queued_job(short_streams, seed=32), queued_job(short_streams, seed=34)
+    with short_streams.redis() as redis:
+        store = JobStore(redis)
+        cancelled = read_events(
+            stream_while(short_streams, cancelled_id, lambda: store.request_cancel(cancelled_id))
+        )
+        queued = short_streams.status(vanished_id)
+        vanished = read_events(stream_while(short_streams, vanished_id, lambda: store.delete(vanished_id)))
+
+    assert [name for name, _ in cancelled] == ["message", "message", "end"]
+    assert cancelled[0][1]["status"] == "queued"
+    assert cancelled[1:] == [
+        ("message", short_streams.status(cancelled_id)),
+        ("end", {"status": "cancelled"}),
+    ]
+    assert vanished == [("message", queued), ("end", {"status": "expired"})]
 
 
 def test_the_pages_share_one_module_of_status_labels_final_states_and_accepted_types(
