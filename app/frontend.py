@@ -18,7 +18,7 @@ from app.status import EXPIRED, STATUS_LABELS
 from app.templating import templates
 from app.uploads import ACCEPTED_MEDIA_TYPES, ACCEPTED_NAMES
 from core.jobs import FINISHED
-from core.options import MASK_ASPECT_TOLERANCE
+from spec.plan import MASK_ASPECT_TOLERANCE
 
 MODULE_PATH = "/js/shared.js"
 # Display order, not set order: the module's text stays the same from one start to the next.

@@ -38,8 +38,8 @@ def test_the_print_preset_counts_its_coarse_steps_by_their_pixels() -> None:
     # Print's ladder at 2048 px: 206, 104, 51, 26 and 13 steps at 512, 724, 1024, 1448 and 2048 px,
     # about the same work per rung: 65 steps' worth at 2048 px, not 400.
     plan = preset_plan("print", 2048, 400)
-    assert [steps for _, steps in plan] == [206, 104, 51, 26, 13]
-    full_steps = sum(pixels * steps for pixels, steps in plan) / 2048**2
+    assert [rung.steps for rung in plan.rungs] == [206, 104, 51, 26, 13]
+    full_steps = plan.full_size_steps()
     assert 64 < full_steps < 65
     one_size = preset_plan("standard", 2048, 1)
     assert estimate_seconds(2048, 1.0, plan) == pytest.approx(

@@ -89,7 +89,7 @@ def test_corrupt_file_fails_with_one_line(tmp_path: Path, images: tuple[Path, Pa
         (["--iterations", "0"], "iterations must be >= 1"),
         (["--optimizer", "sgd"], "invalid choice: 'sgd'"),
         (["--style-blend", "a,b"], "comma-separated numbers"),
-        (["--style-blend", "1,2"], "2 weights for 1 style"),
+        (["--style-blend", "1,2"], "style_blend: has 2 weights but 1 style"),
     ],
 )
 def test_bad_option_fails_with_one_line(
