@@ -3,7 +3,7 @@ own definitions (app/status.py, core/jobs.py, app/uploads.py), never copied by h
 
 - Scripts: GET /js/shared.js is a native ES module (no build step; the strict CSP allows it, being
   same-origin): `import { STATUS_LABELS, FINISHED, isFinal, ACCEPTED_TYPES } from "/js/shared.js"` (also
-  ACCEPTED_NAMES, EXPIRED, statusLabel, MASK_ASPECT_TOLERANCE).
+  ACCEPTED_NAMES, EXPIRED, statusLabel).
 - Templates: the same values are Jinja globals (status_labels, finished_statuses, accept_attribute,
   accepted_names).
 """
@@ -18,7 +18,6 @@ from app.status import EXPIRED, STATUS_LABELS
 from app.templating import templates
 from app.uploads import ACCEPTED_MEDIA_TYPES, ACCEPTED_NAMES
 from core.jobs import FINISHED
-from spec.plan import MASK_ASPECT_TOLERANCE
 
 MODULE_PATH = "/js/shared.js"
 # Display order, not set order: the module's text stays the same from one start to the next.
@@ -43,11 +42,6 @@ def shared_module() -> str:
         _constant("EXPIRED", EXPIRED, "The pages' own state of a job the server no longer keeps."),
         _constant("ACCEPTED_TYPES", list(ACCEPTED_MEDIA_TYPES), "Image media types uploads may have."),
         _constant("ACCEPTED_NAMES", ACCEPTED_NAMES, "The same, as a person names them."),
-        _constant(
-            "MASK_ASPECT_TOLERANCE",
-            MASK_ASPECT_TOLERANCE,
-            "How far a mask's aspect ratio may differ from the content's (a fraction).",
-        ),
         "\n/** The label of a status (the status itself when unknown). */\n"
         "export function statusLabel(status) {\n"
         "  return Object.hasOwn(STATUS_LABELS, status) ? STATUS_LABELS[status] : status;\n"

@@ -23,7 +23,7 @@ from app.errors import (
 )
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
-from app.routes import events, health, jobs, pages
+from app.routes import events, health, jobs, pages, plans
 from app.security import SecurityHeaders
 from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
@@ -93,7 +93,7 @@ def create_app() -> FastAPI:
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (health.router, jobs.router, pages.router, events.router, metrics_router):
+    for router in (health.router, jobs.router, plans.router, pages.router, events.router, metrics_router):
         app.include_router(router)
     logger.info("web app created (redis %s, storage %s)", _redacted(settings.redis_url), settings.storage_dir)
     return app

@@ -4,7 +4,7 @@
 //
 // The API's contract (docs/api.md): the multipart field `mask` comes either not at all or once per
 // style image, in the styles' order; an empty file part means "no mask for this style".
-import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/shared.js";
+import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
 (function () {
   "use strict";
@@ -35,7 +35,6 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/share
   const maxSide = Number(section.dataset.maxSide) || 1024;
   // The server refuses a mask whose aspect ratio differs from the content's by more than this; the
   // page checks first, to say so at once.
-  const ASPECT_TOLERANCE = MASK_ASPECT_TOLERANCE;
   const OVERLAY_ALPHA = 0.55;
   // A pixel counts as painted from this coverage on (0..255): the eraser's soft edge leaves faint
   // traces that should not turn a style's mask on.
@@ -351,8 +350,7 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/share
     const natural = { width: loaded.image.naturalWidth, height: loaded.image.naturalHeight };
     const size = maskSize(natural.width, natural.height);
     // Paint made on a photo of the same shape still fits the new one; on another shape it would not.
-    const sameShape =
-      previous && Math.abs(previous.natural.width / previous.natural.height / (natural.width / natural.height) - 1) <= ASPECT_TOLERANCE;
+    const sameShape = previous && !(await maskRefusal(previous.natural, natural));
     const hadPaint = slots.some((slot) => slot.painted);
     canvas.width = size.width;
     canvas.height = size.height;
@@ -381,6 +379,25 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/share
     return "";
   }
 
+  // Why a mask of this size does not fit a photo of that size, as the server's run plan decides
+  // (POST /api/plan), or "" when it fits. The submission checks it again, so a plan the server
+  // cannot answer lets the mask through.
+  async function maskRefusal(mask, photo) {
+    const body = { content: photo, styles: [photo], masks: [mask] };
+    try {
+      const response = await fetch("/api/plan", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      if (!response.ok) return "";
+      const refusal = (await response.json()).refusals.find((found) => found.field === "mask");
+      return refusal ? refusal.message : "";
+    } catch {
+      return "";
+    }
+  }
+
   // Draws an uploaded mask into the style's region: its brightness becomes the coverage.
   async function applyMaskFile(slot) {
     const file = slot.fileInput.files[0];
@@ -402,9 +419,7 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES, MASK_ASPECT_TOLERANCE } from "/js/share
     }
     const { image, url } = loaded;
     URL.revokeObjectURL(url);
-    const ratio = image.naturalWidth / image.naturalHeight;
-    const contentRatio = content.natural.width / content.natural.height;
-    if (Math.abs(ratio / contentRatio - 1) > ASPECT_TOLERANCE) {
+    if (await maskRefusal({ width: image.naturalWidth, height: image.naturalHeight }, content.natural)) {
       slot.problem =
         `“${file.name}” is ${image.naturalWidth}×${image.naturalHeight}, which is not the shape of your photo ` +
         `(${content.natural.width}×${content.natural.height}); a mask must have the photo's proportions.`;

@@ -78,7 +78,7 @@ def test_a_mask_of_the_same_aspect_and_another_size_is_resized(extractor: Featur
     [
         ([np.full((SIZE, 80), 255, np.uint8)], ImageError, "aspect ratio differs"),
         ([np.zeros((SIZE, SIZE), np.uint8)], ImageError, "every mask is black"),
-        ([None, None], OptionsError, "2 mask(s) for 1 style image"),
+        ([None, None], ImageError, "2 mask(s) for 1 style image"),
     ],
 )
 def test_unusable_masks_are_refused(

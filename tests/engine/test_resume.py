@@ -46,7 +46,7 @@ def test_checkpoints_come_every_n_steps_and_a_resumed_run_does_only_the_rest(
 
 
 def test_a_start_step_beyond_the_iterations_is_refused(extractor: FeatureExtractor) -> None:
-    with pytest.raises(OptionsError, match="start_step"):
+    with pytest.raises(OptionsError, match="resumes from a step in"):
         stylize_arrays(
             gradient(),
             [stripes()],

@@ -265,7 +265,7 @@ def test_targets_out_of_memory_are_computed_by_tiles(
 ) -> None:
     options = StyleOptions(**SHALLOW)
     content, style = gradient(160, 192), stripes(224, 208)
-    expected = optimize._targets_at(shallow, content, [style], options, 160, 192)
+    expected = optimize._targets_at(shallow, content, [style], options, 160, 192, 192)
 
     def out_of_memory(*arguments: object) -> None:  # a GPU without room for the whole images
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
@@ -281,7 +281,7 @@ def test_targets_out_of_memory_are_computed_by_tiles(
     monkeypatch.setattr(optimize, "compute_targets", out_of_memory)
     monkeypatch.setattr(tiling, "tiled_targets", tiled_targets_that_fit_in_64_by_64)
     with caplog.at_level(logging.WARNING, logger="worker.engine.optimize"):
-        found = optimize._targets_at(shallow, content, [style], options, 160, 192, label="job z")
+        found = optimize._targets_at(shallow, content, [style], options, 160, 192, 192, label="job z")
     # The first tiles: half the largest image (the style scaled to the output's 192 px: 192 x 178),
     # then halved while they run out of memory.
     assert budgets == [192 * 178 // 2, 192 * 178 // 4, 192 * 178 // 8, 192 * 178 // 16]
