@@ -153,6 +153,10 @@ class JobRecord:
     # The fraction done before this run began: a resumed job's checkpoint (its ETA counts the pace of
     # this run only, whose ``elapsed`` starts at the resume).
     work_before: float = 0.0
+    # Why the running job waits for storage ("no space left on device"); None while it does not.
+    storage_wait: str | None = None
+    # The checkpoint holds the finished result (after the last step), not an image to optimise on.
+    checkpoint_final: bool = False
 
     @property
     def finished(self) -> bool:
@@ -185,6 +189,8 @@ def _decode(job_id: str, raw: dict[str, str], cancel_requested: bool) -> JobReco
         stats=json.loads(raw.get("stats", "{}")),
         attempts=int(raw.get("attempts") or 0),
         checkpoint_step=int(raw.get("checkpoint_step") or 0),
+        storage_wait=raw.get("storage_wait") or None,
+        checkpoint_final=raw.get("checkpoint_final") == "1",
         preemptions=int(raw.get("preemptions") or 0),
         handed_back=raw.get("handed_over") == "1",
         masks=tuple(json.loads(raw.get("masks") or "[]")),
@@ -459,9 +465,15 @@ class JobStore:
         until = repr(time.time() + lease_seconds)
         return bool(self._renew(keys=[job_key(job_id)], args=[worker, until]))
 
-    def set_checkpoint(self, job_id: str, step: int) -> None:
-        """Record that storage.checkpoint_key now holds the image after this step."""
-        self.redis.hset(job_key(job_id), "checkpoint_step", str(step))
+    def set_checkpoint(self, job_id: str, step: int, *, final: bool = False) -> None:
+        """Record that storage.checkpoint_key now holds the image after this step; final: the finished
+        result image (stored as the result on the next try), not an image to go on optimising."""
+        mapping = {"checkpoint_step": str(step), "checkpoint_final": "1" if final else "0"}
+        self.redis.hset(job_key(job_id), mapping=mapping)
+
+    def set_storage_wait(self, job_id: str, reason: str | None) -> None:
+        """Record why the running job waits for storage (None: it no longer does)."""
+        self.redis.hset(job_key(job_id), "storage_wait", reason or "")
 
     def request_cancel(self, job_id: str) -> str | None:
         """Cancel a job: a queued one is cancelled now, a running one is asked to stop.
@@ -528,6 +540,7 @@ class JobStore:
             "has_result": "1" if has_result else "0",
             "error": error or "",
             "stats": json.dumps(stats or {}),
+            "storage_wait": "",
         }
         with self.redis.pipeline() as pipe:
             pipe.hset(job_key(job_id), mapping=fields)
