@@ -56,20 +56,33 @@ def test_soft_time_limit_keeps_the_partial_image(stack_factory: Callable[..., St
     assert image_size(partial.content) == (64, 64)
 
 
-def test_unexpected_error_fails_the_job_with_a_generic_message_and_a_logged_traceback(stack: Stack) -> None:
+def test_an_upload_deleted_from_storage_while_queued_fails_the_job_saying_so(stack: Stack) -> None:
     blocker = stack.submit(png_bytes(64, 64, seed=48), [png_bytes(64, 64, seed=49)], size=64, iterations=2000)
     blocker_id = blocker.json()["id"]
     stack.wait_for(blocker_id, {"running"})
     victim = stack.submit(png_bytes(48, 48, seed=50), [png_bytes(48, 48, seed=51)], size=32, iterations=2)
     victim_id = victim.json()["id"]
-    (stack.storage_dir / "jobs" / victim_id / "style-0.png").unlink()  # storage lost a file
+    (stack.storage_dir / "jobs" / victim_id / "content.png").unlink()  # deleted or expired meanwhile
 
     with stack.client as client:
         client.post(f"/api/jobs/{blocker_id}/cancel")
     final = stack.wait_for(victim_id, {"succeeded", "failed", "cancelled"}, timeout=60)
 
     assert final["status"] == "failed"
-    assert final["error"] == "internal error (FileNotFoundError); see the worker log"
-    worker_log = stack.processes["worker"].tail(400)
-    assert f"job {victim_id}: failed with an unexpected error" in worker_log
-    assert "Traceback" in worker_log
+    assert final["error"] == "the uploaded content image is no longer in storage (deleted or expired)"
+    assert "internal error" not in stack.processes["worker"].tail(400).split(victim_id, 1)[-1]
+
+
+def test_a_preview_that_cannot_be_written_is_skipped_and_the_job_succeeds(stack: Stack) -> None:
+    response = stack.submit(png_bytes(48, 48, seed=52), [png_bytes(48, 48, seed=53)], size=32, iterations=12)
+    job_id = response.json()["id"]
+    # A directory where the preview goes: every preview write fails (os.replace onto a directory).
+    (stack.storage_dir / "jobs" / job_id / "preview.jpg" / "blocker").mkdir(parents=True)
+
+    final = stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert final["status"] == "succeeded", final
+    assert final["preview_url"] is None and final["result_url"] is not None
+    assert f"job {job_id}: preview of step 5 not saved (the job goes on)" in stack.processes["worker"].tail(
+        400
+    )
