@@ -86,3 +86,45 @@ def test_a_preview_that_cannot_be_written_is_skipped_and_the_job_succeeds(stack:
     assert f"job {job_id}: preview of step 5 not saved (the job goes on)" in stack.processes["worker"].tail(
         400
     )
+
+
+def test_a_result_storage_refuses_keeps_the_image_and_a_retried_job_stores_it_without_a_step(
+    stack: Stack,
+) -> None:
+    from celery import Celery
+
+    from core.jobs import QUEUE_KEY, job_key
+    from core.routing import TASK_NAME
+
+    response = stack.submit(png_bytes(48, 48, seed=54), [png_bytes(48, 48, seed=55)], size=32, iterations=8)
+    job_id = response.json()["id"]
+    job_dir = stack.storage_dir / "jobs" / job_id
+    (job_dir / "result.png" / "blocker").mkdir(parents=True)  # storage refuses the result for good
+
+    failed = stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert failed["status"] == "failed", failed
+    assert failed["error"] == (
+        "the result could not be stored: is a directory; the finished image is kept, so retrying the "
+        "job stores it without running a step again"
+    )
+    assert (job_dir / "checkpoint.png").is_file()
+    (job_dir / "result.png" / "blocker").rmdir()
+    (job_dir / "result.png").rmdir()
+    # What a retry does (no retry route exists yet): the job is queued again and its message sent.
+    with stack.redis() as redis:
+        redis.hset(job_key(job_id), mapping={"status": "queued", "error": ""})
+        redis.zadd(QUEUE_KEY, {job_id: 0})
+    Celery(broker=stack.redis_url).send_task(TASK_NAME, args=[job_id], queue=stack.queue_name, task_id=job_id)
+
+    final = stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
+
+    assert final["status"] == "succeeded", final
+    assert final["stats"]["stored_kept_result"] is True and final["stats"]["steps"] == 8
+    assert stack.processes["worker"].tail(2000).count(f"job {job_id}: done after") == 1  # no second run
+    assert sorted(path.name for path in job_dir.iterdir()) == [
+        "content.png",
+        "preview.jpg",
+        "result.png",
+        "style-0.png",
+    ]
