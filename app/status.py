@@ -58,6 +58,11 @@ class JobStatusOut(BaseModel):
         description="Running, but its worker was stopped and handed it back: it waits for the next free "
         "worker, which resumes it from its last checkpoint."
     )
+    storage_wait: str | None = Field(
+        description="Running, but waiting for storage to work again (a full disk, S3 errors): why, e.g. "
+        "'waiting for storage: no space left on device'; the job goes on by itself when it does. Null "
+        "otherwise."
+    )
     masks: list[bool] = Field(
         description="Per style image, whether it has a mask (shown at /jobs/{id}/masks/{index}); "
         "empty when the job has no masks."
@@ -138,6 +143,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         attempts=record.attempts,
         preemptions=record.preemptions,
         handed_back=record.handed_back and record.status == "running",
+        storage_wait=record.storage_wait if record.status == "running" else None,
         masks=list(record.masks),
         notes=list(record.notes),
         **job_urls(record.id),

@@ -29,9 +29,10 @@ def _evaluation(variant: str, size: int) -> tuple[Any, Any, Any]:
     import numpy as np
     import tensorflow as tf
 
+    from spec.options import StyleOptions
     from tests.engine.conftest import gradient, stripes
-    from worker.engine import StyleOptions, load_extractor
     from worker.engine import control as controls
+    from worker.engine import load_extractor
     from worker.engine.optimize import _targets_at, loss_and_gradient, loss_weights
 
     extractor = load_extractor("random", seed=0)
@@ -44,7 +45,7 @@ def _evaluation(variant: str, size: int) -> tuple[Any, Any, Any]:
     left[:, : size // 2] = 255
     masks = [left, 255 - left] if variant == "masks" else None
     plan = controls.prepare(options, content, styles, masks)
-    targets = _targets_at(extractor, content, styles, options, size, size, plan)
+    targets = _targets_at(extractor, content, styles, options, size, size, size, plan)  # style side: size
     weights = loss_weights(options).as_tensors()
     function = tf.function(lambda image, targets: loss_and_gradient(extractor, weights, image, targets))
     image = tf.constant(content[None] / 255.0, tf.float32)

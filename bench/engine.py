@@ -111,7 +111,8 @@ MULTISCALE = (0.25, 0.5, 1.0)
 def measure_engine(
     size: int, steps: int, warmup: int, weights: str, precision: str | None = None, jit_compile: bool = False
 ) -> dict:
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     content, style = test_images(size)
@@ -121,10 +122,9 @@ def measure_engine(
     )
     stamps: list[tuple[float, float]] = []
     options = StyleOptions(max_size=size, iterations=warmup + steps)
-    stylize(
-        to_uint8(content), [to_uint8(style)], options, extractor=extractor,
-        on_progress=lambda _: stamps.append((time.perf_counter(), time.process_time())),
-    )  # fmt: skip
+    images = RunImages(to_uint8(content), [to_uint8(style)])
+    stamp = Hooks(on_progress=lambda _: stamps.append((time.perf_counter(), time.process_time())))
+    stylize(images.plan(options), images, extractor, stamp)
     return {**step_times(stamps[warmup:]), "precision": precision}
 
 
@@ -143,7 +143,8 @@ def measure_fixed_cost(size: int, weights: str, precision: str | None, started: 
     stylize() to its first step's end minus a steady step (the median of its later ones)."""
     wall_offset = time.time() - time.perf_counter()
     imported = time.perf_counter()
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     imports = time.perf_counter() - imported
@@ -156,10 +157,9 @@ def measure_fixed_cost(size: int, weights: str, precision: str | None, started: 
     for _ in range(2):
         stamps: list[float] = []
         begun = time.perf_counter()
-        stylize(
-            content, [style], StyleOptions(max_size=size, iterations=5), extractor=extractor,
-            on_progress=lambda _, stamps=stamps: stamps.append(time.perf_counter()),
-        )  # fmt: skip
+        images = RunImages(content, [style])
+        stamp = Hooks(on_progress=lambda _, stamps=stamps: stamps.append(time.perf_counter()))
+        stylize(images.plan(StyleOptions(max_size=size, iterations=5)), images, extractor, stamp)
         steady = statistics.median(b - a for a, b in zip(stamps[1:], stamps[2:], strict=False))
         jobs.append({"fixed": stamps[0] - begun - steady, "steady": steady, "first_done": stamps[0]})
     return {
@@ -243,7 +243,8 @@ def measure_naive(size: int, steps: int, warmup: int, weights: str) -> dict:
 
 def measure_time_to_quality(size: int, optimizer: str, max_steps: int, weights: str) -> dict:
     """Seconds (from the start of stylize, model already built) until loss < 10% of the initial."""
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     content, style = test_images(size)
@@ -261,9 +262,8 @@ def measure_time_to_quality(size: int, optimizer: str, max_steps: int, weights: 
         if "seconds" not in reached and progress.loss["total"] < 0.1 * initial["total"]:
             reached.update(seconds=progress.elapsed, steps=progress.step)
 
-    result = stylize(
-        to_uint8(content), [to_uint8(style)], options, extractor=extractor, on_progress=on_progress
-    )
+    images = RunImages(to_uint8(content), [to_uint8(style)])
+    result = stylize(images.plan(options), images, extractor, Hooks(on_progress=on_progress))
     return {
         "seconds_to_10pct": reached.get("seconds"),
         "steps_to_10pct": reached.get("steps"),
@@ -277,17 +277,18 @@ def measure_multiscale(
 ) -> dict:
     """Final full-size loss and wall seconds of one run, and the loss before every full-size step
     (for the step and time at which it got below the one-scale run's final loss)."""
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
-    from worker.engine.optimize import scale_plan
 
     content, style = test_images(size)
     extractor = load_extractor(weights=weights, model_dir=ROOT / "data" / "models")
     options = StyleOptions(
         max_size=size, iterations=iterations, init=init, tv_weight=tv_weight, scales=scales
     )
-    plan = scale_plan(size, size, options)
-    first_full_step = iterations - plan[-1][2] + 1
+    images = RunImages(to_uint8(content), [to_uint8(style)])
+    plan = images.plan(options)
+    first_full_step = iterations - plan.rungs[-1].steps + 1
     full_losses: list[tuple[int, float, float]] = []  # (step, loss before it, elapsed)
 
     def on_progress(progress) -> None:
@@ -295,9 +296,7 @@ def measure_multiscale(
             full_losses.append((progress.step, progress.loss["total"], progress.elapsed))
 
     started = time.perf_counter()
-    result = stylize(
-        to_uint8(content), [to_uint8(style)], options, extractor=extractor, on_progress=on_progress
-    )
+    result = stylize(plan, images, extractor, Hooks(on_progress=on_progress))
     return {
         "scales": list(scales),
         "plan": plan,

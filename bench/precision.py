@@ -36,7 +36,8 @@ def compare(extractors: dict, size: int, init: str, steps: int) -> dict:
     """One run per precision from the same start; the bfloat16 curve and image against float32's."""
     from engine import test_images
 
-    from worker.engine import StyleOptions, stylize
+    from spec.options import StyleOptions
+    from worker.engine import Hooks, RunImages, stylize
     from worker.engine.images import to_uint8
 
     content, style = (to_uint8(image) for image in test_images(size))
@@ -45,10 +46,9 @@ def compare(extractors: dict, size: int, init: str, steps: int) -> dict:
     for precision, extractor in extractors.items():
         curve: list[float] = []
         started = time.perf_counter()
-        result = stylize(
-            content, [style], options, extractor=extractor,
-            on_progress=lambda progress, curve=curve: curve.append(progress.loss["total"]),
-        )  # fmt: skip
+        images = RunImages(content, [style])
+        hooks = Hooks(on_progress=lambda progress, curve=curve: curve.append(progress.loss["total"]))
+        result = stylize(images.plan(options), images, extractor, hooks)
         runs[precision] = {"curve": curve, "result": result, "seconds": time.perf_counter() - started}
     exact, fast = runs["float32"], runs["mixed_bfloat16"]
     deviations = [abs(b - a) / abs(a) for a, b in zip(exact["curve"], fast["curve"], strict=True)]

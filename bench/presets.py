@@ -40,8 +40,8 @@ def main() -> None:
 
     from engine import machine_info, test_images
 
-    from spec.options import scale_plan
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     content, style = (to_uint8(image) for image in test_images(args.size))
@@ -49,16 +49,17 @@ def main() -> None:
     rows = []
     for text in args.variants:
         options = StyleOptions(max_size=args.size, iterations=args.steps, **_coarse_to_fine(text))
-        plan = scale_plan(args.size, args.size, options)
-        work = sum(h * w * n for h, w, n in plan) / args.size**2  # in full-size steps
+        images = RunImages(content, [style])
+        plan = images.plan(options)
+        work = plan.full_size_steps()
         started = time.perf_counter()
-        result = stylize(content, [style], options, extractor=extractor)
+        result = stylize(plan, images, extractor)
         seconds = time.perf_counter() - started
         loss = result.loss_final
         rows.append(
             {
                 "variant": text,
-                "plan": plan,
+                "plan": [(rung.height, rung.width, rung.steps) for rung in plan.rungs],
                 "work": round(work, 1),
                 "loss_final": loss,
                 "seconds": round(seconds, 1),

@@ -36,7 +36,9 @@ def measure(size: int, tile_pixels: int, steps: int, precision: str) -> dict:
     """One configuration, in this process: a size x size Adam run of ``steps`` steps."""
     from engine import test_images
 
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from spec.plan import Limits
+    from worker.engine import Hooks, RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     content, style = (to_uint8(image) for image in test_images(size))
@@ -50,11 +52,12 @@ def measure(size: int, tile_pixels: int, steps: int, precision: str) -> dict:
         starts.append((time.perf_counter(), time.process_time()))
         return False
 
-    result = stylize(
-        content, [style], StyleOptions(max_size=size, iterations=steps), extractor=extractor,
-        on_progress=lambda _: ends.append((time.perf_counter(), time.process_time())),
-        should_stop=before_step, max_tile_pixels=tile_pixels,
-    )  # fmt: skip
+    images = RunImages(content, [style])
+    plan = images.plan(StyleOptions(max_size=size, iterations=steps), Limits(max_tile_pixels=tile_pixels))
+    hooks = Hooks(
+        on_progress=lambda _: ends.append((time.perf_counter(), time.process_time())), should_stop=before_step
+    )
+    result = stylize(plan, images, extractor, hooks)
     seconds = [end[0] - start[0] for start, end in zip(starts, ends, strict=False)]
     cpu = [end[1] - start[1] for start, end in zip(starts, ends, strict=False)]
     steady, steady_cpu = seconds[1:] or seconds, cpu[1:] or cpu

@@ -38,7 +38,8 @@ def main() -> None:
 
     from engine import test_images
 
-    from worker.engine import StyleOptions, load_extractor, stylize
+    from spec.options import StyleOptions
+    from worker.engine import RunImages, load_extractor, stylize
     from worker.engine.images import to_uint8
 
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -50,9 +51,8 @@ def main() -> None:
         started, warm = time.perf_counter(), 0
         for size in sizes:
             content, style = images[size]
-            result = stylize(
-                content, [style], StyleOptions(max_size=size, iterations=args.steps), extractor=extractor
-            )
+            run = RunImages(content, [style])
+            result = stylize(run.plan(StyleOptions(max_size=size, iterations=args.steps)), run, extractor)
             warm += result.warm_start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         seconds = time.perf_counter() - started

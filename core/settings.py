@@ -97,6 +97,13 @@ class Settings(BaseSettings):
         "fails it as abandoned; must outlast the hard time limit (a dead worker's job is redelivered "
         "after job_lease_seconds).",
     )
+    storage_retry_seconds: float = Field(
+        600,
+        ge=0,
+        description="A finished job whose result cannot be stored (a full disk, S3 errors or throttling) "
+        "keeps its image and retries, with backoff, for this long before it fails; a job's uploads that "
+        "cannot be read for such a reason are retried as long.",
+    )
     checkpoint_every: int = Field(
         50, ge=0, description="Steps between checkpoints a redelivered job resumes from; 0: none."
     )

@@ -7,13 +7,18 @@ sit behind the same interface. Keys are built here from validated job ids; nothi
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from core.jobs import is_job_id
 from core.settings import Settings, get_settings
@@ -62,6 +67,47 @@ def checkpoint_key(job_id: str) -> str:
     return f"{_job_prefix(job_id)}/checkpoint.png"
 
 
+class StorageError(OSError):
+    """A storage call failed for a reason of the storage's own (an S3 error answer, an unreachable
+    endpoint); ``reason`` says what happened, for people, ``transient`` whether trying again later may
+    succeed (a 5xx or throttling answer, a timeout) or not (access denied, no such bucket)."""
+
+    def __init__(self, message: str, *, reason: str, transient: bool) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class StorageProblem:
+    """What a failed storage call means: ``reason`` for people ("no space left on device", "S3 answered
+    503 SlowDown"), ``transient``: the same call may succeed later (a full disk, a throttled bucket)."""
+
+    reason: str
+    transient: bool
+
+
+# Local errors that go away without a code change: space or quota freed, a remount, a busy NFS server.
+TRANSIENT_ERRNOS = frozenset({
+    errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EAGAIN, errno.EBUSY, errno.EINTR,
+    errno.ESTALE, errno.ETIMEDOUT, errno.ENOMEM, errno.ENFILE, errno.EMFILE,
+})  # fmt: skip
+
+
+def storage_problem(error: BaseException) -> StorageProblem | None:
+    """What a storage call's exception means (StorageProblem), or None when it is no storage failure
+    (a bug, a refused key). A missing object (FileNotFoundError) is a problem here too: callers that
+    read an object they expect to exist catch FileNotFoundError before asking."""
+    if isinstance(error, StorageError):
+        return StorageProblem(error.reason, error.transient)
+    if isinstance(error, OSError) and error.errno is not None:
+        reason = os.strerror(error.errno)
+        return StorageProblem(reason[:1].lower() + reason[1:], error.errno in TRANSIENT_ERRNOS)
+    if isinstance(error, OSError):
+        return StorageProblem(str(error) or type(error).__name__, True)
+    return None
+
+
 def check_key(key: str) -> str:
     """Refuse any key that is not lowercase segments of [a-z0-9_.-] (no '..', no leading '/')."""
     if not _KEY.fullmatch(key) or ".." in key:
@@ -83,6 +129,17 @@ class Storage(ABC):
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove the object under key (no error if there is none)."""
+
+    @abstractmethod
+    def move(self, source: str, target: str) -> None:
+        """Put the object under source under target instead (replacing what target held), atomically
+        for readers of target; FileNotFoundError when source holds none. On a local disk a rename,
+        needing no free space: a finished image kept in the checkpoint becomes the result on a full disk."""
+
+    def replace_bytes(self, key: str, data: bytes) -> None:
+        """write_bytes, except that where the new bytes do not fit beside the old ones (a nearly full
+        disk) the old ones make room: removed first, so for a moment key holds nothing."""
+        self.write_bytes(key, data)
 
     @abstractmethod
     def delete_job(self, job_id: str) -> None:
@@ -128,10 +185,42 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    def move(self, source: str, target: str) -> None:
+        target_path = self._path(target)
+        target_path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._path(source), target_path)
+
+    def replace_bytes(self, key: str, data: bytes) -> None:
+        try:
+            self.write_bytes(key, data)
+            return
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            path = self._path(key)
+            try:
+                old_size = path.stat().st_size
+                usage = shutil.disk_usage(path.parent)
+            except OSError:
+                raise error from None
+            # Room for the new bytes once the old are gone (a block of slack per 4 KiB page rounding):
+            # only then give up the old copy, or the key would end up holding nothing at all.
+            if usage.free + old_size < len(data) + 2 * 4096:
+                raise
+        path.unlink(missing_ok=True)
+        self.write_bytes(key, data)
+
     def delete_job(self, job_id: str) -> None:
         job_dir = self._path(_job_prefix(job_id))
         if job_dir.is_dir():
             shutil.rmtree(job_dir)
+
+
+# Error codes S3 and its look-alikes answer when they want fewer requests (AWS, MinIO, Ceph, R2).
+S3_THROTTLING_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequests",
+    "RequestThrottled", "ServiceUnavailable", "InternalError", "RequestTimeout",
+})  # fmt: skip
 
 
 class S3Storage(Storage):
@@ -178,38 +267,78 @@ class S3Storage(Storage):
         key = check_key(key)
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    @contextlib.contextmanager
+    def _answers(self, action: str, key: str) -> Iterator[None]:
+        """botocore's exceptions (after its own retries) as FileNotFoundError (no such key) or
+        StorageError, so callers handle one family of errors for both backends."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            yield
+        except ClientError as error:
+            answer: dict[str, Any] = error.response.get("Error", {})
+            code = str(answer.get("Code", ""))
+            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+            if code in ("NoSuchKey", "404") and action in ("read", "move"):
+                raise FileNotFoundError(f"no object {key!r} in {self!r}") from error
+            reason = f"S3 answered {status or '?'} {code}".rstrip()
+            transient = status >= 500 or status in (408, 429) or code in S3_THROTTLING_CODES
+            raise StorageError(
+                f"{action} {key!r} in {self!r}: {error}", reason=reason, transient=transient
+            ) from error
+        except BotoCoreError as error:  # no answer at all: connection refused or reset, a timeout
+            reason = f"S3 did not answer ({type(error).__name__})"
+            raise StorageError(
+                f"{action} {key!r} in {self!r}: {error}", reason=reason, transient=True
+            ) from error
+
     def write_bytes(self, key: str, data: bytes) -> None:
         # One PUT replaces the object as a whole: readers get the old bytes or the new, never a part.
-        self._client.put_object(Bucket=self.bucket, Key=self._object_key(key), Body=data)
+        with self._answers("write", key):
+            self._client.put_object(Bucket=self.bucket, Key=self._object_key(key), Body=data)
 
     def read_bytes(self, key: str) -> bytes:
-        try:
+        with self._answers("read", key):
             response = self._client.get_object(Bucket=self.bucket, Key=self._object_key(key))
-        except self._client.exceptions.NoSuchKey as error:
-            raise FileNotFoundError(f"no object {key!r} in {self!r}") from error
-        body = response["Body"]
-        try:
-            return body.read()
-        finally:
-            body.close()
+            body = response["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
 
     def delete(self, key: str) -> None:
         # S3 answers DeleteObject for a missing key with success too.
-        self._client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
+        with self._answers("delete", key):
+            self._client.delete_object(Bucket=self.bucket, Key=self._object_key(key))
+
+    def move(self, source: str, target: str) -> None:
+        # A server-side copy (no bytes through this process), then the source goes.
+        with self._answers("move", source):
+            self._client.copy_object(
+                Bucket=self.bucket,
+                Key=self._object_key(target),
+                CopySource={"Bucket": self.bucket, "Key": self._object_key(source)},
+            )
+        self.delete(source)
 
     def delete_job(self, job_id: str) -> None:
         job_prefix = self._object_key(_job_prefix(job_id)) + "/"
-        pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=job_prefix)
-        for page in pages:  # at most 1000 keys a page, the most one DeleteObjects takes
-            objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
-            if not objects:
-                continue
-            response = self._client.delete_objects(
-                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+        with self._answers("delete", _job_prefix(job_id)):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=job_prefix
             )
-            if response.get("Errors"):
-                first = response["Errors"][0]
-                raise OSError(f"could not delete {first.get('Key')!r} in {self!r}: {first.get('Message')}")
+            for page in pages:  # at most 1000 keys a page, the most one DeleteObjects takes
+                objects = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if not objects:
+                    continue
+                response = self._client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+                )
+                if response.get("Errors"):
+                    first = response["Errors"][0]
+                    raise OSError(
+                        f"could not delete {first.get('Key')!r} in {self!r}: {first.get('Message')}"
+                    )
 
 
 def storage_from_settings(settings: Settings) -> Storage:

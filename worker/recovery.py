@@ -2,7 +2,8 @@
 
 - claim_job: a delivery of a job that is still "running" resumes it only once the lease of the worker
   that ran it has lapsed (that worker died); a live lease means another worker runs it.
-- load_checkpoint: the image and step a resumed job continues from (storage.checkpoint_key).
+- load_checkpoint: the image and step a resumed job continues from (storage.checkpoint_key); storage
+  faults while writing the result are worker/storage_retry.py's.
 - finish_patiently: the final status is the one write that must not be lost to a short Redis outage.
 - hand_back: the worker is shutting down (SIGTERM): checkpoint the running job and release it, so
   another worker continues it at once without counting an attempt.
@@ -54,6 +55,7 @@ def claim_job(store: JobStore, job_id: str, worker: str, lease_seconds: float, m
 
 def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarray | None, int]:
     """(image, step) of the job's last checkpoint, or (None, 0) to start from the beginning."""
+    from worker.engine.errors import ImageError
     from worker.engine.images import load_image
 
     if step <= 0:
@@ -62,6 +64,11 @@ def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarra
         image = load_image(storage.read_bytes(checkpoint_key(job_id)))
     except FileNotFoundError:
         logger.warning("job %s: checkpoint of step %d is missing; starting from step 0", job_id, step)
+        return None, 0
+    except ImageError as error:  # damaged in storage: the job is not the person's fault to fail
+        logger.warning(
+            "job %s: checkpoint of step %d unreadable (%s); starting from step 0", job_id, step, error
+        )
         return None, 0
     logger.info("job %s: resuming from the checkpoint of step %d", job_id, step)
     return image, step

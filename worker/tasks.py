@@ -26,6 +26,7 @@ from core.storage import (
     mask_key,
     preview_key,
     result_key,
+    storage_problem,
     style_key,
 )
 from spec.options import StyleOptions
@@ -41,6 +42,16 @@ from worker.recovery import (
     load_checkpoint,
     patiently,
     requeue_handed_back,
+)
+from worker.storage_retry import (
+    ResultStore,
+    StorageGaveUp,
+    StorageWaiter,
+    WaitInterrupted,
+    describe_failure,
+    read_upload,
+    result_not_stored,
+    upload_names,
 )
 
 if TYPE_CHECKING:
@@ -87,6 +98,10 @@ class JobCallbacks:
         self.latest_image: np.ndarray | None = None  # last preview, saved if the time limit strikes
         self.plan: RunPlan | None = None  # the run's plan: progress is its work done (None: steps)
         self.start_step = 0  # the step this run resumes after (0: from the start)
+        self.checkpoint_step = 0  # the step of the checkpoint in storage (0: none), for failure messages
+        # Storage calls that may wait for storage to work again, up to the retry time or the time limit.
+        retry_seconds = get_settings().storage_retry_seconds
+        self.storage_waiter = StorageWaiter(job_id, store, retry_seconds, deadline, self.wait_interrupted)
 
     def on_progress(self, progress: Progress) -> None:
         now = time.monotonic()
@@ -112,7 +127,15 @@ class JobCallbacks:
 
     def on_preview(self, step: int, image: np.ndarray) -> None:
         self.latest_image = image  # full size: the partial result if the time limit strikes
-        self.storage.write_bytes(preview_key(self.job_id), preview_jpeg(image))
+        try:
+            self.storage.write_bytes(preview_key(self.job_id), preview_jpeg(image))
+        except OSError as error:  # a preview is for watching: the job goes on without it
+            if storage_problem(error) is None:
+                raise
+            logger.warning(
+                "job %s: preview of step %d not saved (the job goes on): %s", self.job_id, step, error
+            )
+            return
         self.advisory("preview", lambda: self.store.set_preview(self.job_id, step))
 
     def on_checkpoint(self, step: int, image: np.ndarray) -> None:
@@ -120,10 +143,12 @@ class JobCallbacks:
         from worker.engine.images import encode_image
 
         try:
-            self.storage.write_bytes(checkpoint_key(self.job_id), encode_image(image, "PNG"))
+            # Replaced, never duplicated: on a nearly full disk the old checkpoint makes room for the new.
+            self.storage.replace_bytes(checkpoint_key(self.job_id), encode_image(image, "PNG"))
         except OSError as error:  # a safety net only: the job itself can still finish
             logger.warning("job %s: checkpoint of step %d not saved: %s", self.job_id, step, error)
             return
+        self.checkpoint_step = step
         self.advisory("checkpoint", lambda: self.store.set_checkpoint(self.job_id, step))
 
     @property
@@ -151,6 +176,15 @@ class JobCallbacks:
 
     def _check_cancel(self) -> None:
         self.cancelled = self.store.cancel_requested(self.job_id)
+
+    def wait_interrupted(self) -> str | None:
+        """While the job waits for storage: why the wait must end now (WaitInterrupted), or None."""
+        if self.lease_lost:
+            return "lost"
+        if self.preempted:
+            return "preempted"
+        self.advisory("cancel check", self._check_cancel)
+        return "cancelled" if self.cancelled else None
 
     def advisory(self, what: str, write: Callable[[], object]) -> None:
         """Run a job store write that the job can do without (progress, preview, checkpoint step)."""
@@ -187,7 +221,7 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         )
         logger.error("job %s: %s", job_id, message)
         finish_patiently(store, job_id, "failed", error=message)
-        storage.delete(checkpoint_key(job_id))
+        _delete_checkpoint(storage, job_id)
         return {"status": TaskOutcome.FAILED, "error": message}
     if claim.outcome not in (ClaimOutcome.STARTED, ClaimOutcome.RESUMED):
         # Cancelled while queued, finished by an earlier delivery, or run by a live worker right now.
@@ -212,9 +246,19 @@ def stylize(self: Any, job_id: str) -> dict[str, Any]:
         outcome = _run_and_record(job_id, record, store, storage, callbacks)
     if outcome["status"] == TaskOutcome.HANDED_BACK:  # back to the front of the queue: another worker goes on
         raise requeue_handed_back(store, job_id)
-    if not callbacks.lease_lost:
-        storage.delete(checkpoint_key(job_id))  # the job is final: its checkpoint is not needed
+    if not callbacks.lease_lost and not outcome.pop("checkpoint_kept", False):
+        _delete_checkpoint(storage, job_id)  # the job is final: its checkpoint is not needed
     return outcome
+
+
+def _delete_checkpoint(storage: Storage, job_id: str) -> None:
+    """The finished job's checkpoint goes; storage refusing is logged (retention removes it later)."""
+    try:
+        storage.delete(checkpoint_key(job_id))
+    except OSError as error:
+        logger.warning(
+            "job %s: checkpoint not deleted (retention removes it with the job): %s", job_id, error
+        )
 
 
 def _run_and_record(
@@ -225,16 +269,33 @@ def _run_and_record(
         return _run(job_id, record, store, storage, callbacks)
     except SoftTimeLimitExceeded:
         return _timed_out(job_id, store, storage, callbacks.latest_image, steps=None)
+    except WaitInterrupted as interruption:
+        return _wait_interrupted(job_id, store, callbacks, interruption.kind)
     except Exception as error:
-        if _is_engine_error(error):
-            logger.warning("job %s: failed: %s", job_id, error)
-            finish_patiently(store, job_id, "failed", error=str(error))
+        described = describe_failure(error)
+        if _is_engine_error(error) or described is not None:
+            logger.warning("job %s: failed: %s", job_id, described or error)
+            finish_patiently(store, job_id, "failed", error=described or str(error))
         else:
             logger.exception("job %s: failed with an unexpected error", job_id)
             finish_patiently(
                 store, job_id, "failed", error=f"internal error ({type(error).__name__}); see the worker log"
             )
         return {"status": TaskOutcome.FAILED}
+
+
+def _wait_interrupted(job_id: str, store: JobStore, callbacks: JobCallbacks, kind: str) -> dict[str, Any]:
+    """A storage wait ended early: cancelled, another worker holds the job, or this one stops."""
+    if kind == "lost":
+        logger.warning("job %s: another worker took the job over while it waited for storage", job_id)
+        return {"status": TaskOutcome.ABANDONED}
+    if kind == "preempted":
+        assert callbacks.lease is not None  # preempted implies a lease
+        return hand_back(store, job_id, callbacks.lease.worker, 0, None, lambda step, image: None)  # type: ignore[arg-type]
+    message = "cancelled while waiting for storage"
+    finish_patiently(store, job_id, "cancelled", error=message)
+    logger.info("job %s: %s", job_id, message)
+    return {"status": TaskOutcome.CANCELLED}
 
 
 def _is_engine_error(error: Exception) -> bool:
@@ -249,24 +310,42 @@ def _run(
 ) -> dict[str, Any]:
     from worker.engine import Checkpoint, Hooks, RunImages
     from worker.engine import stylize as run_engine
-    from worker.engine.images import encode_image, load_image
+    from worker.engine.images import encode_image
     from worker.engine.tiling import resolve_tile_pixels
 
     settings = get_settings()
+    waiter = callbacks.storage_waiter
+    results = ResultStore(job_id, store, storage, waiter)
+    if record.checkpoint_final and record.checkpoint_step > 0 and results.store_kept():
+        # An earlier run finished and kept its image in the checkpoint, storage refusing the result.
+        stats = {"steps": record.checkpoint_step, "engine_seconds": 0.0, "stored_kept_result": True}
+        finish_patiently(store, job_id, "succeeded", has_result=True, stats=stats)
+        logger.info(
+            "job %s: succeeded, the image kept at step %d stored as the result",
+            job_id,
+            record.checkpoint_step,
+        )
+        return {"status": TaskOutcome.SUCCEEDED, **stats}
     engine_options = StyleOptions.from_public(record.options)
+    style_names, mask_names = upload_names(record.style_count)
     images = RunImages(
-        content=load_image(storage.read_bytes(content_key(job_id))),
+        content=read_upload(storage, waiter, content_key(job_id), "content image"),
         styles=[
-            load_image(storage.read_bytes(style_key(job_id, index))) for index in range(record.style_count)
+            read_upload(storage, waiter, style_key(job_id, index), style_names[index])
+            for index in range(record.style_count)
         ],
         masks=[
-            load_image(storage.read_bytes(mask_key(job_id, index))) if has_mask else None
+            read_upload(storage, waiter, mask_key(job_id, index), mask_names[index]) if has_mask else None
             for index, has_mask in enumerate(record.masks)
         ]
         or None,
     )
     plan = images.plan(engine_options, Limits(max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels)))
-    start_image, start_step = load_checkpoint(job_id, record.checkpoint_step, storage)
+    checkpoint_step = 0 if record.checkpoint_final else record.checkpoint_step
+    start_image, start_step = waiter.call(
+        "read the checkpoint", lambda: load_checkpoint(job_id, checkpoint_step, storage)
+    )
+    callbacks.checkpoint_step = start_step
     callbacks.plan, callbacks.start_step = plan, start_step
     extractor = warm.extractor(settings, engine_options.content_layers, engine_options.style_layers)
     hooks = Hooks(
@@ -315,7 +394,18 @@ def _run(
         finish_patiently(store, job_id, "cancelled", error=message, stats=stats)
         logger.info("job %s: cancelled after %d step(s)", job_id, result.steps)
         return {"status": TaskOutcome.CANCELLED, **stats}
-    storage.write_bytes(result_key(job_id), encode_image(result.image, "PNG"))
+    png = encode_image(result.image, "PNG")
+    try:
+        results.store_result(png, result.steps)
+    except WaitInterrupted as interruption:
+        if interruption.kind == "preempted":
+            results.keep_once(png, result.steps)  # the next worker stores it (store_kept)
+        raise
+    except (StorageGaveUp, OSError) as error:  # time ran out, or storage refused for good
+        message = result_not_stored(error, results.kept, callbacks.checkpoint_step)
+        logger.error("job %s: failed: %s", job_id, message)
+        finish_patiently(store, job_id, "failed", error=message, stats=stats)
+        return {"status": TaskOutcome.FAILED, "error": message, "checkpoint_kept": True}
     finish_patiently(store, job_id, "succeeded", has_result=True, stats=stats)
     logger.info("job %s: succeeded, %d step(s) in %.1f s", job_id, result.steps, result.seconds)
     return {"status": TaskOutcome.SUCCEEDED, **stats}
@@ -335,12 +425,20 @@ def _timed_out(
     limit = get_settings().job_soft_time_limit
     done = f" after {steps} step(s)" if steps is not None else ""
     message = f"stopped at the time limit of {limit} s{done}"
+    stored = False
     if image is not None:
-        storage.write_bytes(result_key(job_id), encode_image(image, "PNG"))
-        message += "; the partial image is kept as the result"
+        try:  # once: the time limit is over, there is no time to wait for storage
+            storage.write_bytes(result_key(job_id), encode_image(image, "PNG"))
+            stored = True
+            message += "; the partial image is kept as the result"
+        except OSError as error:
+            problem = storage_problem(error)
+            if problem is None:
+                raise
+            message += f"; the partial image could not be stored ({problem.reason})"
     else:
         message += "; no partial image was ready"
     message += " (ask for fewer iterations or a smaller size)"
-    finish_patiently(store, job_id, "failed", error=message, has_result=image is not None, stats=stats)
+    finish_patiently(store, job_id, "failed", error=message, has_result=stored, stats=stats)
     logger.warning("job %s: %s", job_id, message)
     return {"status": TaskOutcome.FAILED, "error": message}

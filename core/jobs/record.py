@@ -47,6 +47,10 @@ class JobRecord:
     # The fraction done before this run began: a resumed job's checkpoint (its ETA counts the pace of
     # this run only, whose ``elapsed`` starts at the resume).
     work_before: float = 0.0
+    # Why the running job waits for storage ("no space left on device"); None while it does not.
+    storage_wait: str | None = None
+    # The checkpoint holds the finished result (after the last step), not an image to optimise on.
+    checkpoint_final: bool = False
 
     @property
     def finished(self) -> bool:
@@ -81,6 +85,8 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         stats=json.loads(raw.get("stats", "{}")),
         attempts=int(raw.get("attempts") or 0),
         checkpoint_step=int(raw.get("checkpoint_step") or 0),
+        storage_wait=raw.get("storage_wait") or None,
+        checkpoint_final=raw.get("checkpoint_final") == "1",
         preemptions=int(raw.get("preemptions") or 0),
         handed_back="1" in (raw.get("handed_back"), raw.get(LEGACY_HANDED_BACK_FIELD)),
         masks=tuple(json.loads(raw.get("masks") or "[]")),

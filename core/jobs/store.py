@@ -186,9 +186,15 @@ class JobStore:
         until = repr(time.time() + lease_seconds)
         return bool(self._renew_lease(keys=[job_key(job_id)], args=[worker, until]))
 
-    def set_checkpoint(self, job_id: str, step: int) -> None:
-        """Record that storage.checkpoint_key now holds the image after this step."""
-        self.redis.hset(job_key(job_id), "checkpoint_step", str(step))
+    def set_checkpoint(self, job_id: str, step: int, *, final: bool = False) -> None:
+        """Record that storage.checkpoint_key now holds the image after this step; final: the finished
+        result image (stored as the result on the next try), not an image to go on optimising."""
+        mapping = {"checkpoint_step": str(step), "checkpoint_final": "1" if final else "0"}
+        self.redis.hset(job_key(job_id), mapping=mapping)
+
+    def set_storage_wait(self, job_id: str, reason: str | None) -> None:
+        """Record why the running job waits for storage (None: it no longer does)."""
+        self.redis.hset(job_key(job_id), "storage_wait", reason or "")
 
     def request_cancel(self, job_id: str) -> str | None:
         """Cancel a job: a queued one is cancelled now, a running one is asked to stop.
@@ -255,6 +261,7 @@ class JobStore:
             "has_result": "1" if has_result else "0",
             "error": error or "",
             "stats": json.dumps(stats or {}),
+            "storage_wait": "",
         }
         with self.redis.pipeline() as pipe:
             pipe.hset(job_key(job_id), mapping=fields)

@@ -164,6 +164,10 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
 
   function queueText(status) {
     if (status.cancel_requested) return "Cancelling…";
+    if (status.storage_wait) {
+      const why = status.storage_wait.charAt(0).toUpperCase() + status.storage_wait.slice(1);
+      return `${why}. The job goes on by itself as soon as storage works again; nothing computed is lost.`;
+    }
     if (status.handed_back) {
       return "Its worker was stopped: the next free worker resumes it from its last checkpoint.";
     }
@@ -233,7 +237,7 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     el.root.dataset.status = status.status;
     document.title = `${label} · job ${status.id.slice(0, 8)} · Atelier`;
 
-    const waiting = status.status === "queued" || status.handed_back;
+    const waiting = status.status === "queued" || status.handed_back || Boolean(status.storage_wait);
     el.queueNote.hidden = !waiting;
     if (waiting) el.queueNote.textContent = queueText(status);
 

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from botocore.exceptions import ClientError
 
 from core.jobs import new_job_id
 from core.settings import Settings
@@ -15,6 +14,8 @@ from core.storage import (
     LocalStorage,
     S3Storage,
     Storage,
+    StorageError,
+    checkpoint_key,
     content_key,
     preview_key,
     result_key,
@@ -129,6 +130,22 @@ def test_check_writable_passes(make_storage: Callable[[], Storage]) -> None:
     make_storage().check_writable()
 
 
+def test_move_puts_the_object_under_the_new_key_and_removes_the_old(
+    make_storage: Callable[[], Storage],
+) -> None:
+    storage = make_storage()
+    job_id = new_job_id()
+    storage.write_bytes(checkpoint_key(job_id), b"finished image")
+    storage.write_bytes(result_key(job_id), b"old result")
+
+    storage.move(checkpoint_key(job_id), result_key(job_id))
+
+    assert make_storage().read_bytes(result_key(job_id)) == b"finished image"
+    assert not holds(storage, checkpoint_key(job_id))
+    with pytest.raises(FileNotFoundError):
+        storage.move(checkpoint_key(job_id), result_key(job_id))
+
+
 # --- S3 only ---------------------------------------------------------------------------------------------
 
 
@@ -162,9 +179,10 @@ def test_delete_job_removes_more_objects_than_one_request_takes(s3_server: S3Ser
 def test_missing_bucket_fails_loudly_not_as_a_missing_file(s3_server: S3Server) -> None:
     storage = s3_storage(s3_server, "atelier-no-such-bucket")
 
-    with pytest.raises(ClientError, match="NoSuchBucket"):
+    with pytest.raises(StorageError, match="NoSuchBucket") as refused:
         storage.check_writable()
-    with pytest.raises(ClientError, match="NoSuchBucket"):
+    assert refused.value.reason == "S3 answered 404 NoSuchBucket" and not refused.value.transient
+    with pytest.raises(StorageError, match="NoSuchBucket"):
         storage.read_bytes(result_key(new_job_id()))
 
 
