@@ -12,11 +12,13 @@ def test_a_content_too_elongated_for_its_size_is_refused_at_submission_with_noth
     stack: Stack,
 ) -> None:
     # 256x16 passes the upload checks, but at size 64 it would be 64x4 pixels: the run plan refuses.
+    stored_before = set((stack.storage_dir / "jobs").glob("*"))
     response = stack.submit(png_bytes(256, 16, seed=40), [png_bytes(48, 48, seed=41)], size=64, iterations=5)
 
     assert response.status_code == 422
-    assert response.json()["detail"].startswith("content: the content image is 256x16 pixels, 64x4 at size 64")
-    assert not list((stack.storage_dir / "jobs").glob("*"))
+    detail = response.json()["detail"]
+    assert detail.startswith("content: the content image is 256x16 pixels, 64x4 at size 64")
+    assert set((stack.storage_dir / "jobs").glob("*")) == stored_before
 
 
 def test_a_plan_refused_in_the_worker_fails_the_job_with_its_message_and_the_worker_goes_on(
