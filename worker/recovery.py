@@ -55,7 +55,7 @@ def claim_job(store: JobStore, job_id: str, worker: str, lease_seconds: float, m
 
 def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarray | None, int]:
     """(image, step) of the job's last checkpoint, or (None, 0) to start from the beginning."""
-    from worker.engine.errors import ImageError
+    from spec.errors import ImageError
     from worker.engine.images import load_image
 
     if step <= 0:

@@ -138,7 +138,7 @@ class StorageWaiter:
 def read_upload(storage: Storage, waiter: StorageWaiter, key: str, what: str) -> np.ndarray:
     """The stored upload ``what`` ("content image", "style image 2", ...) as an image; JobFailure with
     a sentence when it is gone, damaged, or storage cannot give it back."""
-    from worker.engine.errors import ImageError
+    from spec.errors import ImageError
     from worker.engine.images import load_image
 
     try:
