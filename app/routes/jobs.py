@@ -10,14 +10,14 @@ import io
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
 
 from app.deps import ExistingJob, SubmittersJob, job_in_url, request_cancel
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
-from app.submission import SubmissionError, admit_submission, client_address, submit_job
+from app.submission import SubmissionError, submit_job
 from app.uploads import ACCEPTED_NAMES
 from core import retention
 from core.jobs import FINISHED, get_job_store
@@ -50,21 +50,11 @@ def http_error(error: SubmissionError) -> HTTPException:
     return HTTPException(status_code=error.status_code, detail=error.detail, headers=headers)
 
 
-async def admitted(request: Request) -> None:
-    """Rate limit and queue cap, as a dependency: FastAPI runs it before it validates the form."""
-    try:
-        await admit_submission(client_address(request))
-    except SubmissionError as error:
-        logger.info("submission refused (%d): %s", error.status_code, error.detail)
-        raise http_error(error) from error
-
-
 @router.post(
     "",
     status_code=202,
     response_model=JobCreatedOut,
     summary="Submit a style transfer job",
-    dependencies=[Depends(admitted)],
     responses={
         400: {"model": ErrorOut, "description": "An uploaded file is empty."},
         413: {"model": ErrorOut, "description": "An upload exceeds the byte or pixel limit."},
