@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.admission import SubmissionAdmission
 from app.errors import (
     REDIS_RETRY_AFTER_SECONDS,
     REDIS_UNAVAILABLE,
@@ -90,6 +91,7 @@ def create_app() -> FastAPI:
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(SubmissionError, _submission_error_handler)  # type: ignore[arg-type]
     max_body = (settings.max_style_images + 1) * settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    app.add_middleware(SubmissionAdmission, max_file_bytes=settings.max_upload_bytes)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

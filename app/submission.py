@@ -3,7 +3,7 @@
 Usage from an async route (submit_job is a coroutine; the slow parts run in a thread pool), with
 the job store and storage as the route's dependencies (app/deps.py):
 
-    await admit_submission(client_address(request), store)  # first: rate limit and queue cap
+    # app/admission.py has already run admit_submission (rate limit, queue cap) before the body
     options = options_from_form(form_fields)                # or a JobOptionsIn built by FastAPI
     job = await submit_job(content, styles, options, store=store, storage=storage)
     # job.id, job.record.status ("queued"), job.token (give it to the submitter: only it may cancel
@@ -17,6 +17,7 @@ with the problem shown for the HTML form.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,19 @@ from app.errors import REDIS_RETRY_AFTER_SECONDS, REDIS_UNAVAILABLE, describe_va
 from app.job_tokens import hash_job_token, new_job_token
 from app.queue import enqueue
 from app.ratelimit import RateLimited, count_submission
-from app.uploads import CleanImage, UploadRejected, clean_image, is_black, read_limited, to_mask
+from app.uploads import (
+    CleanImage,
+    DecodersBusy,
+    UploadRejected,
+    clean_image,
+    decode_bytes,
+    decode_slots,
+    file_too_large,
+    inspect_image,
+    is_black,
+    stored_longest_side,
+    to_mask,
+)
 from core.jobs import JobRecord, JobStore, QueueFull, get_redis, new_job_id
 from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
@@ -65,6 +78,12 @@ class SubmissionError(Exception):
 
 # Retry-After for a full queue: the queue drains at the pace of whole jobs (a minute or more each).
 QUEUE_FULL_RETRY_AFTER_SECONDS = 60
+# Retry-After when every decode slot stayed busy: a decode takes a few seconds at most.
+DECODERS_BUSY_RETRY_AFTER_SECONDS = 5
+# No space left on the device, or over the user's disk quota (local storage).
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+# Retry-After when storage is full: freeing space (retention, an operator) takes minutes.
+STORAGE_FULL_RETRY_AFTER_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -106,8 +125,9 @@ def submission_error_from_validation(error: ValidationError) -> SubmissionError:
 async def admit_submission(client: str, store: JobStore) -> None:
     """Count one submission attempt of client (an IP address) and check the queue has room.
 
-    Call it before anything else of the request is validated, so every attempt counts against
-    ATELIER_RATE_LIMIT_PER_MINUTE (a client probing the validator is limited too). Raises
+    app/admission.py calls it before the request's body is read, so every attempt counts against
+    ATELIER_RATE_LIMIT_PER_MINUTE (a client probing the validator is limited too) and a refused
+    client's uploads are never read. Raises
     SubmissionError 429 (too many submissions) or 503 (queue full, or Redis down), with retry_after.
     """
     await run_in_threadpool(_check_rate_and_queue, client, store)
@@ -127,7 +147,8 @@ async def submit_job(
     content: the content image upload; styles: one or more style image uploads (at most
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
     checked); masks: none, or one upload per style image in their order, an empty one for a style
-    without a mask (stored greyscale at the content's size). Call admit_submission first.
+    without a mask (stored greyscale at the content's size). admit_submission has run before
+    (app/admission.py, before the body is read).
 
     The run plan (spec/plan.py) decides what is refused and which notes the job gets: its counts
     before any image is decoded, the rest from the decoded images' sizes.
@@ -235,15 +256,29 @@ def chosen_files(parts: list[Any]) -> list[UploadFile]:
 
 
 async def _clean_upload(upload: UploadFile, field: str) -> CleanImage:
+    """The upload checked and stored-size (app/uploads.py), decoded when a decode slot is free."""
     settings = get_settings()
+    longest = stored_longest_side(field, settings.max_size)
+    limits = {"max_pixels": settings.max_upload_pixels, "min_side": settings.min_image_side}
+    slots = decode_slots(settings.max_concurrent_decodes, settings.decode_memory_mb)
     try:
-        data = await read_limited(upload, settings.max_upload_bytes)
-        # Decoding can take a while for large images: keep it off the event loop.
-        return await run_in_threadpool(
-            clean_image, data, max_pixels=settings.max_upload_pixels, min_side=settings.min_image_side
-        )
+        if not upload.size:
+            raise UploadRejected(400, "the file is empty")
+        if upload.size > settings.max_upload_bytes:  # app/admission.py cuts such a part off as it streams
+            raise UploadRejected(413, file_too_large(settings.max_upload_bytes))
+        # Header and decode read the spooled file in a thread: both may touch the disk.
+        header = await run_in_threadpool(inspect_image, upload.file, **limits)
+        async with slots.held(decode_bytes(header, longest), timeout=settings.decode_wait_seconds):
+            return await run_in_threadpool(clean_image, upload.file, longest=longest, **limits)
     except UploadRejected as error:
         raise SubmissionError(error.status_code, f"{field}: {error.detail}", field) from error
+    except DecodersBusy as error:
+        logger.warning("submission refused: %s (ATELIER_MAX_CONCURRENT_DECODES, ..._MEMORY_MB)", error)
+        raise SubmissionError(
+            503,
+            "the server is busy decoding other uploads; try again in a few seconds",
+            retry_after=DECODERS_BUSY_RETRY_AFTER_SECONDS,
+        ) from error
 
 
 def _store_and_enqueue(
@@ -282,16 +317,18 @@ def _store_and_enqueue(
         logger.warning("job %s: refused, the queue is full; removing its images", job_id)
         _undo(job_id, store, storage)
         raise _queue_full() from error
-    except Exception as error:
-        logger.exception("job %s: submission failed while %s; removing what was written", job_id, stage)
+    except OSError as error:
+        if error.errno not in STORAGE_FULL_ERRNOS:
+            raise _failed(job_id, stage, error, store, storage) from error
+        logger.error("job %s: refused, storage is full (%s); removing what was written", job_id, error)
         _undo(job_id, store, storage)
-        unavailable = isinstance(error, RedisError | OSError) or stage.startswith("send")
-        status = 503 if unavailable else 500
         raise SubmissionError(
-            status,
-            f"the job could not be created: failure while {stage}",
-            retry_after=REDIS_RETRY_AFTER_SECONDS if unavailable else None,
+            503,
+            "the job could not be created: storage is full; try again later",
+            retry_after=STORAGE_FULL_RETRY_AFTER_SECONDS,
         ) from error
+    except Exception as error:
+        raise _failed(job_id, stage, error, store, storage) from error
     logger.info(
         "job %s: queued (%dx%d content, %d style(s), size %s, %s iterations)",
         job_id,
@@ -302,6 +339,18 @@ def _store_and_enqueue(
         options["iterations"],
     )
     return SubmittedJob(record, token)
+
+
+def _failed(job_id: str, stage: str, error: Exception, store: JobStore, storage: Storage) -> SubmissionError:
+    """Another failure while creating the job: what was written is removed; 503 when retrying may help."""
+    logger.exception("job %s: submission failed while %s; removing what was written", job_id, stage)
+    _undo(job_id, store, storage)
+    unavailable = isinstance(error, RedisError | OSError) or stage.startswith("send")
+    return SubmissionError(
+        503 if unavailable else 500,
+        f"the job could not be created: failure while {stage}",
+        retry_after=REDIS_RETRY_AFTER_SECONDS if unavailable else None,
+    )
 
 
 def _undo(job_id: str, store: JobStore, storage: Storage) -> None:

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
     )
     min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
     max_style_images: int = Field(4, ge=1, le=16, description="Most style images one job may blend.")
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="Uploaded images one web process decodes at once; more wait their turn."
+    )
+    decode_memory_mb: int = Field(
+        512,
+        ge=64,
+        description="Memory one web process lets its image decodes use at once, by each image's estimate "
+        "from its header (a 64 MP upload needs about 300-400 MB, so it decodes alone); one larger than "
+        "this decodes alone.",
+    )
+    decode_wait_seconds: float = Field(
+        20, gt=0, description="How long an upload waits for its turn to decode; then 503 with Retry-After."
+    )
 
     # --- job limits ------------------------------------------------------------------------------
     max_size: int = Field(

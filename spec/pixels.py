@@ -20,11 +20,12 @@ _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N"}
 DEEP_GREY_MODES = {"I", "F", *_SIXTEEN_BIT_MODES}
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image, grey_full_scale: float | None = None) -> Image.Image:
     """image as an RGB image (see the module's docstring). Raises ValueError for a mode Pillow cannot
-    convert to RGB."""
+    convert to RGB. grey_full_scale: deep greyscale's full scale (see grey_full_scale) when image is
+    a strip of a larger picture, whose own values do not tell it."""
     if image.mode in DEEP_GREY_MODES:
-        return deep_grey_to_8_bits(image).convert("RGB")
+        return deep_grey_to_8_bits(image, grey_full_scale).convert("RGB")
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in _ALPHA_MODES:
@@ -34,16 +35,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def deep_grey_to_8_bits(image: Image.Image) -> Image.Image:
-    """16-bit, 32-bit integer and float greyscale as 8-bit greyscale ("L"), scaled to full range."""
+def grey_full_scale(image: Image.Image) -> float:
+    """The value that stands for white in a deep greyscale image (16-bit, 32-bit integer or float)."""
     if image.mode in _SIXTEEN_BIT_MODES:
-        full_scale = 65535.0
-    else:
-        peak = float(image.getextrema()[1]) if image.width and image.height else 0.0
-        if image.mode == "I":
-            full_scale = 65535.0 if peak > 255 else 255.0  # 16-bit PNGs often open as "I"
-        else:  # "F": either [0, 1] data or already 0..255
-            full_scale = 1.0 if peak <= 1.0 else 255.0
+        return 65535.0
+    peak = float(image.getextrema()[1]) if image.width and image.height else 0.0
+    if image.mode == "I":
+        return 65535.0 if peak > 255 else 255.0  # 16-bit PNGs often open as "I"
+    return 1.0 if peak <= 1.0 else 255.0  # "F": either [0, 1] data or already 0..255
+
+
+def deep_grey_to_8_bits(image: Image.Image, full_scale: float | None = None) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale as 8-bit greyscale ("L"), scaled to full range
+    (full_scale: white's value; default: grey_full_scale(image))."""
+    full_scale = grey_full_scale(image) if full_scale is None else full_scale
     factor = 255.0 / full_scale
     # F -> L truncates (and clips to 0..255): + 0.5 rounds to the nearest level instead.
     return image.convert("F").point(lambda value: value * factor + 0.5).convert("L")

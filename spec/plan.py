@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spec.errors import ImageError, OptionsError
-from spec.options import LADDER_RATIO, MIN_SIZE, StyleOptions
+from spec.options import LADDER_RATIO, MAX_STYLE_SCALE, MIN_SIZE, StyleOptions
 
 Size = tuple[int, int]  # (height, width) in pixels
 
@@ -220,10 +220,10 @@ def style_side(height: int, width: int, style_scale: float) -> int:
     return max(MIN_SIZE, round(style_scale * max(height, width)))
 
 
-def largest_style_side(max_size: int, max_style_scale: float) -> int:
-    """The longest side any style image is used at by a run of at most ``max_size`` px: what keeping a
-    larger copy of a style image would be for nothing."""
-    return style_side(max_size, max_size, max_style_scale)
+def largest_style_side(max_size: int) -> int:
+    """The longest side any style image is used at by a run of at most ``max_size`` px (at the
+    style_scale option's maximum): a larger stored copy of a style image would be for nothing."""
+    return style_side(max_size, max_size, MAX_STYLE_SCALE)
 
 
 def mask_aspect_differs(mask: Size, content: Size) -> bool:

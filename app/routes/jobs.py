@@ -11,7 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
 from pydantic import create_model, model_validator
 
@@ -19,7 +19,7 @@ from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
-from app.submission import admit_submission, client_address, submit_job
+from app.submission import submit_job
 from app.uploads import ACCEPTED_NAMES
 from core import retention
 from core.jobs import FINISHED
@@ -72,17 +72,11 @@ JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, c
 )
 
 
-async def admitted(request: Request, store: JobStoreDep) -> None:
-    """Rate limit and queue cap, as a dependency: FastAPI runs it before it validates the form."""
-    await admit_submission(client_address(request), store)
-
-
 @router.post(
     "",
     status_code=202,
     response_model=JobCreatedOut,
     summary="Submit a style transfer job",
-    dependencies=[Depends(admitted)],
     responses={
         400: {"model": ErrorOut, "description": "An uploaded file is empty."},
         413: {"model": ErrorOut, "description": "An upload exceeds the byte or pixel limit."},

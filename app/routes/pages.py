@@ -20,9 +20,7 @@ from app.job_tokens import request_holds_token, set_job_token_cookies
 from app.status import public_status
 from app.submission import (
     SubmissionError,
-    admit_submission,
     chosen_files,
-    client_address,
     options_from_form,
     submit_job,
 )
@@ -132,7 +130,6 @@ async def submit_form(request: Request, store: JobStoreDep, storage: StorageDep)
     values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
     setattr(request.state, _SUBMITTED_VALUES, values)
     try:
-        await admit_submission(client_address(request), store)  # rate limit and queue cap first
         contents = chosen_files(form.getlist("content"))
         styles = chosen_files(form.getlist("style"))
         # An untouched field is "not given" (the options' defaults apply), not an empty value.

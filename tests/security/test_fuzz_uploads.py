@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,7 +18,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from app.uploads import CleanImage, UploadRejected, clean_image, read_limited
+from app.admission import FilePartCounter, FilePartTooLarge
+from app.uploads import CleanImage, DecodersBusy, DecodeSlots, UploadRejected, clean_image
 from tests.security.hostile_files import animated, cmyk_jpeg, encode, palette_png_with_transparency
 from tests.support.images import image_array
 
@@ -126,26 +128,91 @@ def test_valid_images_of_any_mode_are_accepted_exactly_when_within_the_limits(
     assert within and (clean.width, clean.height) == (width, height)
 
 
-class Chunks:
-    """An upload whose read() hands out the given chunks, then b"" (like Starlette's UploadFile)."""
-
-    def __init__(self, chunks: list[bytes]) -> None:
-        self.chunks = list(chunks)
-
-    async def read(self, size: int = -1) -> bytes:
-        return self.chunks.pop(0) if self.chunks else b""
+def multipart_body(parts: list[tuple[str, bool, int]], boundary: str) -> bytes:
+    """A multipart/form-data body: (field name, is a file, size) per part, filled with b"x"."""
+    body = b""
+    for name, is_file, size in parts:
+        filename = f'; filename="{name}.png"' if is_file else ""
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{filename}\r\n\r\n'.encode()
+        body += b"x" * size + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode()
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(st.lists(st.binary(min_size=1, max_size=600), max_size=12), st.integers(1, 4000))
-def test_read_limited_returns_everything_within_the_limit_or_refuses(
-    chunks: list[bytes], max_bytes: int
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["content", "style", "mask", "size"]), st.booleans(), st.integers(0, 900)),
+        min_size=1, max_size=6,
+    ),
+    st.integers(1, 700),
+    st.lists(st.integers(1, 500), min_size=1, max_size=40),
+)  # fmt: skip
+def test_file_part_counter_refuses_exactly_the_first_file_part_over_the_limit(
+    parts: list[tuple[str, bool, int]], max_bytes: int, cuts: list[int]
 ) -> None:
-    total = sum(len(chunk) for chunk in chunks)
+    # Whatever the chunking, the counter refuses as soon as the first file part over the limit has
+    # passed it, names that part, and lets everything else through.
+    body = multipart_body(parts, "fuzzboundary")
+    counter = FilePartCounter.for_headers(b"multipart/form-data; boundary=fuzzboundary", max_bytes)
+    assert counter is not None
+    too_large = [name for name, is_file, size in parts if is_file and size > max_bytes]
+    position, fed = 0, 0
     try:
-        data = run_in_fresh_loop(read_limited(Chunks(chunks), max_bytes))
-    except UploadRejected as rejected:
-        assert (rejected.status_code, total == 0) in ((400, True), (413, False))
-        assert rejected.status_code == 400 or total > max_bytes
+        for cut in itertools.cycle(cuts):
+            if position >= len(body):
+                break
+            chunk = body[position : position + cut]
+            position += len(chunk)
+            counter.feed(chunk)
+            fed = position
+    except FilePartTooLarge as refused:
+        assert too_large and refused.field == too_large[0]
+        assert fed < len(body)  # cut off before the end of the body
         return
-    assert data == b"".join(chunks) and 0 < total <= max_bytes
+    assert not too_large
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(
+    st.integers(1, 3),
+    st.integers(100, 1000),
+    st.lists(st.tuples(st.integers(1, 1500), st.integers(0, 3)), min_size=1, max_size=12),
+)
+def test_decode_slots_never_exceed_their_count_or_budget_and_serve_everyone(
+    slots: int, budget: int, decodes: list[tuple[int, int]]
+) -> None:
+    # Each decode: (estimated bytes, how many event-loop turns it holds its slot).
+    decode_slots = DecodeSlots(slots, budget)
+    seen: list[tuple[int, int]] = []
+
+    async def decode(cost: int, turns: int) -> None:
+        async with decode_slots.held(cost, timeout=30):
+            seen.append(decode_slots.in_use())
+            for _ in range(turns):
+                await asyncio.sleep(0)
+
+    async def all_of_them() -> tuple[int, int]:
+        await asyncio.gather(*(decode(cost, turns) for cost, turns in decodes))
+        return decode_slots.in_use()
+
+    assert run_in_fresh_loop(all_of_them()) == (0, 0)
+    assert len(seen) == len(decodes)
+    for running, used in seen:
+        assert 1 <= running <= slots
+        assert used <= budget  # an estimate above the budget counts as the budget: it runs alone
+
+
+def test_a_decode_that_waits_too_long_is_refused_and_gives_its_turn_back() -> None:
+    decode_slots = DecodeSlots(1, 1000)
+
+    async def scenario() -> tuple[str, tuple[int, int]]:
+        async with decode_slots.held(500, timeout=1):
+            try:
+                async with decode_slots.held(500, timeout=0.05):
+                    return "decoded beside the first", decode_slots.in_use()
+            except DecodersBusy:
+                pass
+        async with decode_slots.held(500, timeout=0.05):  # the refused one left no trace in the queue
+            return "refused, then the next decoded", decode_slots.in_use()
+
+    assert run_in_fresh_loop(scenario()) == ("refused, then the next decoded", (1, 500))

@@ -93,7 +93,7 @@ def test_each_rung_scales_the_styles_to_style_scale_times_its_longest_side() -> 
     ]
     tiny = plan_run((40, 40), [(64, 64)], StyleOptions(max_size=40, iterations=1, style_scale=0.1))
     assert tiny.rungs[0].style_side == MIN_SIZE  # never under MIN_SIZE
-    assert largest_style_side(2048, 4.0) == 8192
+    assert largest_style_side(2048) == 8192  # style_scale at most 4
 
 
 def test_a_rung_over_the_tile_budget_is_tiled_and_the_others_are_not() -> None:
