@@ -42,7 +42,13 @@ class PlanIn(BaseModel):
     )
 
 
-@router.post("/plan", responses={422: {"model": ErrorOut}})
+@router.post(
+    "/plan",
+    responses={
+        400: {"model": ErrorOut, "description": "The body is not JSON."},
+        422: {"model": ErrorOut, "description": "A size or an option that is not one."},
+    },
+)
 def plan(body: PlanIn) -> dict[str, Any]:
     """What a job on images of these sizes would do: output size, rungs (size, steps, share of the
     work, style side, tiled), notes and refusals (each naming its field). 200 even with refusals: the
