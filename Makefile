@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test soak lint audit bench bench-service system-deps install clean docker-test
+.PHONY: run test test-fast soak lint audit bench bench-service system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ run: system-deps $(STAMP)
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+# The fast tier: every test that starts no real process besides a redis-server (engine, in-process web,
+# job store, documents); tests/conftest.py marks the others `processes` (docs/testing.md).
+test-fast: system-deps $(STAMP)
+	$(PY) -m pytest -m "not processes" $(PYTEST_ARGS)
 
 # The soak (40 jobs from 8 clients, leaks, worker memory; docs/reliability.md) is not part of `test`:
 # pyproject's addopts ignore tests/soak unless it is named, as here. Bounded to 10 minutes.

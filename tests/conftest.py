@@ -22,7 +22,11 @@ Only tests where a process is the point start processes (a worker running jobs, 
 restart, the browser, uvicorn's own handling of a request): the `stack` fixtures. At the end of the
 session the suite fails if any process it started is still alive (see pytest_sessionfinish).
 Modules that use real processes run after the others (pytest_collection_modifyitems), so the
-default stack starts in the background while the in-process and engine tests run.
+default stack starts in the background while the in-process and engine tests run. Their tests are
+marked `processes`: `make test-fast` (pytest -m "not processes") runs the rest alone.
+
+Under `pytest -n N` each TensorFlow (this process's, and every worker or CLI it starts: they copy
+os.environ) gets the cores divided by N as its thread pools, not all of them (docs/testing.md).
 
 The session stack has ONE solo worker shared by every test: a test must not leave a job queued or
 running (cancel long jobs it started; an autouse fixture cancels leftovers after each test that
@@ -48,6 +52,21 @@ from tests.support.inprocess import InProcessWeb, restore_environment
 from tests.support.stack import SPAWNED, RedisServer, Stack, kill_group, start_redis, start_stack
 
 _running: list[Stack] = []
+
+
+def _share_the_cores_between_test_processes() -> None:
+    """Under xdist, N test processes (and the TensorFlow processes they start) share the machine:
+    TensorFlow's default pools (a thread per core each, spinning while they wait) oversubscribe it."""
+    processes = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if processes < 2:
+        return  # serial: one TensorFlow at a time may use every core
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = str(max(1, cores // processes))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", share)  # read when TensorFlow starts, not later
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", share)
+
+
+_share_the_cores_between_test_processes()
 
 
 @pytest.fixture(scope="session")
@@ -110,21 +129,37 @@ def _stop_when_started(startup: Future[Stack], manager: contextlib.AbstractConte
     manager.__exit__(None, None, None)
 
 
-# Fixtures that start real processes; modules using them run after the in-process ones.
-PROCESS_FIXTURES = frozenset({"stack", "stack_factory", "web_process"})
+# Fixtures that start real processes (a stack, a browser, an S3 server): their tests are marked
+# `processes` (`make test-fast` leaves them out) and their modules run after the in-process ones.
+PROCESS_FIXTURES = frozenset({"stack", "stack_factory", "web_process", "playwright", "browser", "s3_server"})
+# Modules that start such processes themselves: a Celery worker through the image's scripts (~18 s).
+# tests/worker/test_cli.py marks itself; tests/deploy/test_compose.py's `compose config` runs stay fast.
+PROCESS_MODULES = frozenset({"tests/deploy/test_worker_scripts.py"})
 _default_stack_wanted = False
 
 
+def starts_processes(item: pytest.Item) -> bool:
+    """The test starts real processes: through a fixture, in its module, or marked by hand."""
+    return bool(
+        PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
+        or item.nodeid.split("::")[0] in PROCESS_MODULES
+        or item.get_closest_marker("processes")
+        or item.get_closest_marker("docker")
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
-    """Modules that need real processes run last (stable order otherwise), so the default stack can
-    start in the background while the in-process and engine tests run (_start_default_stack)."""
-    with_processes = {
-        item.nodeid.split("::")[0]
-        for item in items
-        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ()))
-    }
+    """Mark the tests that start processes (`pytest -m "not processes"` is the fast tier), and run
+    their modules last (stable order otherwise), so the default stack can start in the background
+    while the in-process and engine tests run (_start_default_stack)."""
+    with_processes = set()
+    for item in items:
+        if starts_processes(item):
+            item.add_marker(pytest.mark.processes)
+            with_processes.add(item.nodeid.split("::")[0])
     items.sort(key=lambda item: item.nodeid.split("::")[0] in with_processes)
 
 

@@ -222,6 +222,7 @@ def test_sigterm_hands_the_running_job_to_the_other_worker_without_an_attempt(fl
     recovery = _wait_for_takeover(stack, job_id, running.worker or "", fault_at, timeout=15)
     exit_code = victim.popen.wait(timeout=30)
     exited_after = time.monotonic() - fault_at
+    fleet.replace(victim)  # now, not at the end: its start-up overlaps the rest of the job
     final = stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=60)
     _report(
         "sigterm",
@@ -251,7 +252,6 @@ def test_sigterm_hands_the_running_job_to_the_other_worker_without_an_attempt(fl
     assert f"job {job_id}: resuming from the checkpoint of step {step}" in rescuer_log
     assert f"job {job_id}: succeeded" not in stopped_log
     assert exit_code == 0 and exited_after < 15  # the shutdown did not wait for the job
-    fleet.replace(victim)
 
 
 def test_a_job_reserved_by_a_killed_worker_before_it_started_is_resumed(fleet: Fleet) -> None:

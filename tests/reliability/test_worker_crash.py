@@ -12,7 +12,7 @@ from core.jobs import JobStore, new_job_id
 from core.storage import LocalStorage, content_key, style_key
 from tests.support.faults import kill, kill_pool_child, start_worker
 from tests.support.images import image_size, png_bytes
-from tests.support.stack import Stack
+from tests.support.stack import Process, Stack
 
 # Leases lapse 3 s after a worker dies, and Redis hands its unacknowledged job to another worker then
 # (the visibility timeout is the lease; live workers renew their messages: worker/lease.py).
@@ -20,7 +20,19 @@ CRASH_ENV = {
     "ATELIER_JOB_LEASE_SECONDS": "3",
     "ATELIER_CHECKPOINT_EVERY": "10",
 }
-ITERATIONS = 80
+# Killed after step 15 (checkpoint at 10); the rest leaves ~20 steps of margin for the kill to land
+# before the end (80 made each test several seconds longer for nothing).
+ITERATIONS = 40
+# Both crash tests share one stack: each kills the workers it finds and starts its own.
+CRASH_STACK = "worker-crash"
+
+
+def _kill_workers(stack: Stack) -> Process:
+    """SIGKILL every worker of the stack (the other test leaves its own behind, idle); returns one, whose
+    command is the template of the next worker (start_worker with an explicit pool)."""
+    names = [name for name in stack.processes if name != "web" and not name.startswith("redis")]
+    assert names, stack.processes
+    return [kill(stack, name) for name in names][0]
 
 
 def _checkpoint_step(stack: Stack, job_id: str) -> int:
@@ -52,13 +64,13 @@ def _submit_and_run_past_first_checkpoint(stack: Stack, seed: int, timeout: floa
 def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
     stack_factory: Callable[..., Stack],
 ) -> None:
-    crashing = stack_factory("worker-crash", CRASH_ENV)
+    crashing = stack_factory(CRASH_STACK, CRASH_ENV)
     job_id = _submit_and_run_past_first_checkpoint(crashing, seed=70, timeout=60)
 
-    first_worker = kill(crashing, "worker")  # SIGKILL: no ack, no status update, nothing saved
+    first_worker = _kill_workers(crashing)  # SIGKILL: no ack, no status update, nothing saved
     killed_at = time.monotonic()
     checkpoint = _checkpoint_step(crashing, job_id)
-    start_worker(crashing, "worker-2", template=first_worker)
+    start_worker(crashing, "worker-2", template=first_worker, pool="solo")
     during = crashing.status(job_id)
     final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
     recovered_in = time.monotonic() - killed_at
@@ -108,8 +120,8 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
 ) -> None:
     # `make run` runs a prefork worker: the OOM killer takes its pool process, the parent survives,
     # and (task_reject_on_worker_lost) puts the job straight back on the queue at once.
-    crashing = stack_factory("pool-crash", CRASH_ENV)
-    worker = start_worker(crashing, "prefork", template=kill(crashing, "worker"), pool="prefork")
+    crashing = stack_factory(CRASH_STACK, CRASH_ENV)
+    worker = start_worker(crashing, "prefork", template=_kill_workers(crashing), pool="prefork")
     job_id = _submit_and_run_past_first_checkpoint(crashing, seed=74, timeout=90)
 
     kill_pool_child(worker)
