@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+from app.forms import PAGE_LABELS
 from spec.options import option_specs
 from tests.support.images import png_bytes
 from tests.support.stack import Stack
@@ -111,7 +112,8 @@ def test_the_page_offers_every_option_and_a_job_page_shows_them_and_offers_them_
     page = html.unescape(stack.client.get(f"/jobs/{job_id}").text)
     settings = page[page.index('id="settings-heading"') :]
     for spec in PAGE_SPECS:
-        assert f"<dt>{spec.label}</dt>" in settings, f"the Settings list lacks {spec.label}"
+        label = PAGE_LABELS[spec.public][0]
+        assert f"<dt>{label}</dt>" in settings, f"the Settings list lacks {label}"
     assert "<dt>Seed</dt><dd>7</dd>" in settings and "<dt>Start from</dt><dd>noise</dd>" in settings
     # ATELIER_PRECISION=auto's choice is the worker's, so the page shows what it was.
     assert re.search(r'<dd id="precision">(float32|mixed_bfloat16|mixed_float16)</dd>', settings)
