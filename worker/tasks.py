@@ -57,7 +57,7 @@ from worker.storage_retry import (
 if TYPE_CHECKING:
     import numpy as np
 
-    from worker.engine import Progress
+    from worker.engine import Progress, RunImages, StyleResult
 
 logger = logging.getLogger(__name__)
 
@@ -308,9 +308,8 @@ def _is_engine_error(error: Exception) -> bool:
 def _run(
     job_id: str, record: JobRecord, store: JobStore, storage: Storage, callbacks: JobCallbacks
 ) -> dict[str, Any]:
-    from worker.engine import Checkpoint, Hooks, RunImages
+    from worker.engine import Checkpoint, Hooks
     from worker.engine import stylize as run_engine
-    from worker.engine.images import encode_image
     from worker.engine.tiling import resolve_tile_pixels
 
     settings = get_settings()
@@ -327,19 +326,7 @@ def _run(
         )
         return {"status": TaskOutcome.SUCCEEDED, **stats}
     engine_options = StyleOptions.from_public(record.options)
-    style_names, mask_names = upload_names(record.style_count)
-    images = RunImages(
-        content=read_upload(storage, waiter, content_key(job_id), "content image"),
-        styles=[
-            read_upload(storage, waiter, style_key(job_id, index), style_names[index])
-            for index in range(record.style_count)
-        ],
-        masks=[
-            read_upload(storage, waiter, mask_key(job_id, index), mask_names[index]) if has_mask else None
-            for index, has_mask in enumerate(record.masks)
-        ]
-        or None,
-    )
+    images = _read_images(job_id, record, storage, waiter)
     plan = images.plan(engine_options, Limits(max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels)))
     checkpoint_step = 0 if record.checkpoint_final else record.checkpoint_step
     start_image, start_step = waiter.call(
@@ -394,6 +381,39 @@ def _run(
         finish_patiently(store, job_id, "cancelled", error=message, stats=stats)
         logger.info("job %s: cancelled after %d step(s)", job_id, result.steps)
         return {"status": TaskOutcome.CANCELLED, **stats}
+    return _store_result(job_id, store, results, result, callbacks.checkpoint_step, stats)
+
+
+def _read_images(job_id: str, record: JobRecord, storage: Storage, waiter: StorageWaiter) -> RunImages:
+    """The job's uploads as the engine takes them (a missing one: an error that says so)."""
+    from worker.engine import RunImages
+
+    style_names, mask_names = upload_names(record.style_count)
+    return RunImages(
+        content=read_upload(storage, waiter, content_key(job_id), "content image"),
+        styles=[
+            read_upload(storage, waiter, style_key(job_id, index), style_names[index])
+            for index in range(record.style_count)
+        ],
+        masks=[
+            read_upload(storage, waiter, mask_key(job_id, index), mask_names[index]) if has_mask else None
+            for index, has_mask in enumerate(record.masks)
+        ]
+        or None,
+    )
+
+
+def _store_result(
+    job_id: str,
+    store: JobStore,
+    results: ResultStore,
+    result: StyleResult,
+    checkpoint_step: int,
+    stats: dict[str, Any],
+) -> dict[str, Any]:
+    """Write the finished image (retried while storage refuses, kept when it gives up) and finish."""
+    from worker.engine.images import encode_image
+
     png = encode_image(result.image, "PNG")
     try:
         results.store_result(png, result.steps)
@@ -402,7 +422,7 @@ def _run(
             results.keep_once(png, result.steps)  # the next worker stores it (store_kept)
         raise
     except (StorageGaveUp, OSError) as error:  # time ran out, or storage refused for good
-        message = result_not_stored(error, results.kept, callbacks.checkpoint_step)
+        message = result_not_stored(error, results.kept, checkpoint_step)
         logger.error("job %s: failed: %s", job_id, message)
         finish_patiently(store, job_id, "failed", error=message, stats=stats)
         return {"status": TaskOutcome.FAILED, "error": message, "checkpoint_kept": True}
