@@ -175,6 +175,11 @@ def plan_run(
         *_mask_refusals(masks, content),
     ]
     notes = [*_style_notes(styles, height, width, options), *_mask_notes(masks, content)]
+    budget = limits.max_tile_pixels
+    if budget and not tiles_serve(options, any(mask is not None for mask in masks)):
+        if _over(budget, height * width):
+            notes.append(UNTILED_NOTE)
+        budget = 0
     rungs = []
     if min(height, width) >= MIN_SIZE:
         for (rung_height, rung_width), steps in _sizes_and_steps(height, width, options):
@@ -186,10 +191,8 @@ def plan_run(
                     width=rung_width,
                     steps=steps,
                     style_side=side,
-                    tiled=_over(limits.max_tile_pixels, rung_height * rung_width),
-                    tiled_targets=any(
-                        _over(limits.max_tile_pixels, h * w) for h, w in [(rung_height, rung_width), *scaled]
-                    ),
+                    tiled=_over(budget, rung_height * rung_width),
+                    tiled_targets=any(_over(budget, h * w) for h, w in [(rung_height, rung_width), *scaled]),
                 )
             )
     return RunPlan(
@@ -200,10 +203,23 @@ def plan_run(
         styles=tuple((int(h), int(w)) for h, w in styles),
         masks=masks,
         rungs=tuple(rungs),
-        max_tile_pixels=limits.max_tile_pixels,
+        max_tile_pixels=budget,
         notes=tuple(notes),
         refusals=tuple(refusals),
     )
+
+
+# Tiles reproduce the plain Gram loss only (worker/engine/tiling.py); a run they cannot serve is
+# evaluated whole, in more memory, rather than refused.
+UNTILED_NOTE = (
+    "Masks and style_loss=mean_cov are evaluated on the whole image, not by tiles: this picture needs "
+    "more memory than the server's tile budget."
+)
+
+
+def tiles_serve(options: StyleOptions, has_masks: bool) -> bool:
+    """Whether tiled evaluation can serve a run with these options (and masks or not)."""
+    return not has_masks and options.style_loss == "gram"
 
 
 def output_size(content: Size, max_size: int) -> Size:

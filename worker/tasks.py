@@ -328,6 +328,8 @@ def _run(
     engine_options = StyleOptions.from_public(record.options)
     images = _read_images(job_id, record, storage, waiter)
     plan = images.plan(engine_options, Limits(max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels)))
+    for note in plan.notes:
+        logger.info("job %s: %s", job_id, note)
     checkpoint_step = 0 if record.checkpoint_final else record.checkpoint_step
     start_image, start_step = waiter.call(
         "read the checkpoint", lambda: load_checkpoint(job_id, checkpoint_step, storage)

@@ -165,3 +165,27 @@ def test_the_plan_as_json_lists_rungs_work_notes_and_refusals() -> None:
     assert sum(rung["work"] for rung in shown["rungs"]) == pytest.approx(1.0, abs=1e-3)
     assert shown["full_size_steps"] == pytest.approx(64.6, abs=0.1)
     assert shown["notes"] == [] and shown["refusals"] == []
+
+
+def test_tiles_that_cannot_serve_masks_or_mean_cov_are_dropped_by_the_plan_which_says_so() -> None:
+    budget = Limits(max_tile_pixels=64 * 64)
+    masked = plan_run(
+        (256, 256),
+        [(256, 256)],
+        StyleOptions(max_size=256, iterations=2),
+        masks=[MaskInput(256, 256)],
+        limits=budget,
+    )
+    mean_cov = square(256, StyleOptions(max_size=256, iterations=2, style_loss="mean_cov"), limits=budget)
+    for plan in (masked, mean_cov):
+        assert plan.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in plan.rungs)
+        assert any(
+            note.startswith("Masks and style_loss=mean_cov are evaluated on the whole image")
+            for note in plan.notes
+        )
+    gram = square(256, StyleOptions(max_size=256, iterations=2), limits=budget)
+    assert gram.max_tile_pixels == 64 * 64 and gram.rungs[-1].tiled and gram.notes == ()
+    small = plan_run(
+        (32, 32), [(32, 32)], StyleOptions(max_size=32, iterations=2, style_loss="mean_cov"), limits=budget
+    )
+    assert small.notes == ()  # within the budget: nothing to say

@@ -99,11 +99,6 @@ def stylize(
     extractor = controls.with_pooling(extractor, options.pooling)
     styles = controls.colour_styles(images.styles, content, options)
     control = controls.prepare(options, content, styles, images.masks)
-    if control is not None and max_tile_pixels:
-        # Tiles reproduce the plain Gram loss only; a masked or mean_cov run evaluates the whole image
-        # (the same picture, in more memory) rather than fail.
-        logger.warning("%s: masks and style_loss=mean_cov run untiled (max_tile_pixels ignored)", label)
-        max_tile_pixels = 0
     logger.info(
         "%s: %dx%d, %d style image(s), %s x %d, scales %s, weights %s, %s%s",
         label, width, height, len(styles), options.optimizer, options.iterations,
