@@ -24,7 +24,7 @@ from app.errors import (
 )
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
-from app.routes import events, health, jobs, pages, plans
+from app.routes import api_docs, events, health, jobs, pages, plans
 from app.security import SecurityHeaders
 from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
@@ -85,6 +85,8 @@ def create_app() -> FastAPI:
         description="Submit a content image and style images; a worker optimises the result while "
         "you watch its progress and previews. See docs/api.md for curl examples.",
         version="0.1.0",
+        docs_url=None,  # app/routes/api_docs.py serves /docs and /redoc without a CDN
+        redoc_url=None,
     )
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(RedisError, _redis_error_handler)  # type: ignore[arg-type]
@@ -94,8 +96,17 @@ def create_app() -> FastAPI:
     app.add_middleware(SubmissionAdmission, max_file_bytes=settings.max_upload_bytes)  # inside the body limit
     app.add_middleware(BodySizeLimit, max_body_bytes=max_body)
     app.add_middleware(SecurityHeaders)  # added last = outermost: the body-limit 413 gets them too
+    app.mount(api_docs.ASSETS_URL, api_docs.asset_files(), name="api-docs")  # before /static
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (health.router, jobs.router, plans.router, pages.router, events.router, metrics_router):
+    for router in (
+        api_docs.router,
+        health.router,
+        jobs.router,
+        plans.router,
+        pages.router,
+        events.router,
+        metrics_router,
+    ):
         app.include_router(router)
     logger.info("web app created (redis %s, storage %s)", _redacted(settings.redis_url), settings.storage_dir)
     return app
