@@ -28,7 +28,7 @@ run: system-deps $(STAMP)
 # 355 s serial. PYTEST_ARGS="-n 0" runs serially.
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 # The fast tier: every test that starts no real process besides a redis-server (engine, in-process web,
 # job store, documents); tests/conftest.py marks the others `processes` (docs/testing.md).

@@ -101,7 +101,8 @@ def test_use_this_style_again_copies_the_style_into_a_new_form(page: Page, stack
 
     page.click("#reuse-link")
 
-    expect(page.locator("#submit-status")).to_contain_text("copied")
+    # Fetching the style and filling the form can take seconds beside a loaded suite.
+    expect(page.locator("#submit-status")).to_contain_text("copied", timeout=20_000)
     expect(page.locator("#content-input")).to_be_focused()
     assert page.eval_on_selector("#style-input", "input => input.files.length") == 1
     wait_for_image(page, "#field-style-input [data-thumb]")
