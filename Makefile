@@ -23,9 +23,9 @@ system-deps:
 run: system-deps $(STAMP)
 	PORT=$(PORT) bash scripts/run.sh
 
-# Two processes, a test module each at a time (--dist loadfile keeps a module's fixtures in one):
-# about 207 s (2-vCPU AMD EPYC; ~250 s on the Xeon before the stacks stopped side by side) instead of
-# 355 s serial. PYTEST_ARGS="-n 0" runs serially.
+# Two processes, a test module each at a time (--dist loadfile keeps a module's fixtures in one); the
+# 25 slowest tests are listed at the end. Times measured on 2 vCPUs: docs/testing.md.
+# PYTEST_ARGS="-n 0" runs serially.
 test: system-deps $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -n 2 --dist loadfile --durations=25 $(PYTEST_ARGS)
