@@ -330,7 +330,7 @@ def run_child(args: list[str], engine_root: Path | None = None) -> dict:
 def machine_info() -> dict:
     import tensorflow as tf
 
-    from worker.engine.model import BF16_CPU_FLAGS, cpu_flags
+    from worker.engine.model import cpu_flags
 
     flags = cpu_flags()
     model = next(
@@ -342,9 +342,7 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
         "cpu": model,
-        "cpu_flags": sorted(
-            flag for flag in flags if flag.startswith(("avx512", "amx")) or flag in BF16_CPU_FLAGS
-        ),
+        "cpu_flags": sorted(flag for flag in flags if flag.startswith(("avx512", "amx"))),
         "cores": os.cpu_count(),
         "gpus": [d.name for d in tf.config.list_physical_devices("GPU")],
         "platform": platform.platform(),

@@ -43,8 +43,8 @@ class Settings(BaseSettings):
     precision: Literal["auto", "float32", "mixed_bfloat16", "mixed_float16"] = Field(
         "auto",
         description="Convolutions' dtype in the worker and CLI (Gram matrices and losses stay float32); "
-        "auto: mixed_bfloat16 on GPUs of compute capability 8.0+ and CPUs with AVX512_BF16 or AMX, "
-        "else float32 (docs/performance.md).",
+        "auto: mixed_bfloat16 on GPUs of compute capability 8.0+, CPUs with AMX and AMD CPUs with "
+        "AVX512_BF16, else float32 (docs/performance.md).",
     )
     xla: Literal["auto", "on", "off"] = Field(
         "auto",

@@ -12,7 +12,14 @@ from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import model as model_module
-from worker.engine.model import FeatureExtractor, cpu_flags, load_extractor, resolve_precision
+from worker.engine.model import (
+    FeatureExtractor,
+    cpu_description,
+    cpu_flags,
+    cpu_prefers_bfloat16,
+    load_extractor,
+    resolve_precision,
+)
 from worker.engine.optimize import StepCache
 
 TINY = StyleOptions(max_size=32, iterations=4, init="noise", tv_weight=0.0)
@@ -22,31 +29,40 @@ def _options(**changes: object) -> StyleOptions:
     return StyleOptions(**{**TINY.__dict__, **changes})
 
 
-def test_cpu_flags_are_read_from_cpuinfo(tmp_path: Path) -> None:
+def test_cpu_flags_and_vendor_are_read_from_cpuinfo(tmp_path: Path) -> None:
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16 avx512_bf16\n")
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: Some CPU\n"
+        "flags\t\t: fpu avx2 amx_bf16 avx512_bf16\n\nprocessor\t: 1\nvendor_id\t: AuthenticAMD\n"
+    )
+    assert cpu_description(cpuinfo) == ({"fpu", "avx2", "amx_bf16", "avx512_bf16"}, "AuthenticAMD")
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "amx_bf16", "avx512_bf16"}
-    assert cpu_flags(tmp_path / "missing") == set()
+    assert cpu_description(tmp_path / "missing") == (set(), "")
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="a GPU decides by its capability")
 @pytest.mark.parametrize(
-    ("flags", "expected"),
-    [({"avx2", "avx512f"}, "float32"), ({"avx512_bf16"}, "mixed_bfloat16"), ({"amx_bf16"}, "mixed_bfloat16")],
+    ("flags", "vendor", "expected"),
+    [
+        ({"avx2", "avx512f"}, "AuthenticAMD", "float32"),
+        ({"avx512_bf16"}, "AuthenticAMD", "mixed_bfloat16"),  # Zen 4/5: bfloat16 faster (measured)
+        ({"avx512_bf16"}, "GenuineIntel", "float32"),  # a Xeon without AMX: bfloat16 slower (measured)
+        ({"avx512_bf16", "amx_bf16"}, "GenuineIntel", "mixed_bfloat16"),
+    ],
 )
-def test_auto_picks_bfloat16_only_on_cpus_that_compute_it(
-    monkeypatch: pytest.MonkeyPatch, flags: set[str], expected: str
+def test_auto_picks_bfloat16_only_on_cpus_that_compute_it_faster(
+    monkeypatch: pytest.MonkeyPatch, flags: set[str], vendor: str, expected: str
 ) -> None:
-    monkeypatch.setattr(model_module, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(model_module, "cpu_description", lambda: (flags, vendor))
     assert resolve_precision("auto") == expected
     assert resolve_precision("float32") == "float32"  # an explicit choice is kept
 
 
 def test_auto_extractor_uses_this_machines_choice() -> None:
     auto = load_extractor("random", seed=WEIGHTS_SEED, precision="auto", style_layers=("block1_conv1",))
-    has_bf16 = bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
     if not tf.config.list_physical_devices("GPU"):
-        assert auto.precision == ("mixed_bfloat16" if has_bf16 else "float32")
+        prefers = cpu_prefers_bfloat16(*cpu_description())
+        assert auto.precision == ("mixed_bfloat16" if prefers else "float32")
 
 
 def test_bfloat16_extractor_holds_only_bfloat16_weights_of_the_layers_used() -> None:

@@ -37,7 +37,6 @@ VGG19_LAYERS: tuple[tuple[str, int], ...] = tuple(
     for block, (convs, channels) in enumerate(((2, 64), (2, 128), (4, 256), (4, 512), (4, 512)), start=1)
     for kind in [*(f"conv{n}" for n in range(1, convs + 1)), "pool"]
 )
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 # Computed in float32 under every precision: the first convolution sees the pixels themselves (0..255
 # minus the mean), which bfloat16 would round to 0.5-1 grey level, more than an early Adam step
 # changes them; it is 0.5% of a step's FLOPs.
@@ -138,28 +137,46 @@ def load_extractor(
 
 def resolve_precision(precision: str = "auto") -> str:
     """What "auto" stands for on this machine: "mixed_bfloat16" where the device computes bfloat16
-    natively (a GPU of compute capability 8.0 or more, Ampere on; a CPU with AVX512_BF16 or AMX),
-    else "float32". Any other value is returned as it is."""
+    faster than float32 (a GPU of compute capability 8.0 or more, Ampere on; a CPU that
+    ``cpu_prefers_bfloat16``), else "float32". Any other value is returned as it is."""
     if precision != "auto":
         return precision
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
         return "mixed_bfloat16" if capability and tuple(capability) >= (8, 0) else "float32"
-    return "mixed_bfloat16" if set(BF16_CPU_FLAGS) & cpu_flags() else "float32"
+    return "mixed_bfloat16" if cpu_prefers_bfloat16(*cpu_description()) else "float32"
+
+
+def cpu_prefers_bfloat16(flags: set[str], vendor: str) -> bool:
+    """AMX computes bfloat16 several times faster than float32; AVX512_BF16 alone does so on AMD's
+    CPUs but is slower than float32 on an Intel Xeon that exposes no AMX (docs/performance.md)."""
+    return "amx_bf16" in flags or ("avx512_bf16" in flags and vendor != "GenuineIntel")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none: not Linux)."""
+    return cpu_description(cpuinfo)[0]
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> tuple[set[str], str]:
+    """The CPU's feature flags and vendor id from /proc/cpuinfo (empty where there is none)."""
     try:
         text = Path(cpuinfo).read_text()
     except OSError:
-        return set()
+        return set(), ""
+    flags: set[str] | None = None
+    vendor = ""
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):  # x86; ARM says Features
-            return set(value.split())
-    return set()
+        key = key.strip()
+        if key == "vendor_id" and not vendor:
+            vendor = value.strip()
+        elif key in ("flags", "Features") and flags is None:  # x86; ARM says Features
+            flags = set(value.split())
+        if flags is not None and vendor:
+            break
+    return flags or set(), vendor
 
 
 def _check_layers(layers: Sequence[str]) -> str:
