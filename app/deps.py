@@ -30,6 +30,12 @@ StorageDep = Annotated[Storage, Depends(get_storage)]
 JobId = Annotated[str, Path(description="Job id: 32 hexadecimal characters, as POST /api/jobs returned it.")]
 
 
+def job_store_for(request: Request) -> JobStore:
+    """The job store for code outside a route's dependencies (an exception handler's page), honouring
+    the tests' dependency_overrides like JobStoreDep does."""
+    return request.app.dependency_overrides.get(get_job_store, get_job_store)()
+
+
 def job_in_url(job_id: JobId, store: JobStoreDep) -> JobRecord:
     """The job, or 404: malformed ids are refused before they reach Redis or storage."""
     record = store.get(job_id) if is_job_id(job_id) else None

@@ -33,8 +33,14 @@ class WorkerOut(BaseModel):
 
 
 class ReadyOut(BaseModel):
-    status: str = Field(description="'ready' when Redis and storage work, else 'unavailable' (HTTP 503).")
+    status: str = Field(
+        description="'ready' when Redis, storage and the engine work, else 'unavailable' (HTTP 503)."
+    )
     redis: str = Field(description="'ok' or the error.")
     storage: str = Field(description="'ok' or the error.")
+    engine: str = Field(
+        description="'ok', or 'error: REASON' when every live worker that reported failed to load its "
+        "VGG19 weights (jobs would fail): the first such worker's reason."
+    )
     worker_seen: bool = Field(description="A worker sent a heartbeat in the last minute.")
     workers: list[WorkerOut] = Field(description="Workers this Redis has seen, newest first.")

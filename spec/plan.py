@@ -128,6 +128,11 @@ class RunPlan:
         """The run's work in steps of its full size: what a time estimate multiplies a step's time by."""
         return self._total_work / self.rungs[-1].pixels if self.rungs else 0.0
 
+    def megapixel_steps(self, first_step: int, last_step: int) -> float:
+        """The work from ``first_step`` to ``last_step`` in megapixel-steps: what a pace is per."""
+        done = self.work_fraction(last_step) - self.work_fraction(first_step)
+        return done * self._total_work / 1e6
+
     def rung_shares(self) -> list[float]:
         """Each rung's share of the run's work (summing to 1)."""
         if self._total_work <= 0:

@@ -7,11 +7,18 @@ Start a worker with:  celery -A worker.celery_app worker --concurrency=1 -Q atel
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown, worker_shutting_down
+from celery.signals import (
+    celeryd_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from core.jobs import WORKER_HEARTBEAT_SECONDS, get_job_store
 from core.retention import cleanup
@@ -78,6 +85,15 @@ def _beat(hostname: str) -> None:
             logger.exception("worker %s: heartbeat or clean-up failed", hostname)
         if _heartbeat_stop.wait(period):
             return
+
+
+@celeryd_init.connect
+def _name_the_processes(sender: object = None, **_: object) -> None:
+    """The node name, for the pool's processes to report their engine's state under (worker/warm.py):
+    set before the pool forks, so every child inherits it."""
+    from worker.warm import WORKER_NAME_ENV
+
+    os.environ[WORKER_NAME_ENV] = str(sender or "worker")
 
 
 @worker_ready.connect

@@ -357,6 +357,9 @@ def _run(
         "loss_final": result.loss_final,
         "precision": extractor.precision,  # what ATELIER_PRECISION (auto by default) chose here
         "warm_start": result.warm_start,  # compiled steps reused from an earlier job of this size
+        # The pace the upload page's time estimates read (JobStore.recent_paces).
+        "megapixels": round(plan.width * plan.height / 1e6, 4),
+        "megapixel_steps": round(plan.megapixel_steps(start_step, result.steps), 4),
     }
     if callbacks.first_step_at is not None:  # claim -> first step (docs/performance.md)
         stats["first_step_seconds"] = round(callbacks.first_step_at - callbacks.claimed_at, 3)

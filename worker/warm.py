@@ -10,12 +10,14 @@ TensorFlow is imported on first use only: a prefork parent never initialises it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from core.jobs import get_job_store
 from core.settings import Settings, get_settings
 from spec.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
@@ -29,6 +31,9 @@ logger = logging.getLogger(__name__)
 STEP_CACHE_SIZES = 8
 EXTRACTORS_KEPT = 2  # layer choices (the default and the last other one) whose extractors are kept
 _XLA = {"on": True, "off": False}  # "auto" (None): the engine decides by device
+# The Celery node name, set by worker/celery_app.py before the pool starts: the key this process's
+# engine reports under (for /readyz). Unset outside a Celery worker, where nobody asks.
+WORKER_NAME_ENV = "ATELIER_WORKER_NAME"
 
 _lock = threading.Lock()
 _extractors: OrderedDict[tuple, FeatureExtractor] = OrderedDict()
@@ -55,16 +60,21 @@ def extractor(
             from worker.engine import load_extractor
 
             started = time.perf_counter()
-            built = load_extractor(
-                weights=settings.weights,
-                model_dir=settings.model_dir,
-                seed=settings.weights_seed,
-                content_layers=content_layers,
-                style_layers=style_layers,
-                precision=settings.precision,
-                jit_compile=_XLA.get(settings.xla),
-                step_cache_size=STEP_CACHE_SIZES,
-            )
+            try:
+                built = load_extractor(
+                    weights=settings.weights,
+                    model_dir=settings.model_dir,
+                    seed=settings.weights_seed,
+                    content_layers=content_layers,
+                    style_layers=style_layers,
+                    precision=settings.precision,
+                    jit_compile=_XLA.get(settings.xla),
+                    step_cache_size=STEP_CACHE_SIZES,
+                )
+            except Exception as error:
+                _report_engine(str(error) or type(error).__name__)
+                raise
+            _report_engine(None, built.weights, built.precision)
             logger.info(
                 "VGG19 extractor ready in %.1f s: weights %s, precision %s (ATELIER_PRECISION=%s), XLA %s, "
                 "compiled steps kept for %d image sizes",
@@ -75,6 +85,18 @@ def extractor(
             while len(_extractors) > EXTRACTORS_KEPT:
                 _extractors.popitem(last=False)
         return _extractors[key]
+
+
+def _report_engine(error: str | None, weights: str = "", precision: str = "") -> None:
+    """Tell the job store whether this worker's engine loaded (so /readyz and the upload page can say
+    why jobs would fail before anyone uploads); a store that cannot be reached is only logged."""
+    name = os.environ.get(WORKER_NAME_ENV)
+    if not name:
+        return
+    try:
+        get_job_store().set_worker_engine(name, error, weights, precision)
+    except Exception as report_error:
+        logger.warning("worker %s: could not report its engine's state: %s", name, report_error)
 
 
 def warm_up_in_background() -> threading.Thread:

@@ -1,4 +1,5 @@
-"""Liveness (/healthz) and readiness (/readyz: Redis, storage, when a worker was last seen)."""
+"""Liveness (/healthz) and readiness (/readyz: Redis, storage, the workers' engines, when a worker was
+last seen)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from app.deps import JobStoreDep, StorageDep
+from app.engine_state import engine_problem
 from app.schemas import ReadyOut
 from core.jobs import WORKER_FRESH_SECONDS
 
@@ -25,12 +27,23 @@ def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
-    summary="Redis and storage work; when workers were last seen",
+    summary="Redis, storage and the workers' engines work; when workers were last seen",
     response_model=ReadyOut,
-    responses={503: {"model": ReadyOut, "description": "Redis or storage does not work."}},
+    responses={
+        503: {
+            "model": ReadyOut,
+            "description": "Redis or storage does not work, or no live worker could load its VGG19 weights.",
+        }
+    },
 )
 def readyz(store: JobStoreDep, storage: StorageDep) -> JSONResponse:
-    body: dict[str, Any] = {"redis": "ok", "storage": "ok", "worker_seen": False, "workers": []}
+    body: dict[str, Any] = {
+        "redis": "ok",
+        "storage": "ok",
+        "engine": "ok",
+        "worker_seen": False,
+        "workers": [],
+    }
     try:
         store.redis.ping()
         now = time.time()
@@ -44,6 +57,10 @@ def readyz(store: JobStoreDep, storage: StorageDep) -> JSONResponse:
             for name, at in seen
         ]
         body["worker_seen"] = any(now - at < WORKER_FRESH_SECONDS for _, at in seen)
+        problem = engine_problem(store)
+        if problem is not None:
+            logger.warning("readyz: no worker can run jobs: %s", problem)
+            body["engine"] = f"error: {problem}"
     except Exception as error:
         logger.warning("readyz: Redis check failed: %s", error)
         body["redis"] = f"error: {error}"
@@ -52,6 +69,6 @@ def readyz(store: JobStoreDep, storage: StorageDep) -> JSONResponse:
     except Exception as error:
         logger.warning("readyz: storage check failed: %s", error)
         body["storage"] = f"error: {error}"
-    ready = body["redis"] == "ok" and body["storage"] == "ok"
+    ready = body["redis"] == "ok" and body["storage"] == "ok" and body["engine"] == "ok"
     body["status"] = "ready" if ready else "unavailable"
     return JSONResponse(body, status_code=200 if ready else 503)

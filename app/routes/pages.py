@@ -7,13 +7,16 @@ the same thing as the first.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from redis.exceptions import RedisError
 from starlette.datastructures import UploadFile
 
-from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, request_cancel
+from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_store_for, request_cancel
+from app.engine_state import engine_problem
 from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
 from app.frontend import MODULE_PATH, shared_module
 from app.job_tokens import request_holds_token, set_job_token_cookies
@@ -25,10 +28,11 @@ from app.submission import (
     submit_job,
 )
 from app.templating import templates
-from app.timing import REFERENCE_NOTE, preset_choices
+from app.timing import preset_choices, timing_note
 from core.settings import get_settings
 from core.storage import Storage, mask_key, style_key
 
+logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 # Form fields that have their own error slot on the upload page; other errors show at the top only.
@@ -53,9 +57,16 @@ def _render_index(
     if error is not None and error.field in FIELDS_WITH_ERROR_SLOT:
         # Next to the field its name is redundant: "size: must be ..." reads "must be ...".
         field_errors[error.field] = error.detail.removeprefix(f"{error.field}: ")
+    paces, problem = [], None
+    try:  # the form still works while Redis is down; only the estimates and the warning need it
+        store = job_store_for(request)
+        paces, problem = store.recent_paces(), engine_problem(store)
+    except RedisError as redis_error:
+        logger.warning("upload page without time estimates or engine state: %s", redis_error)
     context = {
-        "presets": preset_choices(settings.max_size, settings.max_iterations),
-        "timing_note": REFERENCE_NOTE,
+        "presets": preset_choices(settings.max_size, settings.max_iterations, paces),
+        "timing_note": timing_note(paces),
+        "engine_problem": problem,
         "limits": settings,
         "values": values or {},
         "option_groups": option_groups(settings),

@@ -33,7 +33,7 @@ from core.jobs.metrics import (
     size_bucket,
 )
 from core.jobs.record import FINISHED, Claim, ClaimOutcome, JobRecord, JobStatus
-from core.jobs.store import JobStore, QueueFull, get_job_store, get_redis
+from core.jobs.store import JobStore, Pace, QueueFull, get_job_store, get_redis
 
 __all__ = [
     "FINISHED",
@@ -52,6 +52,7 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobStore",
+    "Pace",
     "MetricsSnapshot",
     "QueueFull",
     "cancel_key",

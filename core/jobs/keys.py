@@ -12,11 +12,15 @@ Keys (prefix ``atelier:``):
   running           sorted set of running job ids, scored by their (latest) claim time: the clean-up
                     fails those whose lease lapsed long ago and that no delivery resumed
   worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz and the live-workers metric)
+  worker:engines    hash {hostname: JSON} of what each worker's engine reported when it loaded its
+                    VGG19: ready, or the error (for /readyz and the upload page's warning)
   worker:{hostname}:stopping  string "1" while that worker shuts down (SIGTERM): its running jobs
                     checkpoint, release their lease and go back to the queue (docs/reliability.md)
   metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered)
   metrics:hist:{name}  hash of one histogram (core/jobs/metrics.py): b:{upper bound} (per-bucket
                     counts), sum, count
+  pace              list of the last PACE_KEPT finished jobs' pace (JSON: output megapixels, seconds
+                    per full-size step per megapixel), newest first: the upload page's time estimates
   ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
 
 The broker's keys (Celery's queues, kombu's unacknowledged messages) are kombu's: only the worker
@@ -33,6 +37,8 @@ QUEUE_KEY = PREFIX + "queue"
 FINISHED_KEY = PREFIX + "finished"
 RUNNING_KEY = PREFIX + "running"
 WORKERS_KEY = PREFIX + "worker:last_seen"
+WORKER_ENGINES_KEY = PREFIX + "worker:engines"
+PACE_KEY = PREFIX + "pace"
 METRICS_COUNTS_KEY = PREFIX + "metrics:counts"
 JOB_KEY_PREFIX = PREFIX + "job:"  # + a job id: the record (job_key)
 

@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
 from typing import Any
@@ -28,8 +29,10 @@ from core.jobs.keys import (
     FINISHED_KEY,
     JOB_KEY_PREFIX,
     METRICS_COUNTS_KEY,
+    PACE_KEY,
     QUEUE_KEY,
     RUNNING_KEY,
+    WORKER_ENGINES_KEY,
     WORKERS_KEY,
     cancel_key,
     is_job_id,
@@ -47,6 +50,17 @@ from core.jobs.metrics import (
 )
 from core.jobs.record import FINISHED, Claim, ClaimOutcome, JobRecord, JobStatus, decode_record
 from core.settings import get_settings
+
+PACE_KEPT = 50  # finished jobs whose pace the time estimates read
+
+
+@dataclass(frozen=True)
+class Pace:
+    """One finished job's measured pace: its output's megapixels and the seconds a full-size step
+    took per megapixel (a ladder's smaller rungs counted by their pixels; traces included)."""
+
+    megapixels: float
+    seconds_per_megapixel_step: float
 
 
 class QueueFull(Exception):
@@ -279,7 +293,17 @@ class JobStore:
                 side = int(json.loads(options_json or "{}").get("size", 0))
                 name = f"step_seconds:{size_bucket(side)}"
                 self._observe(name, STEP_SECONDS_BUCKETS, engine_seconds / steps_run, pipe)
+            megapixel_steps = float((stats or {}).get("megapixel_steps", 0.0))
+            if status == "succeeded" and megapixel_steps > 0 and engine_seconds > 0:
+                pace = {"megapixels": float(stats["megapixels"]), "pace": engine_seconds / megapixel_steps}
+                pipe.lpush(PACE_KEY, json.dumps(pace))
+                pipe.ltrim(PACE_KEY, 0, PACE_KEPT - 1)
             pipe.execute()
+
+    def recent_paces(self) -> list[Pace]:
+        """The last PACE_KEPT succeeded jobs' pace, newest first."""
+        paces = (json.loads(raw) for raw in self.redis.lrange(PACE_KEY, 0, PACE_KEPT - 1))
+        return [Pace(float(pace["megapixels"]), float(pace["pace"])) for pace in paces]
 
     def _observe(self, name: str, buckets: tuple[float, ...], value: float, pipe: Any = None) -> None:
         """Count one observation in a Redis-held histogram (metrics.observe), in pipe if given."""
@@ -328,12 +352,25 @@ class JobStore:
         gone = [name for name, seen in self.workers_last_seen().items() if seen < cutoff]
         if gone:
             self.redis.hdel(WORKERS_KEY, *gone)
+            self.redis.hdel(WORKER_ENGINES_KEY, *gone)
         return gone
+
+    def set_worker_engine(
+        self, hostname: str, error: str | None, weights: str = "", precision: str = ""
+    ) -> None:
+        """What a worker's engine reported when it loaded its VGG19: ready (error None) or why not."""
+        state = {"ready": error is None, "error": error or "", "weights": weights, "precision": precision}
+        self.redis.hset(WORKER_ENGINES_KEY, hostname, json.dumps({**state, "at": time.time()}))
+
+    def worker_engines(self) -> dict[str, dict[str, Any]]:
+        """{hostname: its engine's last report (set_worker_engine)}."""
+        return {name: json.loads(raw) for name, raw in self.redis.hgetall(WORKER_ENGINES_KEY).items()}
 
     def worker_gone(self, hostname: str) -> None:
         """A worker shut down cleanly: it no longer counts as live (nor its stopping flag)."""
         with self.redis.pipeline() as pipe:
             pipe.hdel(WORKERS_KEY, hostname)
+            pipe.hdel(WORKER_ENGINES_KEY, hostname)
             pipe.delete(worker_stopping_key(hostname))
             pipe.execute()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from core.jobs import get_job_store
 from tests.support.inprocess import InProcessWeb
 from tests.support.stack import Stack
 
@@ -61,3 +62,25 @@ def test_openapi_documents_every_endpoint_and_its_errors(web: InProcessWeb) -> N
     assert "404" in paths["/api/jobs/{job_id}"]["get"]["responses"]
     options = spec["components"]["schemas"]["JobOptionsIn"]["properties"]
     assert all(options[name].get("description") for name in ("preset", "size", "iterations", "style_blend"))
+
+
+def test_an_engine_that_failed_to_load_shows_in_readyz_and_the_page_until_a_live_worker_is_ready(
+    web_factory: Callable[..., InProcessWeb],
+) -> None:
+    web = web_factory("engine-reports")
+    with web.client as client:
+        store = get_job_store()
+        store.worker_seen("offline@host")
+        store.set_worker_engine("offline@host", "weights file /w.h5 does not exist")
+        failing, failing_page = client.get("/readyz"), client.get("/")
+        store.worker_seen("ready@host")
+        store.set_worker_engine("ready@host", None, weights="random (seed 0)", precision="float32")
+        ready, ready_page = client.get("/readyz"), client.get("/")
+        store.worker_gone("offline@host")
+        store.worker_gone("ready@host")
+
+    assert failing.status_code == 503
+    assert failing.json()["engine"] == "error: weights file /w.h5 does not exist"
+    assert 'id="engine-alert"' in failing_page.text and "/w.h5 does not exist" in failing_page.text
+    assert ready.status_code == 200 and ready.json()["engine"] == "ok"
+    assert 'id="engine-alert"' not in ready_page.text

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.images import image_format, image_size, png_bytes
 from tests.support.stack import Stack
 
@@ -81,3 +83,18 @@ def test_two_styles_with_blend_and_queue_position(stack: Stack) -> None:
     final = stack.wait_for(blended_id, {"succeeded", "failed", "cancelled"}, timeout=60)
     assert final["status"] == "succeeded", final
     assert final["queue_position"] is None
+
+
+def test_a_finished_job_gives_the_upload_page_its_time_estimates(stack: Stack) -> None:
+    response = stack.submit(png_bytes(64, 64, seed=3), [png_bytes(64, 64, seed=4)], size=64, iterations=4)
+    final = stack.wait_for(response.json()["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final
+    assert final["stats"]["megapixels"] == pytest.approx(64 * 64 / 1e6, abs=1e-4)
+    assert final["stats"]["megapixel_steps"] == pytest.approx(4 * 64 * 64 / 1e6, abs=1e-4)
+
+    with stack.client as client:
+        page = client.get("/")
+
+    assert "Estimated from the pace this server measured over its last" in page.text
+    presets = page.text.split('id="field-preset"', 1)[1].split("</fieldset>", 1)[0]
+    assert presets.count('class="preset-time">about ') == 4  # Quick, Standard, High and Print

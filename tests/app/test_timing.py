@@ -1,10 +1,18 @@
-"""The rough times next to the presets on the upload page (app/timing.py)."""
+"""The times next to the presets on the upload page, from the server's measured pace (app/timing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.timing import estimate_seconds, humanize_duration, humanize_range, preset_choices
+from app.timing import (
+    NO_MEASUREMENT_NOTE,
+    estimate_seconds,
+    humanize_duration,
+    pace_near,
+    preset_choices,
+    timing_note,
+)
+from core.jobs import Pace
 from core.options import preset_plan
 
 
@@ -23,15 +31,33 @@ def test_durations_read_like_a_person_wrote_them() -> None:
     assert humanize_duration(42) == "40 s"
     assert humanize_duration(600) == "10 min"
     assert humanize_duration(4500) == "1 h 15 min"
-    assert humanize_range(540, 1800) == "9–30 min"
-    assert humanize_range(45, 150) == "40 s – 2 min"
 
 
 def test_presets_are_clamped_to_the_server_limits() -> None:
     choices = {choice.name: choice for choice in preset_choices(max_size=300, max_iterations=200)}
     assert (choices["quick"].size, choices["quick"].iterations) == (256, 100)
     assert (choices["high"].size, choices["high"].iterations) == (300, 200)
-    assert choices["quick"].gpu_time and choices["quick"].cpu_time
+
+
+def test_a_server_that_has_finished_no_job_gives_no_estimate_and_says_why() -> None:
+    choices = preset_choices(max_size=2048, max_iterations=2000, paces=[])
+    assert [choice.time for choice in choices] == [None] * len(choices)
+    assert timing_note([]) == NO_MEASUREMENT_NOTE
+
+
+def test_estimates_follow_the_measured_pace_of_jobs_near_each_size() -> None:
+    # Small jobs are dominated by traces (slow per pixel); large ones measure the large presets.
+    small = [Pace(megapixels=0.004, seconds_per_megapixel_step=40.0)] * 3
+    quick_sized = [Pace(megapixels=0.0655, seconds_per_megapixel_step=2.0)] * 2
+    paces = small + quick_sized
+    assert pace_near(256 * 256 / 1e6, paces) == 2.0
+    assert pace_near(0.004, paces) == 40.0
+    assert pace_near(4.0, paces) == 40.0  # nothing near: the median of all
+    choices = {choice.name: choice for choice in preset_choices(2048, 2000, paces)}
+    # Quick: 256 px, 100 steps at 2 s per megapixel-step: 0.0655 MP x 100 x 2 = 13 s.
+    assert choices["quick"].time == humanize_duration(2.0 * 256 * 256 / 1e6 * 100) == "10 s"
+    note = timing_note(paces)
+    assert "last 5 jobs" in note and f"{40.0 * 256 * 256 / 1e6:.2f} s per step at 256 px" in note
 
 
 def test_the_print_preset_counts_its_coarse_steps_by_their_pixels() -> None:

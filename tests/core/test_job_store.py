@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from core.jobs import FINISHED_KEY, QUEUE_KEY, Claim, JobStore, cancel_key, job_key, new_job_id
+from core.jobs import FINISHED_KEY, QUEUE_KEY, Claim, JobStore, Pace, cancel_key, job_key, new_job_id
 from tests.support.scratch import scratch_job_store
 from tests.support.stack import RedisServer
 
@@ -123,3 +123,31 @@ def test_finished_jobs_are_handed_out_for_file_deletion_once_their_ttl_has_passe
 
     assert sorted(store.take_expired_job_ids()) == sorted([old, cancelled])
     assert store.take_expired_job_ids() == []
+
+
+def test_succeeded_jobs_leave_their_pace_for_the_estimates_and_failed_ones_do_not(store: JobStore) -> None:
+    paced, failed = new_job_id(), new_job_id()
+    for job_id in (paced, failed):
+        store.create(job_id, OPTIONS, style_count=1)
+        start(store, job_id, "w1")
+    stats = {"steps": 10, "engine_seconds": 3.0, "megapixels": 0.0655, "megapixel_steps": 0.655}
+    store.finish(failed, "failed", error="boom", stats=stats)
+    assert store.recent_paces() == []
+
+    store.finish(paced, "succeeded", has_result=True, stats=stats)
+
+    assert store.recent_paces() == [
+        Pace(megapixels=0.0655, seconds_per_megapixel_step=pytest.approx(3.0 / 0.655))
+    ]
+
+
+def test_a_worker_engine_report_lasts_until_the_worker_is_gone(store: JobStore) -> None:
+    store.worker_seen("w1")
+    store.set_worker_engine("w1", "weights file /x.h5 does not exist")
+    store.set_worker_engine("w2", None, weights="random (seed 0)", precision="float32")
+
+    engines = store.worker_engines()
+    assert engines["w1"]["ready"] is False and engines["w1"]["error"] == "weights file /x.h5 does not exist"
+    assert engines["w2"]["ready"] is True and engines["w2"]["precision"] == "float32"
+    store.worker_gone("w1")
+    assert set(store.worker_engines()) == {"w2"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import time
 from collections.abc import Callable
 
 from tests.support.images import image_size, png_bytes
@@ -43,10 +45,25 @@ def test_a_plan_refused_in_the_worker_fails_the_job_with_its_message_and_the_wor
     assert stack.wait_for(after.json()["id"], {"succeeded", "failed"}, timeout=60)["status"] == "succeeded"
 
 
-def test_missing_weights_file_fails_jobs_with_the_weights_message(
+def test_missing_weights_make_readyz_and_the_upload_page_say_so_and_fail_jobs_with_the_message(
     stack_factory: Callable[..., Stack],
 ) -> None:
-    offline = stack_factory("missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"})
+    offline = stack_factory(
+        "missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"}, engine_may_fail=True
+    )
+    with offline.client as client:
+        deadline = time.monotonic() + 60  # the worker's warm-up reports once TensorFlow has loaded
+        while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        page = client.get("/")
+
+    body = ready.json()
+    assert ready.status_code == 503 and body["status"] == "unavailable"
+    assert body["engine"].startswith("error: weights file /nonexistent/vgg19_weights.h5 does not exist")
+    assert (body["redis"], body["storage"], body["worker_seen"]) == ("ok", "ok", True)
+    warning = html.unescape(page.text.split('id="engine-alert"', 1)[1].split("</div>", 1)[0])
+    assert "Jobs cannot run right now" in warning
+    assert "/nonexistent/vgg19_weights.h5 does not exist" in warning
     response = offline.submit(png_bytes(48, 48, seed=44), [png_bytes(48, 48, seed=45)], size=32, iterations=2)
     assert response.status_code == 202
 
