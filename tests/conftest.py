@@ -182,6 +182,16 @@ def stack(stack_factory: Callable[..., Stack]) -> Stack:
     return stack_factory("default")
 
 
+MISSING_WEIGHTS_FILE = "/nonexistent/vgg19_weights.h5"
+
+
+@pytest.fixture(scope="session")
+def offline_stack(stack_factory: Callable[..., Stack]) -> Stack:
+    """A stack whose worker has no weights file, as an offline server without ImageNet's: it is up
+    once its worker is seen, though /readyz says its engine could not load."""
+    return stack_factory("missing-weights", {"ATELIER_WEIGHTS": MISSING_WEIGHTS_FILE}, engine_may_fail=True)
+
+
 # Databases of redis_server: 1-15 for scratch job stores (tests pick theirs), 16 on for web_factory.
 _web_databases = itertools.count(16)
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -185,11 +184,8 @@ def test_a_queued_job_shows_its_place_in_the_queue_and_its_submitter_can_cancel_
         cancel_unless_finished(stack, busy_id)
 
 
-def test_a_failed_job_says_why(
-    browser: Browser, stack_factory: Callable[..., Stack], artifacts: Path
-) -> None:
-    # The same stack as tests/worker/test_failures.py (one start per session): no weights file.
-    offline = stack_factory("missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"})
+def test_a_failed_job_says_why(browser: Browser, offline_stack: Stack, artifacts: Path) -> None:
+    offline = offline_stack  # no weights file: its jobs fail
     response = offline.submit(png_bytes(48, 48, seed=44), [png_bytes(48, 48, seed=45)], size=32, iterations=2)
     job_id = response.json()["id"]
 

@@ -46,11 +46,9 @@ def test_a_plan_refused_in_the_worker_fails_the_job_with_its_message_and_the_wor
 
 
 def test_missing_weights_make_readyz_and_the_upload_page_say_so_and_fail_jobs_with_the_message(
-    stack_factory: Callable[..., Stack],
+    offline_stack: Stack,
 ) -> None:
-    offline = stack_factory(
-        "missing-weights", {"ATELIER_WEIGHTS": "/nonexistent/vgg19_weights.h5"}, engine_may_fail=True
-    )
+    offline = offline_stack  # ATELIER_WEIGHTS=/nonexistent/vgg19_weights.h5
     with offline.client as client:
         deadline = time.monotonic() + 60  # the worker's warm-up reports once TensorFlow has loaded
         while (ready := client.get("/readyz")).status_code == 200 and time.monotonic() < deadline:
