@@ -4,6 +4,7 @@
 # Run by start-proxy.sh in the image; tests/deploy/test_proxy.py runs it too, so the test's nginx reads
 # the very files the container's does. Settings (environment, with their defaults):
 #   ATELIER_PROXY_UPSTREAM        web:8000   the web service
+#   ATELIER_PROXY_RESOLVER        127.0.0.11 the DNS server that resolves it (Docker's own, in a container)
 #   ATELIER_PROXY_PORT            8080       where nginx listens (unprivileged: above 1024)
 #   ATELIER_PROXY_HEADER_TIMEOUT  10s        the whole request header must arrive within this
 #   ATELIER_PROXY_BODY_TIMEOUT    15s        the longest pause while a request body arrives
@@ -15,6 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 prefix=${1:?usage: render-conf.sh PREFIX}
 
 : "${ATELIER_PROXY_UPSTREAM:=web:8000}"
+: "${ATELIER_PROXY_RESOLVER:=127.0.0.11}"
 : "${ATELIER_PROXY_PORT:=8080}"
 : "${ATELIER_PROXY_HEADER_TIMEOUT:=10s}"
 : "${ATELIER_PROXY_BODY_TIMEOUT:=15s}"
@@ -22,12 +24,12 @@ prefix=${1:?usage: render-conf.sh PREFIX}
 max_upload_bytes=${ATELIER_MAX_UPLOAD_BYTES:-52428800}
 max_style_images=${ATELIER_MAX_STYLE_IMAGES:-4}
 ATELIER_PROXY_MAX_BODY_BYTES=$(( (max_style_images + 1) * max_upload_bytes + 1048576 ))
-export ATELIER_PROXY_UPSTREAM ATELIER_PROXY_PORT ATELIER_PROXY_HEADER_TIMEOUT ATELIER_PROXY_BODY_TIMEOUT \
-    ATELIER_PROXY_SEND_TIMEOUT ATELIER_PROXY_MAX_BODY_BYTES
+export ATELIER_PROXY_UPSTREAM ATELIER_PROXY_RESOLVER ATELIER_PROXY_PORT ATELIER_PROXY_HEADER_TIMEOUT \
+    ATELIER_PROXY_BODY_TIMEOUT ATELIER_PROXY_SEND_TIMEOUT ATELIER_PROXY_MAX_BODY_BYTES
 
 mkdir -p "$prefix/conf" "$prefix/temp"
 cp "$here/nginx.conf" "$prefix/conf/nginx.conf"
 # Only these names: nginx's own variables ($host, $remote_addr, ...) are left for nginx.
-envsubst '${ATELIER_PROXY_UPSTREAM} ${ATELIER_PROXY_PORT} ${ATELIER_PROXY_HEADER_TIMEOUT}
+envsubst '${ATELIER_PROXY_UPSTREAM} ${ATELIER_PROXY_RESOLVER} ${ATELIER_PROXY_PORT} ${ATELIER_PROXY_HEADER_TIMEOUT}
 ${ATELIER_PROXY_BODY_TIMEOUT} ${ATELIER_PROXY_SEND_TIMEOUT} ${ATELIER_PROXY_MAX_BODY_BYTES}' \
     < "$here/atelier.conf.template" > "$prefix/conf/site.conf"
