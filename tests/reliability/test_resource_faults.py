@@ -21,6 +21,7 @@ from tests.support.resources import (
     MB,
     MIB,
     WEB_ENV,
+    bytes_read_at_413,
     exhaust_rate_limit,
     upload_at_line_rate,
     web_memory_for_flat_uploads,
@@ -67,11 +68,15 @@ def test_a_rate_limited_client_gets_its_429_before_its_upload_is_read(web_only: 
 
 
 def test_a_60_mb_file_gets_its_413_within_the_first_51_mib(web_only: Stack) -> None:
-    refusals = web_log(web_only).count("submission refused while streaming (413)")
+    refusals = len(bytes_read_at_413(web_only))
     answer = upload_at_line_rate(web_only, 60 * MB, "10.20.4.1")
     assert answer.status in (413, None), answer
-    assert 50 * MIB <= answer.bytes_sent <= 51 * MIB, answer
-    assert web_log(web_only).count("submission refused while streaming (413)") == refusals + 1
+    read = bytes_read_at_413(web_only)
+    assert len(read) == refusals + 1, read
+    # What the web read, from its log (what the client had sent by the answer can be more on a loaded
+    # machine: the bytes still in the sockets' buffers).
+    assert 50 * MIB < read[-1] <= 51 * MIB, read[-1]
+    assert answer.bytes_sent >= read[-1], answer
 
 
 def test_a_size_64_job_from_64_mp_uploads_costs_the_worker_at_most_1_5x_one_from_64_px(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import select
 import socket
 import time
@@ -105,7 +106,7 @@ def web_memory_for_flat_uploads(stack: Stack, concurrent: int = 4) -> WebMemory:
 class EarlyAnswer:
     status: int | None  # None: the connection was reset before the answer could be read
     seconds: float  # from the first byte of the request to the answer (or the reset)
-    bytes_sent: int  # of the body, when the answer came
+    bytes_sent: int  # of the body (multipart framing included), when the answer came
 
 
 def multipart_head(boundary: str, field: str) -> bytes:
@@ -137,18 +138,18 @@ def upload_at_line_rate(stack: Stack, file_bytes: int, client_ip: str, rate: int
         while True:
             readable, _, _ = select.select([sock], [], [], 0)
             if readable:
-                return EarlyAnswer(_status(sock), time.monotonic() - started, sent)
+                return EarlyAnswer(_status(sock), time.monotonic() - started, len(head) + sent)
             due = min(file_bytes, int((time.monotonic() - started) * rate))
             if sent >= file_bytes:
                 sock.sendall(tail)
-                return EarlyAnswer(_status(sock), time.monotonic() - started, sent)
+                return EarlyAnswer(_status(sock), time.monotonic() - started, length)
             if sent >= due:
                 time.sleep(0.002)
                 continue
             try:
                 sock.sendall(chunk[: min(len(chunk), due - sent)])
             except (BrokenPipeError, ConnectionResetError):
-                return EarlyAnswer(_status(sock), time.monotonic() - started, sent)
+                return EarlyAnswer(_status(sock), time.monotonic() - started, len(head) + sent)
             sent += min(len(chunk), due - sent)
 
 
@@ -159,6 +160,16 @@ def _status(sock: socket.socket) -> int | None:
         return None
     parts = line.split()
     return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else None
+
+
+# app/admission.py's log line of a file part cut off as it streamed.
+REFUSED_413 = re.compile(r"submission refused while streaming \(413\) after (\d+) bytes of the body")
+
+
+def bytes_read_at_413(stack: Stack) -> list[int]:
+    """Bytes of the body the web had read when it refused each file part so far (its log, in order)."""
+    log = stack.processes["web"].log_path.read_text(errors="replace")
+    return [int(count) for count in REFUSED_413.findall(log)]
 
 
 def exhaust_rate_limit(stack: Stack, client_ip: str) -> None:
