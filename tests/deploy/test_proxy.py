@@ -63,8 +63,8 @@ def proxy(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pr
     }
     subprocess.run([str(PROXY_DIR / "render-conf.sh"), str(prefix)], env=env, check=True, timeout=30)
     conf = prefix / "conf" / "nginx.conf"
-    # As docker/proxy/start-proxy.sh runs it, in the foreground (no user switch: the test runs as root, and
-    # nginx's workers then take Debian's default user, as the image's run as its www-data).
+    # As docker/proxy/start-proxy.sh runs it, in the foreground. The test runs as root, so nginx's workers
+    # run as nobody (the image's as www-data); the site writes nothing to the prefix they could not reach.
     process = spawn(
         "nginx",
         [nginx, "-p", f"{prefix}/", "-c", str(conf), "-e", "stderr", "-g", "daemon off;"],
