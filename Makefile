@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast soak lint audit bench bench-service system-deps install clean docker-test
+.PHONY: run test test-fast soak lint audit bench bench-service bench-resources system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ bench: $(STAMP)
 
 bench-service: system-deps $(STAMP)
 	$(PY) bench/service.py $(BENCH_ARGS)
+
+# Issue 20's memory and early-refusal figures on real processes (docs/reliability.md, "Resource faults").
+bench-resources: system-deps $(STAMP)
+	$(PY) bench/resources.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

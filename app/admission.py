@@ -139,13 +139,21 @@ class SubmissionAdmission:
             await self.app(scope, receive, send)
             return
 
+        received = 0  # bytes of the body read so far: in the log line of a refusal
+
         async def counting_receive() -> Message:
+            nonlocal received
             message = await receive()
             if message["type"] == "http.request":
+                received += len(message.get("body", b""))
                 try:
                     counter.feed(message.get("body", b""))
                 except FilePartTooLarge as error:
-                    logger.info("submission refused while streaming (413): %s", error)
+                    logger.info(
+                        "submission refused while streaming (413) after %d bytes of the body: %s",
+                        received,
+                        error,
+                    )
                     # Raised inside the form parsing: FastAPI and the page route let HTTPExceptions
                     # through, and the app answers it (as app/limits.py's body limit does).
                     raise HTTPException(413, detail=str(error), headers={"Connection": "close"}) from error

@@ -254,7 +254,12 @@ class S3Storage(Storage):
             config=Config(
                 connect_timeout=5,
                 read_timeout=30,
-                retries={"max_attempts": 5, "mode": "standard"},
+                # Three attempts in all (botocore's backoff between them: up to 1 s, then up to 2 s): a blip
+                # is ridden out here, a longer outage reaches the caller within seconds, where it is said and
+                # handled: the worker's StorageWaiter retries for ATELIER_STORAGE_RETRY_SECONDS while the
+                # job's status says why; the web answers 503 with Retry-After. The six attempts before
+                # (max_attempts=5 counts retries) hid a throttled bucket for up to 15 s a call.
+                retries={"total_max_attempts": 3, "mode": "standard"},
                 # Path-style URLs (endpoint/bucket/key) work with every S3-compatible server.
                 s3={"addressing_style": "path"} if endpoint_url else None,
             ),

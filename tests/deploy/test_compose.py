@@ -42,9 +42,9 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     return {name: with_defaults(str(value)) for name, value in service.get("environment", {}).items()}
 
 
-def test_plain_up_starts_redis_web_and_worker_and_flower_is_opt_in(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "web", "worker", "flower"}
-    for name in ("redis", "web", "worker"):
+def test_plain_up_starts_redis_web_proxy_and_worker_and_flower_is_opt_in(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", "web", "proxy", "worker", "flower"}
+    for name in ("redis", "web", "proxy", "worker"):
         assert "profiles" not in services[name], name
     assert services["flower"]["profiles"] == ["monitoring"]
 
@@ -67,7 +67,7 @@ def test_images_are_pinned_to_versions(services: dict[str, Any]) -> None:
 def test_base_images_are_variables_with_the_pinned_defaults(services: dict[str, Any]) -> None:
     """A site without Docker Hub points these at its mirror or at scripts/docker-base-images.sh's images."""
     assert services["redis"]["image"] == "${ATELIER_REDIS_IMAGE:-redis:7.4.6}"
-    for name in ("web", "worker"):
+    for name in ("web", "proxy", "worker"):
         assert services[name]["build"]["args"]["PYTHON_IMAGE"] == (
             "${ATELIER_PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"
         )
@@ -85,12 +85,44 @@ def test_redis_persists_appendonly_on_a_named_volume(
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_web_publishes_8000_on_loopback_checks_healthz_and_waits_for_redis(services: dict[str, Any]) -> None:
+def test_web_publishes_no_port_checks_healthz_and_waits_for_redis(services: dict[str, Any]) -> None:
     web = services["web"]
     assert web["build"]["target"] == "web"
-    assert [with_defaults(port) for port in web["ports"]] == ["127.0.0.1:8000:8000"]
+    assert "ports" not in web  # clients come through the proxy, which has the read timeouts
     assert any("http://127.0.0.1:8000/healthz" in part for part in web["healthcheck"]["test"])
     assert web["depends_on"] == {"redis": {"condition": "service_healthy"}}
+    # uvicorn (FORWARDED_ALLOW_IPS) trusts the proxy's X-Forwarded-For from Docker's private networks only.
+    trusted = with_defaults(web["environment"]["FORWARDED_ALLOW_IPS"])
+    assert trusted == "172.16.0.0/12,192.168.0.0/16,10.0.0.0/8"
+
+
+def test_proxy_publishes_8000_on_loopback_in_front_of_the_healthy_web(services: dict[str, Any]) -> None:
+    proxy = services["proxy"]
+    assert proxy["build"]["context"] == "docker/proxy"
+    assert (REPO_ROOT / "docker" / "proxy" / "Dockerfile").is_file()
+    assert [with_defaults(port) for port in proxy["ports"]] == ["127.0.0.1:8000:8080"]
+    assert any("http://127.0.0.1:8080/healthz" in part for part in proxy["healthcheck"]["test"])
+    assert proxy["depends_on"] == {"web": {"condition": "service_healthy"}}
+    env = environment(proxy)
+    assert env["ATELIER_PROXY_UPSTREAM"] == "web:8000"
+    assert (env["ATELIER_PROXY_HEADER_TIMEOUT"], env["ATELIER_PROXY_BODY_TIMEOUT"]) == ("10s", "15s")
+
+
+def test_proxy_and_web_read_the_same_upload_limits_as_the_settings_defaults(
+    services: dict[str, Any],
+) -> None:
+    """The proxy's body limit is computed from these (docker/proxy/render-conf.sh; tests/deploy/test_proxy.py
+    checks the rendered limit against the web's own): both services must see the same values."""
+    defaults = Settings.model_fields
+    expected = {
+        "ATELIER_MAX_UPLOAD_BYTES": str(defaults["max_upload_bytes"].default),
+        "ATELIER_MAX_STYLE_IMAGES": str(defaults["max_style_images"].default),
+    }
+    for name in ("web", "proxy"):
+        env = environment(services[name])
+        assert {key: env[key] for key in expected} == expected, name
+    proxy_env, web_env = services["proxy"]["environment"], services["web"]["environment"]
+    assert proxy_env["ATELIER_MAX_UPLOAD_BYTES"] == web_env["ATELIER_MAX_UPLOAD_BYTES"]
 
 
 def test_plain_up_reserves_one_nvidia_gpu_for_the_worker_through_the_override_file(
@@ -197,7 +229,7 @@ def test_compose_config_accepts_the_file(profile: list[str]) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_plain_compose_merges_the_gpu_reservation_and_publishes_on_loopback() -> None:
+def test_plain_compose_merges_the_gpu_reservation_and_the_proxy_publishes_on_loopback() -> None:
     config = merged()  # no -f: docker-compose.yml + docker-compose.override.yml
     worker = config["services"]["worker"]
     assert worker["build"]["target"] == "worker"
@@ -208,9 +240,10 @@ def test_plain_compose_merges_the_gpu_reservation_and_publishes_on_loopback() ->
         port.removesuffix("/tcp")
         if isinstance(port, str)
         else f"{port['host_ip']}:{port['published']}:{port['target']}"
-        for port in config["services"]["web"]["ports"]
+        for port in config["services"]["proxy"]["ports"]
     ]
-    assert ports == ["127.0.0.1:8000:8000"]
+    assert ports == ["127.0.0.1:8000:8080"]
+    assert "ports" not in config["services"]["web"]
 
 
 @pytest.mark.parametrize("variant", [CPU_FILE, MULTI_GPU_FILE])

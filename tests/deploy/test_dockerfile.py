@@ -292,3 +292,25 @@ def test_every_copied_source_is_in_the_build_context(stages: dict[str, Stage]) -
                 assert not is_ignored(source, patterns), (
                     f"{stage.name}: COPY {source}: left out by .dockerignore"
                 )
+
+
+PROXY_DIR = REPO_ROOT / "docker" / "proxy"
+
+
+def test_the_proxy_image_is_debian_s_nginx_on_the_same_base_running_unprivileged() -> None:
+    """docker/proxy/Dockerfile (compose's `proxy`; tests/deploy/test_proxy.py runs its files with nginx)."""
+    text = (PROXY_DIR / "Dockerfile").read_text(encoding="utf-8")
+    proxy = parse_dockerfile(text)
+    assert proxy.args["PYTHON_IMAGE"] == parse_dockerfile(DOCKERFILE_TEXT).args["PYTHON_IMAGE"]
+    [stage] = proxy.stages
+    assert stage.base == "${PYTHON_IMAGE}"
+    assert any(
+        re.search(r"apt-get install .*--no-install-recommends nginx\b", run) for run in stage.arguments("RUN")
+    )
+    assert not re.search(r"^#\s*syntax\s*=|--chmod|RUN\s+--mount", text, re.MULTILINE | re.IGNORECASE)
+    names = [name for name, _ in stage.instructions]
+    assert stage.arguments("USER") == ["www-data"] and "RUN" not in names[names.index("USER") :]
+    for copy in stage.arguments("COPY"):
+        for source in copy.split()[:-1]:
+            assert (PROXY_DIR / source).is_file(), f"COPY {source}: not in docker/proxy/"
+    assert stage.arguments("CMD") == ['["/etc/atelier-proxy/start-proxy.sh"]']

@@ -35,7 +35,9 @@ def load_image(source: ImageSource, min_side: int = DEFAULT_MIN_SIDE) -> np.ndar
     try:
         with Image.open(stream) as opened:
             opened.load()  # decode now, so truncation is reported here and not later
-            image = ImageOps.exif_transpose(opened)
+            # In place: no copy of the whole picture unless it has to turn (a 4096 px style is 67 MB).
+            ImageOps.exif_transpose(opened, in_place=True)
+            image = opened
             if image.width < min_side or image.height < min_side:
                 raise ImageError(
                     f"{name} is {image.width}x{image.height} pixels; images must be at least "
@@ -79,7 +81,7 @@ def _open_source(source: ImageSource) -> tuple[str, BinaryIO]:
 def _to_rgb_array(image: Image.Image, name: str) -> np.ndarray:
     """uint8 HxWx3 RGB: deep greyscale scaled, transparency on white (spec/pixels.py)."""
     try:
-        rgb = to_rgb(image)
+        rgb = image if image.mode == "RGB" else to_rgb(image)  # RGB already: no converted copy
     except ValueError as error:
         raise ImageError(
             f"{name} uses the image mode {image.mode!r}, which cannot be converted to RGB"
