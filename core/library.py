@@ -139,11 +139,10 @@ def get_library() -> Library:
 
 
 def load_library(settings: Settings) -> Library:
-    """The built-in library and the operator's (settings.style_library_dir), checked; raises
-    LibraryError naming the file at fault."""
-    directories = [BUILTIN_DIR] + ([settings.style_library_dir] if settings.style_library_dir else [])
+    """The built-in library and the operator's (settings.style_library_dir), every image decoded and
+    checked; raises LibraryError naming the file at fault."""
     key = (
-        tuple(str(d) for d in directories),
+        tuple(str(directory) for directory in library_dirs(settings)),
         settings.max_size,
         settings.max_upload_pixels,
         settings.min_image_side,
@@ -151,30 +150,60 @@ def load_library(settings: Settings) -> Library:
     if key not in _LOADED:
         styles: dict[str, LibraryImage] = {}
         photos: dict[str, LibraryImage] = {}
-        for directory in directories:
-            # The operator's images are bounded as uploads are (ATELIER_MAX_UPLOAD_PIXELS,
-            # ATELIER_MIN_IMAGE_SIDE); the shipped ones, checksummed in SHA256SUMS, by the defaults,
-            # so a server that takes only small uploads still has its library.
-            bounds = BUILTIN_BOUNDS if directory == BUILTIN_DIR else _bounds(settings)
-            manifest = Path(directory) / MANIFEST_NAME
-            for entry in _read_manifest(manifest):
-                found = styles if entry.kind == "style" else photos
-                if entry.id in found:
-                    raise LibraryError(f"{manifest}: the id {entry.id!r} is already in the library")
-                found[entry.id] = _load_image(entry, settings.max_size, bounds)
+        for entry in library_entries(settings):
+            (styles if entry.kind == "style" else photos)[entry.id] = load_entry(entry, settings)
         _LOADED[key] = Library(styles=styles, photos=photos)
     return _LOADED[key]
 
 
+def library_dirs(settings: Settings) -> list[Path]:
+    """The built-in library's directory, then the operator's (ATELIER_STYLE_LIBRARY_DIR) if any."""
+    return [BUILTIN_DIR] + ([Path(settings.style_library_dir)] if settings.style_library_dir else [])
+
+
+def library_entries(settings: Settings) -> list[LibraryEntry]:
+    """Every manifest entry of the library, checked (fields, ids, files inside their directory, no id
+    twice), nothing decoded yet: what the command line lists (`atelier styles`)."""
+    entries: list[LibraryEntry] = []
+    seen: set[tuple[Kind, str]] = set()
+    for directory in library_dirs(settings):
+        manifest = directory / MANIFEST_NAME
+        for entry in _read_manifest(manifest):
+            if (entry.kind, entry.id) in seen:
+                raise LibraryError(f"{manifest}: the id {entry.id!r} is already in the library")
+            seen.add((entry.kind, entry.id))
+            entries.append(entry)
+    return entries
+
+
+def find_entry(settings: Settings, kind: Kind, image_id: str) -> LibraryEntry:
+    """The manifest entry of that kind and id; UnknownLibraryImage when there is none."""
+    for entry in library_entries(settings):
+        if entry.kind == kind and entry.id == image_id:
+            return entry
+    raise UnknownLibraryImage(kind, image_id)
+
+
+def load_entry(entry: LibraryEntry, settings: Settings) -> LibraryImage:
+    """One entry's image decoded and checked as an upload is, with its thumbnail."""
+    # The operator's images are bounded as uploads are (ATELIER_MAX_UPLOAD_PIXELS,
+    # ATELIER_MIN_IMAGE_SIDE); the shipped ones, checksummed in SHA256SUMS, by the defaults, so a
+    # server that takes only small uploads still has its library.
+    bounds = BUILTIN_BOUNDS if entry.path.is_relative_to(BUILTIN_DIR) else _bounds(settings)
+    return _load_image(entry, settings.max_size, bounds)
+
+
 @dataclass(frozen=True)
-class _Entry:
+class LibraryEntry:
+    """A manifest's entry, checked: its kind, id, text fields (as in the manifest) and file."""
+
     kind: Kind
     id: str
     fields: dict[str, str]
     path: Path
 
 
-def _read_manifest(manifest: Path) -> list[_Entry]:
+def _read_manifest(manifest: Path) -> list[LibraryEntry]:
     try:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -195,7 +224,7 @@ def _read_manifest(manifest: Path) -> list[_Entry]:
     return entries
 
 
-def _entry(manifest: Path, where: str, kind: Kind, item: Any) -> _Entry:
+def _entry(manifest: Path, where: str, kind: Kind, item: Any) -> LibraryEntry:
     expected = FIELDS[kind]
     if not isinstance(item, dict):
         raise LibraryError(f"{manifest}: {where} must be an object with {', '.join(expected)}")
@@ -216,7 +245,7 @@ def _entry(manifest: Path, where: str, kind: Kind, item: Any) -> _Entry:
     if not path.is_relative_to(directory):  # also refuses an absolute path elsewhere
         raise LibraryError(f"{manifest}: {where}: the file {item['file']!r} is outside {directory}")
     fields = {name: item[name].strip() for name in expected}
-    return _Entry(kind, image_id, fields, path)
+    return LibraryEntry(kind, image_id, fields, path)
 
 
 def _bounds(settings: Settings) -> dict[str, int]:
@@ -229,7 +258,7 @@ BUILTIN_BOUNDS = {
 }
 
 
-def _load_image(entry: _Entry, max_size: int, bounds: dict[str, int]) -> LibraryImage:
+def _load_image(entry: LibraryEntry, max_size: int, bounds: dict[str, int]) -> LibraryImage:
     longest = stored_longest_side("style" if entry.kind == "style" else "content", max_size)
     try:
         with entry.path.open("rb") as file:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import pytest
 from core.library import BUILTIN_DIR, MANIFEST_NAME
 from tests.support.images import image_size, png_bytes
 from tests.support.inprocess import InProcessWeb
+from tests.support.stack import REPO_ROOT, TEST_ENV, VENV_BIN, free_port
 
 SIX_PAINTINGS = [
     "van-gogh-starry-night",
@@ -202,3 +205,18 @@ def test_a_broken_library_stops_the_web_with_one_line_naming_the_file(
     assert len(problems) == 1
     message = problems[0].getMessage()
     assert "\n" not in message and named in message and str(directory) in message
+
+
+@pytest.mark.processes
+def test_uvicorn_with_a_broken_manifest_exits_with_one_line_naming_it(tmp_path: Path) -> None:
+    directory = _operator_dir(tmp_path / "library", {"styles": [{"id": "x"}]})
+    env = {**os.environ, **TEST_ENV, "PYTHONPATH": str(REPO_ROOT)}
+    env["ATELIER_STYLE_LIBRARY_DIR"] = str(directory)
+    done = subprocess.run(
+        [str(VENV_BIN / "uvicorn"), "app.main:app", "--port", str(free_port())],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert str(directory / MANIFEST_NAME) in lines[0] and "does not start" in lines[0]
