@@ -16,7 +16,7 @@ import pytest
 from core.library import BUILTIN_DIR, MANIFEST_NAME
 from tests.support.images import image_size, png_bytes
 from tests.support.inprocess import InProcessWeb
-from tests.support.stack import REPO_ROOT, TEST_ENV, VENV_BIN, free_port
+from tests.support.stack import REPO_ROOT, TEST_ENV, VENV_BIN, Stack, free_port
 
 SIX_PAINTINGS = [
     "van-gogh-starry-night",
@@ -220,3 +220,16 @@ def test_uvicorn_with_a_broken_manifest_exits_with_one_line_naming_it(tmp_path: 
     lines = (done.stdout + done.stderr).strip().splitlines()
     assert len(lines) == 1, lines
     assert str(directory / MANIFEST_NAME) in lines[0] and "does not start" in lines[0]
+
+
+def test_a_job_by_ids_alone_runs_to_success_on_a_worker(stack: Stack) -> None:
+    job = {"content_example": "rocket", "style_id": "van-gogh-starry-night", "size": 32, "iterations": 6}
+    with stack.client as client:
+        response = client.post("/api/jobs", data=job)
+    assert response.status_code == 202, response.text
+    final = stack.wait_for(response.json()["id"], {"succeeded", "failed", "cancelled"})
+    assert final["status"] == "succeeded", final
+    assert final["style_credits"][0]["title"] == "The Starry Night"
+    with stack.client as client:
+        result = client.get(final["result_url"])
+    assert image_size(result.content) == (32, 21)  # the 640x427 rocket at 32 px
