@@ -53,8 +53,8 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 }
 
 
-# The form's parts that are not options: create_job's File parameters and the library's ids.
-FILE_FIELDS = frozenset({"content", "style", "mask", STYLE_ID_FIELD, CONTENT_EXAMPLE_FIELD})
+# The form's parts that are images, not options: create_job's File parameters and the library's ids.
+IMAGE_FIELDS = frozenset({"content", "style", "mask", STYLE_ID_FIELD, CONTENT_EXAMPLE_FIELD})
 
 
 def _no_unknown_fields(fields: Any) -> Any:
@@ -62,7 +62,7 @@ def _no_unknown_fields(fields: Any) -> Any:
     # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
     # would otherwise be dropped silently.
     if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS)
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - IMAGE_FIELDS)
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     return fields

@@ -387,7 +387,15 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
     const job = await response.json();
     const inputs = [styleInput, style2Input];
     const count = Math.min(job.style_count, inputs.length);
+    const credits = job.style_credits || [];
     for (let index = 0; index < count; index += 1) {
+      // A library painting is chosen again by id (so the new job credits it too), if it is still offered.
+      const painting = credits[index] && fieldOf(inputs[index]).querySelector(`input[data-painting][value="${credits[index].id}"]`);
+      if (painting) {
+        painting.checked = true;
+        painting.dispatchEvent(new Event("change", { bubbles: true }));
+        continue;
+      }
       const file = await fetchFile(`/jobs/${job.id}/styles/${index}`, `style-${index + 1}-of-job-${job.id.slice(0, 8)}.png`);
       putFile(inputs[index], file);
     }

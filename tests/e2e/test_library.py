@@ -54,6 +54,13 @@ def test_the_great_wave_picked_by_mouse_paints_a_job_that_credits_it(page: Page,
     assert _settings_credits(page) == ["The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831"]
     screenshot(page, artifacts, "library-job-great-wave")
 
+    # "Use this style again" chooses the painting again, by id, rather than copying it as a file.
+    page.click("#reuse-link")
+    page.locator("#submit-status", has_text="copied").wait_for()
+    assert page.is_checked("input[name=style_id][value=hokusai-great-wave]")
+    assert "Katsushika Hokusai" in page.inner_text("#field-style-input [data-filename]")
+    assert page.evaluate("document.getElementById('style-input').files.length") == 0
+
 
 def test_the_scream_picked_by_keyboard_paints_a_job_that_credits_it(page: Page) -> None:
     page.goto("/")
