@@ -344,7 +344,7 @@ def chosen_files(parts: list[Any]) -> list[UploadFile]:
 async def _clean_source(source: UploadFile | LibraryImage, field: str) -> CleanImage:
     """A library image as checked when the library was loaded, or the upload checked now."""
     if isinstance(source, LibraryImage):
-        return source.image
+        return await run_in_threadpool(source.stored)  # encoded once, on first use
     return await _clean_upload(source, field)
 
 

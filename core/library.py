@@ -6,13 +6,14 @@ holding its own library.json in the same format, whose entries come after the bu
 
     library = get_library()                   # loaded and checked once per process (cached)
     painting = library.style("hokusai-great-wave")   # UnknownLibraryImage (a KeyError) if there is none
-    painting.image.png            # the PNG a job stores, as an upload's would be
+    painting.stored().png         # the PNG a job stores, as an upload's would be
     painting.credit()             # "The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831"
 
-Every image goes through spec/decode.py's clean_image, the same decoding and hardening as an upload
-(bounded in pixels, re-encoded as a metadata-free RGB PNG at the largest side a job can use), and
-its thumbnail is made once, here. A manifest or an image that cannot be used raises LibraryError,
-whose message is one line naming the file: the web refuses to start with it (app/main.py).
+Every image goes through spec/decode.py's checks at start, the same decoding and hardening as an
+upload (bounded in pixels, converted to RGB at the largest side a job can use), and its thumbnail is
+made once, here; its metadata-free PNG is encoded when a job first uses it. A manifest or an image
+that cannot be used raises LibraryError, whose message is one line naming the file: the web refuses
+to start with it (app/main.py).
 
 Imports no FastAPI and no TensorFlow: the web and the command line (worker/cli.py) both read it.
 """
@@ -23,7 +24,7 @@ import hashlib
 import io
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +32,7 @@ from typing import Any, Literal
 from PIL import Image
 
 from core.settings import Settings, get_settings
-from spec.decode import CleanImage, UploadRejected, clean_image, stored_longest_side
+from spec.decode import CleanImage, UploadRejected, clean_image, clean_rgb, stored_longest_side
 
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "library"
 MANIFEST_NAME = "library.json"
@@ -73,8 +74,9 @@ class LibraryImage:
     """One painting (kind "style") or example photo (kind "photo") of the library.
 
     author: the painting's artist, or the photo's credit (photographer, agency); year: the painting's
-    (a string: "c. 1831"), empty for a photo. image: the PNG a job stores, as an upload's would be;
-    thumbnail: a JPEG; etag: a digest of both, for the HTTP caches.
+    (a string: "c. 1831"), empty for a photo. width, height: the size a job gets it at; thumbnail: a
+    JPEG; etag: a digest of the file and the thumbnail, for the HTTP caches. stored(): the PNG a job
+    stores, as an upload's would be.
     """
 
     kind: Kind
@@ -85,9 +87,21 @@ class LibraryImage:
     licence: str
     source: str
     path: Path
-    image: CleanImage
+    width: int
+    height: int
     thumbnail: bytes
     etag: str
+    # The file's bytes as checked at start (a few hundred KB) and how to clean them again: the PNG is
+    # encoded when a job first needs it (encoding is 80% of a check's time), from these same bytes.
+    data: bytes = field(repr=False)
+    clean_options: dict[str, Any] = field(repr=False)
+    _stored: list[CleanImage] = field(default_factory=list, repr=False, compare=False)
+
+    def stored(self) -> CleanImage:
+        """The image as a job stores it (the PNG of spec/decode.py's clean_image), made once."""
+        if not self._stored:
+            self._stored.append(clean_image(self.data, **self.clean_options))
+        return self._stored[0]
 
     def credit(self) -> str:
         """One line for people: "The Scream, Edvard Munch, 1893" or "Chelsea the cat, photo: ..."."""
@@ -260,14 +274,15 @@ BUILTIN_BOUNDS = {
 
 def _load_image(entry: LibraryEntry, max_size: int, bounds: dict[str, int]) -> LibraryImage:
     longest = stored_longest_side("style" if entry.kind == "style" else "content", max_size)
+    options = {"longest": longest, **bounds}
     try:
-        with entry.path.open("rb") as file:
-            image = clean_image(file, longest=longest, **bounds)
+        data = entry.path.read_bytes()
+        rgb = clean_rgb(data, **options)  # every check of clean_image; the PNG comes when needed
     except OSError as error:
         raise LibraryError(f"{entry.path}: cannot be read ({error.strerror or error})") from error
     except UploadRejected as error:
         raise LibraryError(f"{entry.path}: {error.detail}") from error
-    thumbnail = make_thumbnail(image)
+    thumbnail = make_thumbnail(rgb)
     fields = entry.fields
     return LibraryImage(
         kind=entry.kind,
@@ -278,17 +293,19 @@ def _load_image(entry: LibraryEntry, max_size: int, bounds: dict[str, int]) -> L
         licence=fields["licence"],
         source=fields["source"],
         path=entry.path,
-        image=image,
+        width=rgb.width,
+        height=rgb.height,
         thumbnail=thumbnail,
-        etag=hashlib.sha256(image.png + thumbnail).hexdigest()[:20],
+        etag=hashlib.sha256(data + thumbnail).hexdigest()[:20],
+        data=data,
+        clean_options=options,
     )
 
 
-def make_thumbnail(image: CleanImage) -> bytes:
+def make_thumbnail(rgb: Image.Image) -> bytes:
     """A JPEG of the image at most THUMBNAIL_SIDE px on its longest side."""
-    with Image.open(io.BytesIO(image.png)) as decoded:
-        small = decoded.convert("RGB")
-        small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    small = rgb.copy()
+    small.thumbnail((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
     buffer = io.BytesIO()
     small.save(buffer, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True)
     return buffer.getvalue()

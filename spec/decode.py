@@ -138,6 +138,18 @@ def clean_image(
     """Decode source (bytes, or a binary file read from its start) as an image and return it as a
     metadata-free RGB PNG, at most longest px on its longest side (None: as large as it is);
     raises UploadRejected when it is unusable."""
+    rgb = clean_rgb(source, max_pixels=max_pixels, min_side=min_side, longest=longest)
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="PNG")  # a fresh image: no EXIF, ICC profile or text chunks of the upload
+    return CleanImage(png=buffer.getvalue(), width=rgb.width, height=rgb.height)
+
+
+def clean_rgb(
+    source: ImageSource, *, max_pixels: int, min_side: int, longest: int | None = None
+) -> Image.Image:
+    """clean_image's picture before it is encoded: every check done, a new upright RGB image at most
+    longest px on its longest side (the style library checks its files with it at start and encodes
+    them only when a job needs one: encoding is most of clean_image's time)."""
     with _opened(source, max_pixels=max_pixels, min_side=min_side) as image:
         target = fitted_size(image.width, image.height, longest)
         if image.format == "JPEG" and target != image.size:
@@ -150,9 +162,7 @@ def clean_image(
         orientation = image.getexif().get(_ORIENTATION_TAG)
     if orientation in _UPRIGHT:
         rgb = rgb.transpose(_UPRIGHT[orientation])
-    buffer = io.BytesIO()
-    rgb.save(buffer, format="PNG")  # a fresh image: no EXIF, ICC profile or text chunks of the upload
-    return CleanImage(png=buffer.getvalue(), width=rgb.width, height=rgb.height)
+    return rgb
 
 
 @contextlib.contextmanager

@@ -243,7 +243,7 @@ def _library_style(style_id: str) -> Any:
     except LibraryError as error:
         raise ImageError(f"the style library cannot be used: {error}") from error
     logger.info("style %s: %s", style_id, painting.credit())
-    return load_image(painting.image.png)
+    return load_image(painting.stored().png)
 
 
 def _list_styles(args: argparse.Namespace) -> int:

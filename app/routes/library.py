@@ -65,8 +65,8 @@ def style_out(image: LibraryImage) -> StyleOut:
         year=image.year,
         licence=image.licence,
         source=image.source,
-        width=image.image.width,
-        height=image.image.height,
+        width=image.width,
+        height=image.height,
         **image_urls(image),
     )
 
@@ -78,8 +78,8 @@ def example_out(image: LibraryImage) -> ExampleOut:
         credit=image.author,
         licence=image.licence,
         source=image.source,
-        width=image.image.width,
-        height=image.image.height,
+        width=image.width,
+        height=image.height,
         **image_urls(image),
     )
 
@@ -133,7 +133,7 @@ def _add_image_routes(kind: Kind) -> None:
     )
     def full_image(image_id: str, request: Request, library: LibraryDep) -> Response:
         image = _find(library, kind, image_id)
-        return _served(request, image, image.image.png, "image/png", "image")
+        return _served(request, image, image.stored().png, "image/png", "image")
 
 
 for _kind in SEGMENTS:
