@@ -136,8 +136,9 @@ def _styles_of_slots(style_parts: list[Any], values: dict[str, str]) -> list[Sty
     both a painting and a file (possible only without JavaScript, which empties the other) is refused.
     """
     files = [part if isinstance(part, UploadFile) else None for part in style_parts]
-    if len(files) != len(STYLE_SLOT_FIELDS):  # not the page's own form: its chosen files in order
-        files = [*chosen_files(files), *[None] * len(STYLE_SLOT_FIELDS)][: len(STYLE_SLOT_FIELDS)]
+    if len(files) != len(STYLE_SLOT_FIELDS):  # not the page's own form: its paintings, then its files
+        paintings = [values.get(field, "").strip() for field in STYLE_SLOT_FIELDS]
+        return [library_style(i) for i in paintings if i] + list(chosen_files(style_parts))
     slots: list[StyleSource | None] = []
     for number, (file, field) in enumerate(zip(files, STYLE_SLOT_FIELDS, strict=True), start=1):
         painting_id = values.get(field, "").strip()

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -233,3 +234,39 @@ def test_a_job_by_ids_alone_runs_to_success_on_a_worker(stack: Stack) -> None:
     with stack.client as client:
         result = client.get(final["result_url"])
     assert image_size(result.content) == (32, 21)  # the 640x427 rocket at 32 px
+
+
+def _page_form(style_files: list[tuple[str, bytes]], **fields: str) -> dict:  # type: ignore[type-arg]
+    """POST /jobs as the page's plain form sends it: a part per file input, filled or not."""
+    files = [("content", ("c.png", png_bytes(40, 30), "image/png"))]
+    files += [
+        ("style", (name, data, "image/png" if data else "application/octet-stream"))
+        for name, data in style_files
+    ]
+    return {"data": {"size": "32", **fields}, "files": files}
+
+
+def test_the_page_form_keeps_each_slot_in_its_place(web: InProcessWeb) -> None:
+    # Slot 1: an upload; slot 2: The Scream. The blend slider is the first slot's share.
+    form = _page_form(
+        [("mine.png", png_bytes(32, 32, seed=4)), ("", b"")], style2_id="munch-the-scream", blend="0.8"
+    )
+    with web.client as client:
+        response = client.post("/jobs", follow_redirects=False, **form)
+        assert response.status_code == 303, response.text
+        job = client.get(f"/api/jobs/{response.headers['location'].rsplit('/', 1)[1]}").json()
+        page = client.get(response.headers["location"]).text
+    assert [credit and credit["id"] for credit in job["style_credits"]] == [None, "munch-the-scream"]
+    assert job["options"]["style_blend"] == [0.8, pytest.approx(0.2)]
+    assert "The Scream, Edvard Munch, 1893" in page and "your image" in page
+
+
+def test_the_page_form_refuses_a_slot_with_both_a_painting_and_a_file(web: InProcessWeb) -> None:
+    before = web.stored_files()
+    form = _page_form([("mine.png", png_bytes(32, 32, seed=4)), ("", b"")], style_id="picabia-udnie")
+    with web.client as client:
+        response = client.post("/jobs", follow_redirects=False, **form)
+    assert response.status_code == 422
+    assert "style 1 has both a painting and a file" in response.text
+    assert re.search(r'value="picabia-udnie"[^>]*checked', response.text)  # the choice is kept
+    assert web.stored_files() == before
