@@ -63,6 +63,9 @@ COPY core ./core
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
+# The style library (paintings, example photos, manifest, PROVENANCE.md, SHA256SUMS): ~3 MB; the
+# thumbnails are made from it in memory when the web starts.
+COPY library ./library
 # The run's specification (the option schema, the run plan, the pixel conversion: standard library and
 # Pillow), shared with the worker; nothing of worker/.
 COPY spec ./spec
@@ -105,6 +108,8 @@ COPY --from=weights /models /models
 COPY spec ./spec
 COPY core ./core
 COPY worker ./worker
+# For `atelier styles` and `atelier stylize --style-id` (jobs get their styles from storage, not from here).
+COPY library ./library
 ENV ATELIER_WEIGHTS=imagenet \
     ATELIER_MODEL_DIR=/models \
     TF_CPP_MIN_LOG_LEVEL=1
@@ -127,6 +132,8 @@ COPY --from=weights /models /models
 COPY spec ./spec
 COPY core ./core
 COPY worker ./worker
+# For `atelier styles` and `atelier stylize --style-id` (jobs get their styles from storage, not from here).
+COPY library ./library
 # The host's driver is mounted by the NVIDIA Container Toolkit; CUDA and cuDNN come with the TensorFlow wheels.
 # Memory growth: TensorFlow takes GPU memory as jobs need it instead of all of it at start.
 ENV ATELIER_WEIGHTS=imagenet \

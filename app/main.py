@@ -24,10 +24,11 @@ from app.errors import (
 )
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
-from app.routes import api_docs, events, health, jobs, pages, plans
+from app.routes import api_docs, events, health, jobs, library, pages, plans
 from app.security import SecurityHeaders
 from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
+from core.library import LibraryError, get_library
 from core.logs import configure_logging
 from core.settings import get_settings
 
@@ -76,9 +77,23 @@ async def _http_error_handler(request: Request, exc: StarletteHTTPException) -> 
     return await http_exception_handler(request, exc)
 
 
+def _load_library_or_exit() -> None:
+    """Load the style library (core/library.py) now, so that its thumbnails are made once, before the
+    first request, and a broken manifest or image stops the web at start with one log line naming the
+    file. Here rather than in a lifespan handler: Starlette turns a lifespan's failure into a logged
+    traceback, and an operator needs the one line."""
+    try:
+        library = get_library()
+    except LibraryError as error:
+        logger.critical("the style library cannot be used, so the web does not start: %s", error)
+        raise SystemExit(1) from None
+    logger.info("style library: %d paintings, %d example photos", len(library.styles), len(library.photos))
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings.log_level)
+    _load_library_or_exit()
     app = FastAPI(
         title="Atelier",
         summary="Neural style transfer as a service (Gatys et al., VGG19).",
@@ -103,6 +118,7 @@ def create_app() -> FastAPI:
         health.router,
         jobs.router,
         plans.router,
+        library.router,
         pages.router,
         events.router,
         metrics_router,

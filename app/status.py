@@ -16,6 +16,25 @@ from core.jobs import JobRecord, JobStatus, JobStore
 from core.progress import eta_seconds as eta_seconds_left
 
 
+class StyleCreditOut(BaseModel):
+    """A library painting a job paints with (GET /api/styles)."""
+
+    id: str
+    title: str
+    artist: str
+    year: str
+    licence: str
+
+
+class ContentCreditOut(BaseModel):
+    """The library's example photo a job's content is (GET /api/examples)."""
+
+    id: str
+    title: str
+    credit: str = Field(description="Who took it.")
+    licence: str
+
+
 class JobStatusOut(BaseModel):
     """A job as clients see it (GET /api/jobs/{id}, the event stream, the job page)."""
 
@@ -70,6 +89,13 @@ class JobStatusOut(BaseModel):
     notes: list[str] = Field(
         description="What the service changed about the uploads, e.g. a resized mask or a style image "
         "upscaled for a large picture."
+    )
+    style_credits: list[StyleCreditOut | None] = Field(
+        description="Per style image, in order: the library painting it is (title, artist, year), or "
+        "null for an uploaded image."
+    )
+    content_credit: ContentCreditOut | None = Field(
+        description="The library's example photo the content is, or null for an uploaded photo."
     )
     status_url: str
     page_url: str
@@ -146,5 +172,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         storage_wait=record.storage_wait if record.status == "running" else None,
         masks=list(record.masks),
         notes=list(record.notes),
+        style_credits=list(record.style_credits) or [None] * record.style_count,
+        content_credit=record.content_credit,
         **job_urls(record.id),
     ).model_dump()

@@ -9,6 +9,11 @@ the job store and storage as the route's dependencies (app/deps.py):
     # job.id, job.record.status ("queued"), job.token (give it to the submitter: only it may cancel
     # or delete the job; see app/job_tokens.py); the job's page is /jobs/{job.id}
 
+Styles and the content may also be the library's (core/library.py): a LibraryImage in place of an
+upload (library_style / library_photo look them up by id). Its image, checked at start, is stored
+into the job exactly as an upload's would be, so a worker needs no copy of the library; the job's
+record credits it.
+
 Each step raises SubmissionError: error.status_code (400/413/415/422/429/503), error.detail (for
 people), error.field (or None), error.retry_after (seconds, for 429/503 when retrying later helps).
 Routes let it propagate: app.main's handler answers it, as JSON for the API and as the upload form
@@ -47,6 +52,7 @@ from app.uploads import (
     to_mask,
 )
 from core.jobs import JobRecord, JobStore, QueueFull, get_redis, new_job_id
+from core.library import LibraryImage, UnknownLibraryImage, get_library
 from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
 from core.storage import Storage, content_key, mask_key, style_key
@@ -98,6 +104,60 @@ class SubmittedJob:
         return self.record.id
 
 
+# A style image of a job: an upload, or a painting of the library.
+StyleSource = UploadFile | LibraryImage
+# The form fields that name library images by id (POST /api/jobs and the page's form).
+STYLE_ID_FIELD = "style_id"
+CONTENT_EXAMPLE_FIELD = "content_example"
+
+
+def library_style(style_id: str) -> LibraryImage:
+    """The library's painting of that id; an unknown id is a 422 naming it (nothing is stored yet)."""
+    try:
+        return get_library().style(style_id.strip())
+    except UnknownLibraryImage as error:
+        raise SubmissionError(
+            422, f"{STYLE_ID_FIELD}: {error} (GET /api/styles lists them)", STYLE_ID_FIELD
+        ) from error
+
+
+def library_photo(photo_id: str) -> LibraryImage:
+    """The library's example photo of that id; an unknown id is a 422 naming it."""
+    try:
+        return get_library().photo(photo_id.strip())
+    except UnknownLibraryImage as error:
+        raise SubmissionError(
+            422, f"{CONTENT_EXAMPLE_FIELD}: {error} (GET /api/examples lists them)", CONTENT_EXAMPLE_FIELD
+        ) from error
+
+
+def styles_in_form_order(parts: Sequence[tuple[str, Any]]) -> list[StyleSource]:
+    """The style images of a form, uploads (field "style") and library paintings (field "style_id")
+    together, in the order their parts appear: style_blend's weights and the masks follow this
+    order. Untouched file inputs and empty ids are skipped."""
+    styles: list[StyleSource] = []
+    for name, value in parts:
+        if name == "style" and was_chosen(value):
+            styles.append(value)
+        elif name == STYLE_ID_FIELD and isinstance(value, str) and value.strip():
+            styles.append(library_style(value))
+    return styles
+
+
+def content_source(content: UploadFile | None, example_id: str | None) -> UploadFile | LibraryImage | None:
+    """The content image: the upload, or the library's example photo named by content_example."""
+    uploaded = content is not None and was_chosen(content)
+    if example_id and example_id.strip():
+        if uploaded:
+            raise SubmissionError(
+                422,
+                f"content: send either a content image or {CONTENT_EXAMPLE_FIELD}, not both",
+                "content",
+            )
+        return library_photo(example_id)
+    return content if uploaded else None
+
+
 def client_address(request: Any) -> str:
     """The submitting client's IP address (a Starlette Request), the rate limit's key."""
     return request.client.host if request.client else "unknown"
@@ -134,8 +194,8 @@ async def admit_submission(client: str, store: JobStore) -> None:
 
 
 async def submit_job(
-    content: UploadFile | None,
-    styles: list[UploadFile],
+    content: UploadFile | LibraryImage | None,
+    styles: Sequence[StyleSource],
     options: JobOptionsIn,
     masks: list[UploadFile] | None = None,
     *,
@@ -144,7 +204,8 @@ async def submit_job(
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
-    content: the content image upload; styles: one or more style image uploads (at most
+    content: the content image upload, or a library photo; styles: one or more style images, each an
+    upload or a library painting, in the order style_blend and the masks follow (at most
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
     checked); masks: none, or one upload per style image in their order, an empty one for a style
     without a mask (stored greyscale at the content's size). admit_submission has run before
@@ -159,9 +220,13 @@ async def submit_job(
     and SubmissionError is raised. Returns the new job (status "queued") and its token.
     """
     settings = get_settings()
-    styles = chosen_files(styles)
-    if content is None or not was_chosen(content):
-        raise SubmissionError(422, "content: a content image is required", "content")
+    styles = [style for style in styles if isinstance(style, LibraryImage) or was_chosen(style)]
+    if content is None or not (isinstance(content, LibraryImage) or was_chosen(content)):
+        raise SubmissionError(
+            422,
+            "content: a content image is required (or content_example, an example photo)",
+            "content",
+        )
     masks = masks or []
     try:
         resolved = options.resolve()
@@ -172,15 +237,36 @@ async def submit_job(
     # Refused before any image is decoded when the counts alone are wrong.
     _refuse(count_refusals(len(styles), len(masks) if masks else None, run_options, limits))
 
-    content_image = await _clean_upload(content, "content")
-    style_images = [await _clean_upload(style, "style") for style in styles]
+    content_image = await _clean_source(content, "content")
+    style_images = [await _clean_source(style, "style") for style in styles]
     mask_images = [None if mask.size == 0 else await _clean_upload(mask, "mask") for mask in masks]
     plan = await run_in_threadpool(plan_upload, content_image, style_images, mask_images, run_options, limits)
     _refuse(plan.refusals)
     fitted = await run_in_threadpool(fit_masks, mask_images, content_image) if plan.has_masks else []
-    return await run_in_threadpool(
-        _store_and_enqueue, content_image, style_images, resolved, fitted, list(plan.notes), store, storage
+    credits = Credits(
+        styles=[style.record() if isinstance(style, LibraryImage) else None for style in styles],
+        content=content.record() if isinstance(content, LibraryImage) else None,
     )
+    return await run_in_threadpool(
+        _store_and_enqueue,
+        content_image,
+        style_images,
+        resolved,
+        fitted,
+        list(plan.notes),
+        credits,
+        store,
+        storage,
+    )
+
+
+@dataclass(frozen=True)
+class Credits:
+    """The library images a job uses, for its record: per style image a painting or None (an upload),
+    and the example photo of the content or None."""
+
+    styles: list[dict[str, str] | None]
+    content: dict[str, str] | None
 
 
 def plan_upload(
@@ -255,6 +341,13 @@ def chosen_files(parts: list[Any]) -> list[UploadFile]:
     return [part for part in parts if was_chosen(part)]
 
 
+async def _clean_source(source: UploadFile | LibraryImage, field: str) -> CleanImage:
+    """A library image as checked when the library was loaded, or the upload checked now."""
+    if isinstance(source, LibraryImage):
+        return await run_in_threadpool(source.stored)  # encoded once, on first use
+    return await _clean_upload(source, field)
+
+
 async def _clean_upload(upload: UploadFile, field: str) -> CleanImage:
     """The upload checked and stored-size (app/uploads.py), decoded when a decode slot is free."""
     settings = get_settings()
@@ -287,6 +380,7 @@ def _store_and_enqueue(
     options: dict[str, Any],
     masks: list[CleanImage | None],
     notes: list[str],
+    credits: Credits,
     store: JobStore,
     storage: Storage,
 ) -> SubmittedJob:
@@ -310,6 +404,8 @@ def _store_and_enqueue(
             max_queued=settings.max_queued_jobs,
             masks=[mask is not None for mask in masks],
             notes=notes,
+            style_credits=credits.styles,
+            content_credit=credits.content,
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))
@@ -330,11 +426,12 @@ def _store_and_enqueue(
     except Exception as error:
         raise _failed(job_id, stage, error, store, storage) from error
     logger.info(
-        "job %s: queued (%dx%d content, %d style(s), size %s, %s iterations)",
+        "job %s: queued (%dx%d content, %d style(s) of which %d from the library, size %s, %s iterations)",
         job_id,
         content.width,
         content.height,
         len(styles),
+        sum(credit is not None for credit in credits.styles),
         options["size"],
         options["iterations"],
     )

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         description="Compile the engine's steps with XLA; auto: on with a GPU, off on CPU "
         "(no faster there, more memory).",
     )
+    style_library_dir: Path | None = Field(
+        None,
+        description="A directory of the operator's own paintings and example photos, with its own "
+        "library.json manifest (docs/api.md, 'Styles library'); they are added after the built-in ones. "
+        "Empty: the built-in library only.",
+    )
     max_tile_pixels: int | None = Field(
         None,
         ge=0,
@@ -159,6 +165,11 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("ATELIER_WEIGHTS must be 'imagenet', 'random' or a path to a weights file")
         return value.strip()
+
+    @field_validator("style_library_dir", mode="before")
+    @classmethod
+    def _empty_library_dir_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("storage_url")
     @classmethod

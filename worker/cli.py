@@ -1,6 +1,8 @@
 """``atelier``: stylize images from the command line, and fetch the VGG19 ImageNet weights.
 
     atelier stylize content.jpg style.jpg -o out.png --size 512 --iterations 500
+    atelier stylize content.jpg --style-id van-gogh-starry-night -o out.png
+    atelier styles                       # the style library: the ids --style-id takes
     atelier fetch-weights --model-dir data/models
 
 Inputs and options are checked before TensorFlow is imported, so mistakes fail in a fraction of a
@@ -51,7 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     stylize = commands.add_parser("stylize", help="render CONTENT in the style of STYLE(s)")
     stylize.add_argument("content", type=Path, metavar="CONTENT")
-    stylize.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
+    stylize.add_argument(
+        "styles", type=Path, nargs="*", metavar="STYLE",
+        help="style image files; with --style-id, none or more",
+    )  # fmt: skip
+    stylize.add_argument(
+        "--style-id", dest="style_ids", action="append", default=[], metavar="ID",
+        help="a painting of the style library (`atelier styles` lists them); repeatable. The styles are "
+        "the STYLE files first, then the --style-id paintings, each in the order given: --style-blend "
+        "and --mask follow that order",
+    )  # fmt: skip
     stylize.add_argument("-o", "--output", type=Path, required=True, help="output file, .png or .jpg")
     stylize.add_argument(
         "--mask", dest="masks", action="append", metavar="PATH",
@@ -81,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
         "CPU, 2048 on a GPU)",
     )
     stylize.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
+
+    styles = commands.add_parser(
+        "styles", help="list the style library's paintings (built-in and ATELIER_STYLE_LIBRARY_DIR's)"
+    )
+    styles.add_argument("--json", action="store_true", help="one JSON list on stdout")
 
     fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
     fetch.add_argument("--model-dir", type=Path, help="default: ATELIER_MODEL_DIR")
@@ -133,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "fetch-weights":
             return _fetch_weights(args)
+        if args.command == "styles":
+            return _list_styles(args)
         return _stylize(args)
     except OptionsError as error:
         return _fail(EXIT_USAGE, error)
@@ -152,9 +170,11 @@ def _stylize(args: argparse.Namespace) -> int:
     output_format(args.output)  # refuse an unsupported extension before hours of work
     if not args.output.parent.is_dir():
         raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
+    if not args.styles and not args.style_ids:
+        raise OptionsError("give at least one STYLE file or --style-id (`atelier styles` lists the library)")
     images = RunImages(
         content=load_image(args.content),
-        styles=[load_image(path) for path in args.styles],
+        styles=[load_image(path) for path in args.styles] + [_library_style(i) for i in args.style_ids],
         masks=_load_masks(args.masks),
     )
     # The plan's refusals do not depend on the tiles, whose default needs TensorFlow (a GPU or not):
@@ -211,6 +231,50 @@ def _stylize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _library_style(style_id: str) -> Any:
+    """A painting of the style library, decoded and checked as the web checks it (core/library.py)."""
+    from core.library import LibraryError, UnknownLibraryImage, find_entry, load_entry
+
+    settings = _settings()
+    try:
+        painting = load_entry(find_entry(settings, "style", style_id), settings)
+    except UnknownLibraryImage as error:
+        raise OptionsError(f"--style-id: {error} (`atelier styles` lists them)") from error
+    except LibraryError as error:
+        raise ImageError(f"the style library cannot be used: {error}") from error
+    logger.info("style %s: %s", style_id, painting.credit())
+    return load_image(painting.stored().png)
+
+
+def _list_styles(args: argparse.Namespace) -> int:
+    """`atelier styles`: id, title, artist, year and licence of every painting, one a line."""
+    from core.library import LibraryError, library_entries
+
+    try:
+        paintings = [entry for entry in library_entries(_settings()) if entry.kind == "style"]
+    except LibraryError as error:
+        raise ImageError(f"the style library cannot be used: {error}") from error
+    fields = ("id", "title", "artist", "year", "licence")
+    if args.json:
+        rows = [{name: entry.fields[name] for name in (*fields, "source")} for entry in paintings]
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return 0
+    width = max((len(entry.id) for entry in paintings), default=2)
+    for entry in paintings:
+        title, artist, year, licence = (entry.fields[name] for name in fields[1:])
+        sys.stdout.write(f"{entry.id:<{width}}  {title}, {artist}, {year} ({licence})\n")
+    return 0
+
+
+def _settings() -> Any:
+    from core.settings import get_settings  # pydantic only; the engine itself never imports the core
+
+    try:
+        return get_settings()
+    except ValueError as error:  # pydantic's ValidationError: a bad ATELIER_* variable
+        raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
+
+
 def _load_masks(paths: list[str] | None) -> list[Any] | None:
     """--mask files, in the styles' order (None for 'none'); the run plan checks their number and shapes."""
     if not paths:
@@ -228,24 +292,14 @@ def _fetch_weights(args: argparse.Namespace) -> int:
 
 def _model_settings(args: argparse.Namespace) -> tuple[str, Path, int]:
     """--weights / --model-dir, else ATELIER_WEIGHTS / ATELIER_MODEL_DIR / ATELIER_WEIGHTS_SEED."""
-    from core.settings import get_settings  # pydantic only; the engine itself never imports the core
-
-    try:
-        settings = get_settings()
-    except ValueError as error:  # pydantic's ValidationError: a bad ATELIER_* variable
-        raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
+    settings = _settings()
     weights = getattr(args, "weights", None) or settings.weights
     return weights, args.model_dir or settings.model_dir, settings.weights_seed
 
 
 def _compute_settings(args: argparse.Namespace) -> tuple[str, str, int | None]:
     """--precision / --xla / --max-tile, else ATELIER_PRECISION / ATELIER_XLA / ATELIER_MAX_TILE_PIXELS."""
-    from core.settings import get_settings
-
-    try:
-        settings = get_settings()
-    except ValueError as error:
-        raise OptionsError(f"invalid ATELIER_* settings: {error}") from error
+    settings = _settings()
     tile = settings.max_tile_pixels if args.max_tile is None else args.max_tile * args.max_tile
     return args.precision or settings.precision, args.xla or settings.xla, tile
 

@@ -19,7 +19,13 @@ from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
-from app.submission import submit_job
+from app.submission import (
+    CONTENT_EXAMPLE_FIELD,
+    STYLE_ID_FIELD,
+    content_source,
+    styles_in_form_order,
+    submit_job,
+)
 from app.uploads import ACCEPTED_NAMES
 from core import retention
 from core.jobs import FINISHED
@@ -47,8 +53,8 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 }
 
 
-# The form's file parts: create_job's File parameters.
-FILE_FIELDS = frozenset({"content", "style", "mask"})
+# The form's parts that are images, not options: create_job's File parameters and the library's ids.
+IMAGE_FIELDS = frozenset({"content", "style", "mask", STYLE_ID_FIELD, CONTENT_EXAMPLE_FIELD})
 
 
 def _no_unknown_fields(fields: Any) -> Any:
@@ -56,7 +62,7 @@ def _no_unknown_fields(fields: Any) -> Any:
     # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
     # would otherwise be dropped silently.
     if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS)
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - IMAGE_FIELDS)
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     return fields
@@ -83,8 +89,9 @@ JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, c
         415: {"model": ErrorOut, "description": "An upload is not an image this service reads."},
         422: {
             "model": ErrorOut,
-            "description": "A missing image, a corrupt image, an option out of range, or masks that do "
-            "not fit (not one per style, another aspect ratio than the content's, all black).",
+            "description": "A missing image, a corrupt image, an unknown style_id or content_example "
+            "(named in the detail), an option out of range, or masks that do not fit (not one per "
+            "style, another aspect ratio than the content's, all black).",
         },
         429: {
             "model": ErrorOut,
@@ -107,6 +114,19 @@ async def create_job(
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field for several.")
     ] = None,
+    style_id: Annotated[
+        list[str] | None,
+        Form(
+            description="Library paintings by id (GET /api/styles), repeatable, beside or instead of "
+            "uploaded styles. The job's style images are the `style` and `style_id` parts in the order "
+            "they appear in the form; `style_blend` weights and `mask` parts follow that order. An "
+            "unknown id is a 422 naming it."
+        ),
+    ] = None,
+    content_example: Annotated[
+        str | None,
+        Form(description="An example photo by id (GET /api/examples) as the content, instead of `content`."),
+    ] = None,
     mask: Annotated[
         list[UploadFile] | None,
         File(
@@ -118,10 +138,18 @@ async def create_job(
 ) -> dict[str, str]:
     """Upload a content image and one or more style images; the job is queued and runs on a worker.
 
+    Styles may come from the library by id (`style_id`) and the content from the example photos
+    (`content_example`), so a job needs no upload at all.
+
     Options may be left out: the preset (default quick) fills size and iterations, the engine's
     defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
     """
-    job = await submit_job(content, style or [], options, mask or [], store=store, storage=storage)
+    # FastAPI has parsed the form already (request.form() is that same form): its parts' order is
+    # the styles' order, uploads and library paintings interleaved as the client sent them.
+    styles = styles_in_form_order((await request.form()).multi_items())
+    job = await submit_job(
+        content_source(content, content_example), styles, options, mask or [], store=store, storage=storage
+    )
     # A browser script that submits here gets the same cookies as the HTML form's submitter.
     set_job_token_cookies(response, request, job.id, job.token, get_settings().job_ttl_seconds)
     urls = job_urls(job.id)

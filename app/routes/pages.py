@@ -20,15 +20,22 @@ from app.engine_state import engine_problem
 from app.forms import form_values_from_query, option_groups, same_settings_url, settings_rows
 from app.frontend import MODULE_PATH, shared_module
 from app.job_tokens import request_holds_token, set_job_token_cookies
+from app.routes.library import example_out, style_out
 from app.status import public_status
 from app.submission import (
+    CONTENT_EXAMPLE_FIELD,
+    StyleSource,
     SubmissionError,
     chosen_files,
+    content_source,
+    library_style,
     options_from_form,
     submit_job,
+    was_chosen,
 )
 from app.templating import templates
 from app.timing import preset_choices, timing_note
+from core.library import BUILTIN_DIR, get_library
 from core.settings import get_settings
 from core.storage import Storage, mask_key, style_key
 
@@ -36,7 +43,9 @@ logger = logging.getLogger(__name__)
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 # Form fields that have their own error slot on the upload page; other errors show at the top only.
-FIELDS_WITH_ERROR_SLOT = frozenset({"content", "style", "style_blend", "preset", "mask"} | {
+FIELDS_WITH_ERROR_SLOT = frozenset({
+    "content", "content_example", "style", "style_id", "style_blend", "preset", "mask"
+} | {
     field.name for _, fields in option_groups(get_settings()) for field in fields
 })  # fmt: skip
 
@@ -72,10 +81,20 @@ def _render_index(
         "option_groups": option_groups(settings),
         "error": error,
         "field_errors": field_errors,
+        **library_context(),
     }
     return templates.TemplateResponse(
         request, "index.html", context, status_code=error.status_code if error else 200, headers=headers
     )
+
+
+def library_context() -> dict[str, Any]:
+    """The library's paintings and example photos as the pages show them (the API's fields)."""
+    library = get_library()
+    return {
+        "paintings": [style_out(image).model_dump() for image in library.styles.values()],
+        "examples": [example_out(image).model_dump() for image in library.photos.values()],
+    }
 
 
 def upload_form_refused(request: Request, error: SubmissionError) -> HTMLResponse:
@@ -116,20 +135,48 @@ def _blend_weights(blend: str, style_count: int) -> str:
     return f"{first:g},{1 - first:g}"
 
 
-def _masks_of_chosen_styles(style_parts: list[Any], mask_parts: list[Any]) -> list[UploadFile]:
-    """The mask parts for the chosen style images, in their order (an empty part: no mask for it).
+# The page's style slots: each is a file input (field "style", in this order) or a library painting
+# (its radio buttons' field). The slots' order is the styles' order: style_blend and the masks follow it.
+STYLE_SLOT_FIELDS = ("style_id", "style2_id")
 
-    The page has one mask input per style input. Without JavaScript every input sends a part, so
-    a style input left empty still comes with a mask part: when there is one mask part per style
-    part, the masks of untouched style inputs are dropped. With JavaScript, static/js/masks.js
-    sends exactly one mask per chosen style, or none. Masks keep their positions, so empty mask
-    parts are not filtered here.
+
+def _styles_of_slots(style_parts: list[Any], values: dict[str, str]) -> list[StyleSource | None]:
+    """Per slot of the page, its style image: the chosen painting or file, or None when it has neither.
+
+    Every file input sends a part, filled or not, so the parts' positions are the slots'. A slot with
+    both a painting and a file (possible only without JavaScript, which empties the other) is refused.
+    """
+    files = [part if isinstance(part, UploadFile) else None for part in style_parts]
+    if len(files) != len(STYLE_SLOT_FIELDS):  # not the page's own form: its paintings, then its files
+        paintings = [values.get(field, "").strip() for field in STYLE_SLOT_FIELDS]
+        return [library_style(i) for i in paintings if i] + list(chosen_files(style_parts))
+    slots: list[StyleSource | None] = []
+    for number, (file, field) in enumerate(zip(files, STYLE_SLOT_FIELDS, strict=True), start=1):
+        painting_id = values.get(field, "").strip()
+        if painting_id and file is not None and was_chosen(file):
+            raise SubmissionError(
+                422,
+                f"style: style {number} has both a painting and a file: choose one of them",
+                "style",
+            )
+        if painting_id:
+            slots.append(library_style(painting_id))
+        else:
+            slots.append(file if file is not None and was_chosen(file) else None)
+    return slots
+
+
+def _masks_of_chosen_slots(chosen: list[bool], mask_parts: list[Any]) -> list[UploadFile]:
+    """The mask parts for the chosen styles, in their order (an empty part: no mask for it).
+
+    The page has one mask input per style slot. Without JavaScript every input sends a part, so
+    a slot left empty still comes with a mask part: when there is one mask part per slot, the masks
+    of empty slots are dropped. With JavaScript, static/js/masks.js sends exactly one mask per
+    chosen style, or none. Masks keep their positions, so empty mask parts are not filtered here.
     """
     masks = [value for value in mask_parts if isinstance(value, UploadFile)]
-    styles = [value for value in style_parts if isinstance(value, UploadFile)]
-    if len(masks) == len(styles):
-        chosen = chosen_files(styles)
-        masks = [mask for style, mask in zip(styles, masks, strict=True) if style in chosen]
+    if len(masks) == len(chosen):
+        masks = [mask for mask, used in zip(masks, chosen, strict=True) if used]
     return masks
 
 
@@ -142,15 +189,15 @@ async def submit_form(request: Request, store: JobStoreDep, storage: StorageDep)
     setattr(request.state, _SUBMITTED_VALUES, values)
     try:
         contents = chosen_files(form.getlist("content"))
-        styles = chosen_files(form.getlist("style"))
+        content = content_source(contents[0] if contents else None, values.get(CONTENT_EXAMPLE_FIELD))
+        slots = _styles_of_slots(form.getlist("style"), values)
+        styles = [style for style in slots if style is not None]
         # An untouched field is "not given" (the options' defaults apply), not an empty value.
         fields = {name: value for name, value in values.items() if value.strip()}
         fields["style_blend"] = _blend_weights(values.get("blend", ""), len(styles))
         options = options_from_form(fields)
-        masks = _masks_of_chosen_styles(form.getlist("style"), form.getlist("mask"))
-        job = await submit_job(
-            contents[0] if contents else None, styles, options, masks, store=store, storage=storage
-        )
+        masks = _masks_of_chosen_slots([style is not None for style in slots], form.getlist("mask"))
+        job = await submit_job(content, styles, options, masks, store=store, storage=storage)
     finally:
         await form.close()
     redirect = RedirectResponse(f"/jobs/{job.id}", status_code=303)
@@ -169,9 +216,32 @@ def job_page(request: Request, record: ExistingJob, store: JobStoreDep) -> HTMLR
         "job": status,
         "can_cancel": can_cancel,
         "settings_rows": settings_rows(record.options),
+        "credit_rows": credit_rows(status),
         "same_settings_url": same_settings_url(record.options),
     }
     return templates.TemplateResponse(request, "job.html", context)
+
+
+def credit_rows(status: dict[str, Any]) -> list[tuple[str, str]]:
+    """The job's Settings list's credits: each style image (a library painting's title, artist and
+    year, or "your image") and an example photo's."""
+    credits = status["style_credits"]
+    rows = []
+    for number, credit in enumerate(credits, start=1):
+        label = "Style" if len(credits) == 1 else f"Style {number}"
+        painting = f"{credit['title']}, {credit['artist']}, {credit['year']}" if credit else "your image"
+        rows.append((label, painting))
+    photo = status["content_credit"]
+    if photo:
+        rows.append(("Photo", f"{photo['title']} (photo: {photo['credit']}, {photo['licence']})"))
+    return rows
+
+
+@router.get("/about", response_class=HTMLResponse)
+def about_page(request: Request) -> HTMLResponse:
+    """What Atelier is, and the credits of the library's paintings and example photos (PROVENANCE.md)."""
+    context = {**library_context(), "provenance": (BUILTIN_DIR / "PROVENANCE.md").read_text(encoding="utf-8")}
+    return templates.TemplateResponse(request, "about.html", context)
 
 
 @router.post("/jobs/{job_id}/cancel")

@@ -43,6 +43,11 @@ class JobRecord:
     handed_back: bool = False  # handed back (release) and not yet taken by the next worker
     masks: tuple[bool, ...] = ()  # per style image: whether it has a mask (storage.mask_key); (): none
     notes: tuple[str, ...] = ()  # what the service changed about the upload, for people (a resized mask)
+    # Per style image: the library painting it is ({id, title, artist, year, licence}), or None for an
+    # upload; () for a job created before the library existed (all uploads).
+    style_credits: tuple[dict[str, str] | None, ...] = ()
+    # The library's example photo the content is ({id, title, credit, licence}), or None.
+    content_credit: dict[str, str] | None = None
     work: float | None = None  # fraction of the run's work done (pixel-steps, core/progress.py)
     # The fraction done before this run began: a resumed job's checkpoint (its ETA counts the pace of
     # this run only, whose ``elapsed`` starts at the resume).
@@ -91,6 +96,8 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         handed_back="1" in (raw.get("handed_back"), raw.get(LEGACY_HANDED_BACK_FIELD)),
         masks=tuple(json.loads(raw.get("masks") or "[]")),
         notes=tuple(json.loads(raw.get("notes") or "[]")),
+        style_credits=tuple(json.loads(raw.get("style_credits") or "[]")),
+        content_credit=json.loads(raw.get("content_credit") or "null"),
         work=number("work"),
         work_before=number("work_before") or 0.0,
     )

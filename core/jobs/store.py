@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
@@ -101,13 +101,17 @@ class JobStore:
         max_queued: int = 0,
         masks: Sequence[bool] = (),
         notes: Sequence[str] = (),
+        style_credits: Sequence[Mapping[str, str] | None] = (),
+        content_credit: Mapping[str, str] | None = None,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
         token_hash: app.job_tokens.hash_job_token of the submitter's token (empty: nobody may
         cancel or delete it through the API). max_queued: refuse with QueueFull when that many jobs
         are already queued (0: no cap). masks: per style image, whether a mask was stored for it
-        (empty: no masks); notes: sentences about the upload for the job's page and status.
+        (empty: no masks); notes: sentences about the upload for the job's page and status;
+        style_credits: per style image, the library painting it is (core/library.py) or None for an
+        upload; content_credit: the library's example photo the content is, or None.
         """
         now = time.time()
         fields = {
@@ -120,6 +124,8 @@ class JobStore:
             "token_hash": token_hash,
             "masks": json.dumps(list(masks)),
             "notes": json.dumps(list(notes)),
+            "style_credits": json.dumps([None if c is None else dict(c) for c in style_credits]),
+            "content_credit": json.dumps(None if content_credit is None else dict(content_credit)),
         }
         pairs = [item for name_value in fields.items() for item in name_value]
         created = self._create(

@@ -122,11 +122,13 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
   // Style 1's controls are always there (its image is required anyway); style 2's once it is chosen.
   function styleAvailable(slot) {
-    return slot.index === 0 || slot.styleInput.files.length > 0;
+    return slot.index === 0 || styleChosen(slot);
   }
 
+  // A slot's style is a file or a library painting (its checked radio button in the same field).
   function styleChosen(slot) {
-    return slot.styleInput.files.length > 0;
+    const painting = slot.styleInput.closest(".field").querySelector("input[data-painting]:checked");
+    return slot.styleInput.files.length > 0 || Boolean(painting && painting.value);
   }
 
   function brushDiameter() {
@@ -594,6 +596,8 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
   contentInput.addEventListener("change", contentChanged);
   styleInputs.forEach((input) => input.addEventListener("change", updateControls));
+  form.querySelectorAll("input[data-painting]").forEach((radio) => radio.addEventListener("change", updateControls));
+  form.addEventListener("library-change", updateControls);
   slots.forEach((slot) => slot.fileInput.addEventListener("change", () => maskFileChanged(slot)));
 
   // --- submit: one mask PNG per style image, or none at all ------------------------------------

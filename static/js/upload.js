@@ -1,5 +1,6 @@
-// The upload page: thumbnails, checks before upload, the style mix slider, preset hints and
-// "use this style again". The form is a plain multipart POST to /jobs and works without this file.
+// The upload page: thumbnails, checks before upload, the library's paintings and example photos, the
+// style mix slider, preset hints and "use this style again". The form is a plain multipart POST to
+// /jobs and works without this file (the paintings and examples are radio buttons there).
 import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
 (function () {
@@ -75,8 +76,10 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
     filename.replaceWith(row);
     row.append(filename, removeButton);
     removeButton.addEventListener("click", () => {
-      input.value = "";
-      input.dispatchEvent(new Event("change", { bubbles: true }));
+      if (input.files.length) {
+        input.value = "";
+        input.dispatchEvent(new Event("change", { bubbles: true }));
+      }
       input.focus();
     });
 
@@ -88,9 +91,53 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
       zone.classList.remove("has-file");
     }
 
+    // A style slot's paintings (templates/index.html, "Choose a painting"): a slot holds a file or a
+    // painting, never both, so choosing one empties the other.
+    const paintings = Array.from(field.querySelectorAll("input[data-painting]"));
+    const noPainting = paintings.find((radio) => !radio.value);
+
+    function showPainting() {
+      const chosen = chosenPainting(input);
+      if (!chosen) return false;
+      clearThumb();
+      thumb.alt = "Thumbnail of " + chosen.dataset.credit;
+      thumb.src = chosen.dataset.thumbnail;
+      thumb.hidden = false;
+      zone.classList.add("has-file");
+      filename.textContent = "Painting: " + chosen.dataset.credit;
+      removeButton.hidden = false;
+      fileProblems.set(input, "");
+      showError(input, "");
+      return true;
+    }
+
+    paintings.forEach((radio) =>
+      radio.addEventListener("change", () => {
+        if (input.files.length) {
+          input.value = "";
+          input.dispatchEvent(new Event("change", { bubbles: true }));
+        } else if (!showPainting()) {
+          clearThumb();
+          filename.textContent = "";
+          removeButton.hidden = true;
+        }
+      }),
+    );
+
+    removeButton.addEventListener("click", () => {
+      if (!chosenPainting(input) || !noPainting) return;
+      noPainting.checked = true;
+      noPainting.dispatchEvent(new Event("change", { bubbles: true }));
+    });
+
     input.addEventListener("change", () => {
       clearThumb();
       const file = input.files[0];
+      if (file && noPainting && chosenPainting(input)) {
+        noPainting.checked = true; // the file replaces the painting
+        noPainting.dispatchEvent(new Event("library-change", { bubbles: true }));
+      }
+      if (!file && showPainting()) return;
       removeButton.hidden = !file;
       if (!file) {
         filename.textContent = "";
@@ -134,6 +181,18 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
       depth = 0;
       zone.classList.remove("is-dragover");
     });
+    showPainting(); // a painting the server rendered as chosen (the form shown again after a refusal)
+  }
+
+  // The slot's chosen painting (its checked radio button), or null.
+  function chosenPainting(input) {
+    const checked = fieldOf(input).querySelector("input[data-painting]:checked");
+    return checked && checked.value ? checked : null;
+  }
+
+  // A style slot holds a style: a file or a painting.
+  function styleChosen(input) {
+    return input.files.length > 0 || chosenPainting(input) !== null;
   }
 
   [contentInput, styleInput, style2Input].forEach(setupDropzone);
@@ -142,7 +201,7 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
   const blendHelp = document.querySelector("[data-blend-help]");
   function updateBlend() {
-    const hasSecond = style2Input.files.length > 0;
+    const hasSecond = styleChosen(style2Input);
     blendInput.disabled = !hasSecond;
     const first = Math.round(Number(blendInput.value) * 100);
     blendInput.setAttribute("aria-valuetext", `${first}% first style, ${100 - first}% second style`);
@@ -152,6 +211,10 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
   }
   blendInput.addEventListener("input", updateBlend);
   style2Input.addEventListener("change", updateBlend);
+  fieldOf(style2Input)
+    .querySelectorAll("input[data-painting]")
+    .forEach((radio) => radio.addEventListener("change", updateBlend));
+  form.addEventListener("library-change", updateBlend);
   updateBlend();
 
   // --- presets: show what an empty size / iterations field means --------------------------------
@@ -195,11 +258,11 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
   function problems() {
     const found = [];
     const required = [
-      [contentInput, "Choose a content image: the photo to paint."],
-      [styleInput, "Choose a style image: the picture whose style to copy."],
+      [contentInput, "Choose a content image: the photo to paint (or try an example).", contentInput.files.length > 0],
+      [styleInput, "Choose a style image or a painting: the picture whose style to copy.", styleChosen(styleInput)],
     ];
-    for (const [input, message] of required) {
-      if (!input.files.length) {
+    for (const [input, message, chosen] of required) {
+      if (!chosen) {
         showError(input, message);
         found.push(input);
       }
@@ -230,6 +293,7 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
       first.focus();
       return;
     }
+    sendExampleById();
     submitButton.disabled = true;
     submitButton.textContent = "Uploading…";
     submitStatus.textContent = "Uploading your images; the job page opens next.";
@@ -237,10 +301,69 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
 
   // Coming back with the Back button restores the page from cache with the button still disabled.
   window.addEventListener("pageshow", () => {
+    if (currentExample && !contentInput.files.length) useExample(currentExample); // back from the job page
     submitButton.disabled = false;
     submitButton.textContent = "Start painting";
     submitStatus.textContent = "";
   });
+
+  // --- "Try an example": an example photo of the library as the content ----------------------------
+  //
+  // The photo is put into the content's file input, so that its thumbnail, the checks and painting
+  // the masks on it work as for a file of one's own. At submit the form sends it by id instead
+  // (content_example), so the job credits it; without JavaScript the radio buttons do that alone.
+
+  const exampleRadios = Array.from(form.querySelectorAll("input[data-example]")).filter((radio) => radio.value);
+  const noExample = form.querySelector('input[data-example][value=""]');
+  const tryButton = form.querySelector("[data-try-example]");
+  const exampleCredit = form.querySelector("[data-example-credit]");
+  let currentExample = null; // the radio of the example photo now in the content input
+  let fillingExample = false;
+
+  async function useExample(radio) {
+    const file = await fetchFile(radio.dataset.image, `example-${radio.value}.png`);
+    fillingExample = true;
+    try {
+      putFile(contentInput, file);
+    } finally {
+      fillingExample = false;
+    }
+    currentExample = radio;
+    noExample.checked = true; // the file input holds it now; sendExampleById swaps at submit
+    exampleCredit.textContent = "Example photo: " + radio.dataset.credit;
+  }
+
+  function sendExampleById() {
+    if (!currentExample || !contentInput.files.length) return;
+    currentExample.checked = true;
+    contentInput.value = ""; // no change event: the thumbnail and the masks stay as they are
+  }
+
+  contentInput.addEventListener("change", () => {
+    if (fillingExample) return;
+    currentExample = null; // a file of one's own
+    exampleCredit.textContent = "";
+  });
+
+  function showExampleProblem(error) {
+    showError(contentInput, `The example photo could not be loaded (${error.message}); choose a file instead.`);
+  }
+
+  exampleRadios.forEach((radio) =>
+    radio.addEventListener("change", () => {
+      if (radio.checked) useExample(radio).catch(showExampleProblem);
+    }),
+  );
+
+  if (tryButton && exampleRadios.length) {
+    tryButton.hidden = false;
+    tryButton.addEventListener("click", () => {
+      const next = exampleRadios[(exampleRadios.indexOf(currentExample) + 1) % exampleRadios.length];
+      useExample(next).catch(showExampleProblem);
+    });
+  }
+  const renderedExample = exampleRadios.find((radio) => radio.checked);
+  if (renderedExample) useExample(renderedExample).catch(showExampleProblem);
 
   // --- "use this style again": /?reuse=<job id> copies that job's style images and settings --------
 
@@ -264,7 +387,15 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
     const job = await response.json();
     const inputs = [styleInput, style2Input];
     const count = Math.min(job.style_count, inputs.length);
+    const credits = job.style_credits || [];
     for (let index = 0; index < count; index += 1) {
+      // A library painting is chosen again by id (so the new job credits it too), if it is still offered.
+      const painting = credits[index] && fieldOf(inputs[index]).querySelector(`input[data-painting][value="${credits[index].id}"]`);
+      if (painting) {
+        painting.checked = true;
+        painting.dispatchEvent(new Event("change", { bubbles: true }));
+        continue;
+      }
       const file = await fetchFile(`/jobs/${job.id}/styles/${index}`, `style-${index + 1}-of-job-${job.id.slice(0, 8)}.png`);
       putFile(inputs[index], file);
     }

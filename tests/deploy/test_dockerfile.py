@@ -166,11 +166,12 @@ def test_final_stages_install_no_compilers(stages: dict[str, Stage]) -> None:
                 assert not re.search(r"apt-get|build-essential|gcc|g\+\+", run), f"{stage.name}: {run}"
 
 
-def test_web_image_has_no_tensorflow_and_ships_templates_and_static(stages: dict[str, Stage]) -> None:
+def test_web_image_has_no_tensorflow_and_ships_templates_static_library(stages: dict[str, Stage]) -> None:
     web = stages["web"]
     copies = web.arguments("COPY")
     assert "--from=deps-web /opt/venv /opt/venv" in copies
     assert "templates ./templates" in copies and "static ./static" in copies
+    assert "library ./library" in copies  # the style library and its credits (core/library.py)
     assert "spec ./spec" in copies
     assert not [copy for copy in copies if copy.startswith("worker")]
     runs = " ".join(run for stage in lineage(stages, "deps-web") for run in stage.arguments("RUN"))

@@ -330,6 +330,24 @@ def test_a_job_posted_to_the_web_container_runs_in_the_worker_and_its_png_comes_
     assert job_id in project.logs("worker")
 
 
+def test_a_job_with_a_library_painting_and_an_example_photo_runs_through_the_containers(
+    project: Project,
+) -> None:
+    styles = httpx.get(f"{project.url}/api/styles", timeout=10).json()
+    assert len(styles) == 6  # the web image carries the library
+    thumbnail = httpx.get(f"{project.url}{styles[0]['thumbnail_url']}", timeout=10)
+    assert thumbnail.status_code == 200 and thumbnail.headers["content-type"] == "image/jpeg"
+    data = {"content_example": "chelsea", "style_id": "hokusai-great-wave", "size": "32", "iterations": "10"}
+    response = httpx.post(f"{project.url}/api/jobs", data=data, timeout=30)
+    assert response.status_code == 202, response.text
+    done = project.wait_for(response.json()["id"], {"succeeded", "failed"}, timeout=180)
+    # The worker read the painting from the job's storage, as an upload (its task never opens library/).
+    assert done["status"] == "succeeded", done
+    assert done["style_credits"][0]["artist"] == "Katsushika Hokusai"
+    listed = run(["docker", "exec", project.container("worker"), "atelier", "styles"])
+    assert "hokusai-great-wave" in listed  # the CLI in the worker image knows the library too
+
+
 def test_a_killed_worker_container_s_job_resumes_from_its_checkpoint_in_a_new_one(project: Project) -> None:
     job_id = project.submit(seed=3, size=32, iterations=400)
     project.wait_for(job_id, set(), timeout=180, until=lambda s: s["step"] >= CHECKPOINT_EVERY + 5)

@@ -21,12 +21,15 @@ SCRIPT = Path(sys.executable).with_name("atelier")  # the console script pip ins
 pytestmark = pytest.mark.processes  # every test runs the command as a process (make test-fast skips)
 
 
-def atelier(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def atelier(
+    *args: str | Path, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "worker.cli"]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "ATELIER_MODEL_DIR": str(cwd / "models"),  # never the shared data/ directory
+        **(env or {}),
     }
     return subprocess.run(
         [*command, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
@@ -145,3 +148,38 @@ def test_a_negative_max_tile_is_a_usage_error(tmp_path: Path, images: tuple[Path
     content, style = images
     done = atelier("stylize", content, style, "-o", tmp_path / "x.png", "--max-tile", "-5", cwd=tmp_path)
     assert done.returncode == 2 and "--max-tile" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_styles_lists_the_library_with_an_operators_painting(tmp_path: Path) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    save_image(stripes(40, 40), library / "stripes.png")
+    painting = {"id": "house-stripes", "title": "Stripes", "artist": "The House Painter", "year": "2026",
+                "licence": "CC0", "source": "made for the tests", "file": "stripes.png"}  # fmt: skip
+    (library / "library.json").write_text(json.dumps({"styles": [painting]}))
+    done = atelier("styles", cwd=tmp_path, env={"ATELIER_STYLE_LIBRARY_DIR": str(library)})
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 7
+    assert lines[0].split()[0] == "van-gogh-starry-night"
+    assert "The Great Wave off Kanagawa, Katsushika Hokusai, c. 1831" in done.stdout
+    assert lines[-1].split()[0] == "house-stripes" and "The House Painter, 2026 (CC0)" in lines[-1]
+
+
+def test_stylize_with_a_library_painting_and_a_style_file(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, style = images
+    output = tmp_path / "out.png"
+    done = atelier(
+        "stylize", content, style, "--style-id", "van-gogh-starry-night", "--style-blend", "0.3,0.7",
+        "-o", output, "--size", "32", "--iterations", "3", "--weights", "random", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["iterations"] == 3
+    with Image.open(output) as written:
+        assert written.size == (27, 32)
+
+
+def test_an_unknown_style_id_fails_with_one_line(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, _ = images
+    done = atelier("stylize", content, "--style-id", "mona-lisa", "-o", tmp_path / "out.png", cwd=tmp_path)
+    _assert_one_line_failure(done, 2, "no painting 'mona-lisa' in the library")
