@@ -346,7 +346,7 @@ def _run(
         resume=None if start_image is None else Checkpoint(start_image, start_step),
         label=f"job {job_id}",
     )
-    result = run_engine(plan, images, extractor, hooks)
+    result = run_engine(plan, images, extractor, hooks, style_cache=warm.style_targets(settings))
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)
         return {"status": TaskOutcome.ABANDONED}
@@ -357,6 +357,8 @@ def _run(
         "loss_final": result.loss_final,
         "precision": extractor.precision,  # what ATELIER_PRECISION (auto by default) chose here
         "warm_start": result.warm_start,  # compiled steps reused from an earlier job of this size
+        "style_targets": result.style_targets,  # {"cached", "computed"}: style passes saved and run
+        "loss_size": f"{result.loss_size[1]}x{result.loss_size[0]}",  # the rung the losses are of
     }
     if callbacks.first_step_at is not None:  # claim -> first step (docs/performance.md)
         stats["first_step_seconds"] = round(callbacks.first_step_at - callbacks.claimed_at, 3)

@@ -14,7 +14,8 @@ Keys (prefix ``atelier:``):
   worker:last_seen  hash {hostname: unix time} of worker heartbeats (for /readyz and the live-workers metric)
   worker:{hostname}:stopping  string "1" while that worker shuts down (SIGTERM): its running jobs
                     checkpoint, release their lease and go back to the queue (docs/reliability.md)
-  metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered)
+  metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered,
+                    style_targets_cached, style_targets_computed)
   metrics:hist:{name}  hash of one histogram (core/jobs/metrics.py): b:{upper bound} (per-bucket
                     counts), sum, count
   ratelimit:{client}:{minute}  counter of one client's submissions in one minute (app/ratelimit.py)
