@@ -297,12 +297,13 @@ def _tiled_targets(
     tiled = tiling.TiledTargets(extractor, options.content_layers, options.style_layers)
 
     def within(budget: int) -> Targets:
+        content_targets = tiled.content(content, budget)  # first, as before: where an OOM shows first
         what = ("gram_sums", options.style_layers, budget)
         sums = [
             lookup.get(index, style_side, what, lambda s=style: tiled.gram_sums(s, budget))
             for index, style in enumerate(styles)
         ]
-        return Targets(tiled.content(content, budget), tiled.blend(sums, styles, blend))
+        return Targets(content_targets, tiled.blend(sums, styles, blend))
 
     return tiling.with_smaller_tiles(within, max_tile_pixels, "computing the targets", label)
 
