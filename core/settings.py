@@ -62,7 +62,7 @@ class Settings(BaseSettings):
         256,
         ge=0,
         description="Memory (MiB) each worker process keeps the style targets of the paintings it has seen "
-        "in (Gram matrices or moments per layer and side, 2.4 MB a painting a rung with the default layers), "
+        "in (Gram matrices or moments per layer and side, 2.3 MB a painting a rung with the default layers), "
         "least recently used dropped: a later job with the same painting runs no style pass; 0: none.",
     )
 
