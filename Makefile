@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast soak lint audit bench bench-service bench-resources system-deps install clean docker-test
+.PHONY: run test test-fast soak lint audit bench bench-service bench-resources bench-targets system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench-service: system-deps $(STAMP)
 # Issue 20's memory and early-refusal figures on real processes (docs/reliability.md, "Resource faults").
 bench-resources: system-deps $(STAMP)
 	$(PY) bench/resources.py
+
+# The style target cache: cold vs cached targets at 256/512/1024 px and Print, its hit rate over six
+# jobs on three paintings, and a Print job's first step (docs/performance.md, "Style targets").
+bench-targets: $(STAMP)
+	$(PY) bench/targets.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

@@ -31,6 +31,14 @@ COUNTERS = {  # counter name in Redis -> (metric name without _total, help)
     "cancelled": ("atelier_jobs_cancelled", "Jobs cancelled, queued or running."),
     "preempted": ("atelier_jobs_preempted", "Times a stopping worker (SIGTERM) handed a running job back."),
     "redelivered": ("atelier_jobs_redelivered", "Times a job was resumed after its worker died."),
+    "style_targets_cached": (
+        "atelier_style_targets_cached",
+        "Style images' targets (one per style and rung) a finished job found in its worker's cache.",
+    ),
+    "style_targets_computed": (
+        "atelier_style_targets_computed",
+        "Style images' targets (one per style and rung) a finished job computed (a style pass each).",
+    ),
 }
 
 

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         "picture in bounded memory); 0: never tile; empty: 1048576 (1024²) on CPU, 4194304 on a GPU.",
     )
 
+    style_target_cache_mb: int = Field(
+        256,
+        ge=0,
+        description="Memory (MiB) each worker process keeps the style targets of the paintings it has seen "
+        "in (Gram matrices or moments per layer and side, 2.3 MB a painting a rung with the default layers), "
+        "least recently used dropped: a later job with the same painting runs no style pass; 0: none.",
+    )
+
     # --- upload limits ---------------------------------------------------------------------------
     # Sized for print content (issue 12): a 4096 px PNG photo is 25-45 MB, a 61 MP camera JPEG 20-30 MB.
     max_upload_bytes: int = Field(

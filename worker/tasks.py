@@ -346,7 +346,7 @@ def _run(
         resume=None if start_image is None else Checkpoint(start_image, start_step),
         label=f"job {job_id}",
     )
-    result = run_engine(plan, images, extractor, hooks)
+    result = run_engine(plan, images, extractor, hooks, style_cache=warm.style_targets(settings))
     if callbacks.lease_lost:
         logger.warning("job %s: another worker took the job over; this run stops without a result", job_id)
         return {"status": TaskOutcome.ABANDONED}
@@ -360,6 +360,8 @@ def _run(
         # The pace the upload page's time estimates read (JobStore.recent_paces).
         "megapixels": round(plan.width * plan.height / 1e6, 4),
         "megapixel_steps": round(plan.megapixel_steps(start_step, result.steps), 4),
+        "style_targets": result.style_targets,  # {"cached", "computed"}: style passes saved and run
+        "loss_size": f"{result.loss_size[1]}x{result.loss_size[0]}",  # the rung the losses are of
     }
     if callbacks.first_step_at is not None:  # claim -> first step (docs/performance.md)
         stats["first_step_seconds"] = round(callbacks.first_step_at - callbacks.claimed_at, 3)

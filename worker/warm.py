@@ -1,5 +1,6 @@
 """A worker process's warm state: the VGG19 feature extractor, built when the process starts (not on
-its first job), and with it the compiled steps of the image sizes it ran last.
+its first job), and with it the compiled steps of the image sizes it ran last and the style targets
+of the paintings it has seen (a byte-bounded cache, ATELIER_STYLE_TARGET_CACHE_MB).
 
 The extractor carries a bounded StepCache (worker/engine/optimize.py): a job of a size seen recently
 starts its first step without tracing anything, and a worker that runs many sizes keeps at most
@@ -23,6 +24,7 @@ from spec.options import DEFAULT_CONTENT_LAYERS, DEFAULT_STYLE_LAYERS
 
 if TYPE_CHECKING:
     from worker.engine import FeatureExtractor
+    from worker.engine.style_cache import StyleTargetCache
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ WORKER_NAME_ENV = "ATELIER_WORKER_NAME"
 
 _lock = threading.Lock()
 _extractors: OrderedDict[tuple, FeatureExtractor] = OrderedDict()
+_style_targets: StyleTargetCache | None = None
 
 
 def extractor(
@@ -97,6 +100,20 @@ def _report_engine(error: str | None, weights: str = "", precision: str = "") ->
         get_job_store().set_worker_engine(name, error, weights, precision)
     except Exception as report_error:
         logger.warning("worker %s: could not report its engine's state: %s", name, report_error)
+
+
+def style_targets(settings: Settings | None = None) -> StyleTargetCache | None:
+    """This process's style target cache (worker/engine/style_cache.py), ATELIER_STYLE_TARGET_CACHE_MB
+    large, shared by all its jobs and extractors (its keys name the network); None when set to 0."""
+    global _style_targets
+    settings = settings or get_settings()
+    bound = settings.style_target_cache_mb * 2**20
+    with _lock:
+        if bound and (_style_targets is None or _style_targets.max_bytes != bound):
+            from worker.engine.style_cache import StyleTargetCache
+
+            _style_targets = StyleTargetCache(bound)
+        return _style_targets if bound else None
 
 
 def warm_up_in_background() -> threading.Thread:

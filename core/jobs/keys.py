@@ -16,7 +16,8 @@ Keys (prefix ``atelier:``):
                     VGG19: ready, or the error (for /readyz and the upload page's warning)
   worker:{hostname}:stopping  string "1" while that worker shuts down (SIGTERM): its running jobs
                     checkpoint, release their lease and go back to the queue (docs/reliability.md)
-  metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered)
+  metrics:counts    hash of job counters (submitted, succeeded, failed, cancelled, preempted, redelivered,
+                    style_targets_cached, style_targets_computed)
   metrics:hist:{name}  hash of one histogram (core/jobs/metrics.py): b:{upper bound} (per-bucket
                     counts), sum, count
   pace              list of the last PACE_KEPT finished jobs' pace (JSON: output megapixels, seconds

@@ -64,7 +64,8 @@ class Histogram:
 class MetricsSnapshot:
     """Fleet-wide job numbers (read_snapshot): counters since the Redis was new, gauges now."""
 
-    counts: dict[str, int]  # submitted, succeeded, failed, cancelled, preempted, redelivered
+    # submitted, succeeded, failed, cancelled, preempted, redelivered, style_targets_cached/_computed
+    counts: dict[str, int]
     jobs_by_status: dict[str, int]  # queued, running (finished jobs are the counters)
     queue_depths: dict[str, int]  # broker messages waiting per Celery queue
     live_workers: int  # workers whose heartbeat is fresher than WORKER_LIVE_SECONDS

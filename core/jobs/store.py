@@ -291,6 +291,8 @@ class JobStore:
             pipe.expire(job_key(job_id), self.ttl_seconds)
             pipe.delete(cancel_key(job_id))
             pipe.hincrby(METRICS_COUNTS_KEY, status, 1)
+            for outcome, count in (stats or {}).get("style_targets", {}).items():  # cached, computed
+                pipe.hincrby(METRICS_COUNTS_KEY, f"style_targets_{outcome}", int(count))
             if started_at:
                 self._observe("job_duration_seconds", JOB_DURATION_BUCKETS, now - float(started_at), pipe)
             steps_run = int((stats or {}).get("steps", 0)) - int(run_start_step or 0)

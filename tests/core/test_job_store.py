@@ -93,6 +93,17 @@ def test_progress_preview_and_finish_with_ttl(store: JobStore) -> None:
         store.finish(job_id, "running")  # type: ignore[arg-type]
 
 
+def test_finished_jobs_count_their_style_targets_cached_and_computed(store: JobStore) -> None:
+    for cached, computed in ((0, 5), (5, 0), (1, 1)):
+        job_id = new_job_id()
+        store.create(job_id, OPTIONS, style_count=1)
+        start(store, job_id, "w1")
+        stats = {"steps": 10, "style_targets": {"cached": cached, "computed": computed}}
+        store.finish(job_id, "succeeded", has_result=True, stats=stats)
+    counts = store.metrics_snapshot([]).counts
+    assert (counts["style_targets_cached"], counts["style_targets_computed"]) == (6, 6)
+
+
 def test_worker_heartbeats(store: JobStore) -> None:
     assert store.workers_last_seen() == {}
     store.worker_seen("gpu-1@host")

@@ -270,16 +270,16 @@ def test_targets_out_of_memory_are_computed_by_tiles(
     def out_of_memory(*arguments: object) -> None:  # a GPU without room for the whole images
         raise tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor")
 
-    real_tiled_targets, budgets = tiling.tiled_targets, []
+    real_tiled_content, budgets = tiling.TiledTargets.content, []
 
-    def tiled_targets_that_fit_in_64_by_64(*arguments: object) -> object:
-        budgets.append(arguments[-1])
-        if arguments[-1] > 64 * 64:  # still too large: out of memory
+    def tiled_content_that_fits_in_64_by_64(self: tiling.TiledTargets, image: object, budget: int) -> object:
+        budgets.append(budget)
+        if budget > 64 * 64:  # still too large: out of memory
             out_of_memory()
-        return real_tiled_targets(*arguments)  # type: ignore[arg-type]
+        return real_tiled_content(self, image, budget)  # type: ignore[arg-type]
 
     monkeypatch.setattr(optimize, "compute_targets", out_of_memory)
-    monkeypatch.setattr(tiling, "tiled_targets", tiled_targets_that_fit_in_64_by_64)
+    monkeypatch.setattr(tiling.TiledTargets, "content", tiled_content_that_fits_in_64_by_64)
     with caplog.at_level(logging.WARNING, logger="worker.engine.optimize"):
         found = optimize._targets_at(shallow, content, [style], options, 160, 192, 192, label="job z")
     # The first tiles: half the largest image (the style scaled to the output's 192 px: 192 x 178),

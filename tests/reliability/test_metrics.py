@@ -100,6 +100,9 @@ def test_metrics_parse_and_move_when_jobs_run(metrics_stack: Stack) -> None:
     assert after[("atelier_jobs", (("status", "queued"),))] == 0
     assert after[("atelier_jobs", (("status", "running"),))] == 0
     assert after[("atelier_workers_live", ())] >= len(_live_workers(stack))  # the killed go in 30 s
+    # One style, one rung per succeeded job: cached by the worker that ran it, or computed.
+    targets = moved("atelier_style_targets_cached_total") + moved("atelier_style_targets_computed_total")
+    assert targets >= 2
 
 
 def _live_workers(stack: Stack) -> list[str]:

@@ -1,5 +1,6 @@
-"""A warm worker (worker/warm.py): the extractor is built when the worker process starts, and a job
-of a size the worker ran recently reuses its compiled steps. Real Redis, worker and web app."""
+"""A warm worker (worker/warm.py): the extractor is built when the worker process starts, a job of a
+size the worker ran recently reuses its compiled steps, and a job with a painting it has seen its
+style targets. Real Redis, worker and web app."""
 
 from __future__ import annotations
 
@@ -13,10 +14,9 @@ from tests.support.stack import Stack
 READY = re.compile(r"VGG19 extractor ready in [\d.]+ s: .*precision (\w+) \(ATELIER_PRECISION=auto\)")
 
 
-def _run_job(stack: Stack, seed: int, size: int) -> dict:
-    response = stack.submit(
-        png_bytes(48, 40, seed=seed), [png_bytes(32, 32, seed=seed + 1)], size=size, iterations=3
-    )
+def _run_job(stack: Stack, seed: int, size: int, style_seed: int | None = None) -> dict:
+    style = png_bytes(32, 32, seed=seed + 1 if style_seed is None else style_seed)
+    response = stack.submit(png_bytes(48, 40, seed=seed), [style], size=size, iterations=3)
     assert response.status_code == 202, response.text
     final = stack.wait_for(response.json()["id"], {"succeeded", "failed", "cancelled"}, timeout=120)
     assert final["status"] == "succeeded", final
@@ -43,3 +43,7 @@ def test_extractor_is_built_at_start_and_jobs_of_a_recent_size_start_warm(
     assert not other_size["warm_start"] and first_again["warm_start"]  # a new size; the old one kept
     for stats in (first, second, other_size, first_again):
         assert 0 <= stats["first_step_seconds"] < 30
+        assert stats["style_targets"] == {"cached": 0, "computed": 1}  # a painting not seen before
+    # The first job's painting uploaded again with another photo: its targets come from the cache.
+    same_painting = _run_job(stack, 9, 48, style_seed=2)
+    assert same_painting["style_targets"] == {"cached": 1, "computed": 0}

@@ -20,7 +20,8 @@ this module adds the other two, and the style-loss variants of crowsonkb/style-t
 - ``ema_decay``: an exponential moving average of Adam's iterates (bias-corrected) is the output.
 - ``pooling="average"``: model.ScaledAveragePooling instead of VGG19's max pooling.
 
-stylize() calls ``prepare`` once, ``ControlPlan.attach`` per image size and, inside the compiled
+stylize() calls ``prepare`` once, ``style_moments`` (through the style target cache) and
+``ControlPlan.attach`` per image size and, inside the compiled
 loss, ``composite`` and ``style_loss``; the default options make none of it run.
 """
 
@@ -72,15 +73,15 @@ class ControlPlan:
         targets: Any,
         extractor: FeatureExtractor,
         content: np.ndarray,
-        styles: Sequence[np.ndarray],
+        stats: Sequence[Moments],
         style_layers: Sequence[str],
     ) -> Any:
         """optimize.Targets for this size with a StyleControl in place of the blended Gram matrices.
 
-        ``content`` (H x W x 3) and ``styles`` are float images already at this run's sizes.
+        ``content`` (H x W x 3) is the float content at this run's size, ``stats`` each style image's
+        ``style_moments`` at this run's style side.
         """
         height, width = content.shape[:2]
-        stats = [_moments(extractor(tf.constant(style[None])), style_layers) for style in styles]
         masks = keep = None
         if self.masks is None:  # one blended term: means and second moments average linearly
             blend = tf.constant(self.blend, tf.float32)
@@ -162,9 +163,16 @@ def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(resized.numpy()[..., 0], 0.0, 1.0).astype(np.float32)
 
 
-def _moments(
-    features: Mapping[str, tf.Tensor], layers: Sequence[str]
-) -> dict[str, tuple[tf.Tensor, tf.Tensor]]:
+Moments = dict[str, tuple[tf.Tensor, tf.Tensor]]  # layer -> (mean (C,), second raw moment (C, C))
+
+
+def style_moments(extractor: FeatureExtractor, style: np.ndarray, layers: Sequence[str]) -> Moments:
+    """One style image's (float H x W x 3, at the run's style side) moments per layer: one forward
+    pass, what the style target cache keeps for masks and mean_cov (they do not depend on the masks)."""
+    return _moments(extractor(tf.constant(style[None])), layers)
+
+
+def _moments(features: Mapping[str, tf.Tensor], layers: Sequence[str]) -> Moments:
     """layer -> (mean (C,), second raw moment (C, C)) of one image's features (1, h, w, C)."""
     stats = {}
     for name in layers:

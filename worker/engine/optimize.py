@@ -1,8 +1,9 @@
 """stylize(): optimise an image so its VGG19 features match the content and its Gram matrices the style.
 
-Content and style targets are computed once per run and passed to the compiled step explicitly (no
-globals). Adam runs a ``tf.function`` step whose state (image, moments, step count) is reset per run;
-L-BFGS runs SciPy's L-BFGS-B over the same loss and gradient. Pixels stay in [0, 1] throughout.
+Each rung's content and style targets are computed when the rung starts (a style's from the style
+target cache when an earlier run had it) and passed to the compiled step explicitly (no globals).
+Adam runs a ``tf.function`` step whose state (image, moments, step count) is reset per run; L-BFGS
+runs SciPy's L-BFGS-B over the same loss and gradient. Pixels stay in [0, 1] throughout.
 
 Compiled steps are kept per image size in the extractor's ``StepCache``: loss weights, learning rate
 and Adam's constants are tensors passed in, not values baked into the graph, so a later run of the
@@ -36,6 +37,7 @@ from worker.engine import tiling
 from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
+from worker.engine.style_cache import StyleLookup, StyleTargetCache
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +54,10 @@ class StyleResult:
     loss_final: dict[str, float]  # loss of the optimised image (before preserve_colors)
     seconds: float
     warm_start: bool = False  # every scale's compiled steps came from the extractor's StepCache
+    # (height, width) the losses are measured at: the output's, or the rung a stopped run reached
+    loss_size: tuple[int, int] = (0, 0)
+    # style images' targets (one per style and rung run) found in the style target cache, or computed
+    style_targets: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 class Targets(NamedTuple):
@@ -74,7 +80,12 @@ class LossWeights(NamedTuple):
 
 
 def stylize(
-    plan: RunPlan, images: RunImages, extractor: FeatureExtractor, hooks: Hooks | None = None
+    plan: RunPlan,
+    images: RunImages,
+    extractor: FeatureExtractor,
+    hooks: Hooks | None = None,
+    *,
+    style_cache: StyleTargetCache | None = None,
 ) -> StyleResult:
     """Render ``images.content`` in the style of ``images.styles`` as ``plan`` (spec/plan.py) decides:
     its rungs and their steps, each style's side, its tiles; docs/engine.md has the method.
@@ -82,7 +93,8 @@ def stylize(
     A plan with a refusal raises it (PlanRefused, an OptionsError). ``hooks`` carries progress,
     previews, checkpoints, the stop check and where to resume (worker/engine/hooks.py). Adam's moments
     are not restored on a resume: the optimiser restarts from the checkpointed image, which costs a
-    few steps of re-warming, not quality.
+    few steps of re-warming, not quality. Each rung's targets are computed when the rung starts, its
+    styles' from ``style_cache`` when it has them (worker/engine/style_cache.py; None: no cache).
     """
     started = time.perf_counter()
     hooks = hooks or Hooks()
@@ -108,15 +120,16 @@ def stylize(
     full_content = imaging.to_float(content)
     cache = steps_of(extractor)
     hits = cache.hits
+    lookup = StyleLookup(style_cache, extractor, styles)
     targets_at = functools.partial(
         _targets_at, extractor, content, styles, options, control=control, max_tile_pixels=max_tile_pixels,
-        label=label,
+        label=label, lookup=lookup,
     )  # fmt: skip
     with contextlib.ExitStack() as held:
         runs = [
             _Run(
                 extractor=extractor,
-                targets=targets_at(rung.height, rung.width, rung.style_side),
+                make_targets=functools.partial(targets_at, rung.height, rung.width, rung.style_side),
                 options=options,
                 content=full_content,
                 hooks=hooks,
@@ -130,7 +143,9 @@ def stylize(
         ]
         warm = cache.hits - hits == len(runs)
         result = _optimise(runs, rungs, content, styles, options, resume, started, label)
-    return dataclasses.replace(result, warm_start=warm)
+    return dataclasses.replace(
+        result, warm_start=warm, style_targets={"cached": lookup.hits, "computed": lookup.misses}
+    )
 
 
 def _optimise(
@@ -144,21 +159,18 @@ def _optimise(
     label: str,
 ) -> StyleResult:
     height, width = content.shape[:2]
-    full_size = runs[-1]
-    # A fresh one-scale run's first step evaluates the loss of the starting image anyway: it is the
-    # initial loss, taken from there instead of one more forward pass before the first step.
-    fresh = resume is None and len(runs) == 1
-    loss_initial = None if fresh else full_size.loss_of(initial_image(content, styles[0], options))
     if resume is not None:
         image, steps = imaging.to_float(resume.image), resume.step
     else:  # init="style" resizes the original style to the coarsest size
         image, steps = initial_image(imaging.resize(content, *plan[0][:2]), styles[0], options), 0
     stopped, scale_end = False, 0
+    reached = len(runs) - 1  # the rung whose targets the losses are measured with: the last one run
     adam_state: AdamState | None = None  # a resumed run's first size starts Adam cold
-    for run, (scaled_height, scaled_width, scale_steps) in zip(runs, plan, strict=True):
+    for index, (run, (scaled_height, scaled_width, scale_steps)) in enumerate(zip(runs, plan, strict=True)):
         scale_end += scale_steps
         if steps >= scale_end:
             continue  # done before a resume
+        reached = index
         scaled = resize_float(image, scaled_height, scaled_width)
         # A size gets the steps up to its end: those an L-BFGS size left unused go to the next one.
         if options.optimizer == "adam":
@@ -169,21 +181,31 @@ def _optimise(
         if stopped:
             break
     final = resize_float(image, height, width)
+    # The losses at the rung reached: the output's size when the run got there (computed after the
+    # steps, so no rung's targets are needed before its first step), else the rung it was stopped at.
+    at = runs[reached]
+    loss_height, loss_width = plan[reached][:2]
+    loss_final = at.loss_of(resize_float(image, loss_height, loss_width))
+    # A fresh one-scale run's first step evaluated the loss of the starting image: it is the initial
+    # loss, taken from there instead of one more forward pass.
+    fresh = resume is None and len(runs) == 1
+    loss_initial = at.first_loss if fresh else None
     if loss_initial is None:
-        loss_initial = full_size.first_loss or full_size.loss_of(initial_image(content, styles[0], options))
-    loss_final = full_size.loss_of(final)
+        start = initial_image(imaging.resize(content, loss_height, loss_width), styles[0], options)
+        loss_initial = at.loss_of(start)
     seconds = time.perf_counter() - started
     logger.info(
         "%s: %s after %d step(s) in %.1f s, loss %.4g -> %.4g",
         label, "stopped" if stopped else "done", steps, seconds, loss_initial["total"], loss_final["total"],
     )  # fmt: skip
     return StyleResult(
-        image=full_size.output(final),
+        image=runs[-1].output(final),
         steps=steps,
         stopped=stopped,
         loss_initial=loss_initial,
         loss_final=loss_final,
         seconds=seconds,
+        loss_size=(loss_height, loss_width),
     )
 
 
@@ -206,13 +228,18 @@ def _targets_at(
     control: controls.ControlPlan | None = None,
     max_tile_pixels: int = 0,
     label: str = "stylize",
+    lookup: StyleLookup | None = None,
 ) -> Targets:
     """The targets for an output of ``height`` x ``width``: the content resized to it, the styles to
-    ``style_side`` on their longest side (the plan's; both from the originals).
+    ``style_side`` on their longest side (the plan's; both from the originals). Each style's
+    statistics come from ``lookup`` (the style target cache) when it has them.
 
     By tiles when an image exceeds ``max_tile_pixels``, and when the whole images run out of memory
     (a GPU; not with masks or mean_cov, which tiles do not reproduce), with tiles halved until they fit.
     """
+    started = time.perf_counter()
+    lookup = lookup or StyleLookup(None, extractor, styles)
+    computed = lookup.misses
     scaled_content = imaging.to_float(imaging.resize(content, height, width))
     scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
     images = [scaled_content, *scaled_styles]
@@ -221,21 +248,37 @@ def _targets_at(
             raise OptionsError(
                 "tiled evaluation (max_tile_pixels) supports the Gram style loss without masks"
             )
-        return _tiled_targets(extractor, scaled_content, scaled_styles, options, max_tile_pixels, label)
-    try:
-        targets = compute_targets(extractor, scaled_content, scaled_styles, options)
-    except tf.errors.ResourceExhaustedError as error:
-        if control is not None:
-            raise
-        budget = max(image.shape[0] * image.shape[1] for image in images) // 2
-        logger.warning(
-            "%s: out of memory computing the targets untiled (%s); computing them by tiles of %d pixels",
-            label, tiling.first_line(error), budget,
-        )  # fmt: skip
-        return _tiled_targets(extractor, scaled_content, scaled_styles, options, budget, label)
-    if control is None:
-        return targets
-    return control.attach(targets, extractor, scaled_content, scaled_styles, options.style_layers)
+        targets = _tiled_targets(
+            extractor, scaled_content, scaled_styles, options, max_tile_pixels, label, lookup, style_side
+        )
+    elif control is not None:  # masks or mean_cov: each style's moments instead of its Gram matrices
+        features = steps_of(extractor).features(extractor, options.content_layers, options.style_layers)
+        content_targets, _ = features(tf.constant(scaled_content[None]))
+        layers = options.style_layers
+        moments = functools.partial(controls.style_moments, extractor, layers=layers)
+        stats = [
+            lookup.get(index, style_side, ("moments", layers), functools.partial(moments, style))
+            for index, style in enumerate(scaled_styles)
+        ]
+        targets = control.attach(Targets(content_targets, {}), extractor, scaled_content, stats, layers)
+    else:
+        try:
+            targets = compute_targets(extractor, scaled_content, scaled_styles, options, lookup, style_side)
+        except tf.errors.ResourceExhaustedError as error:
+            budget = max(image.shape[0] * image.shape[1] for image in images) // 2
+            logger.warning(
+                "%s: out of memory computing the targets untiled (%s); computing them by tiles of %d pixels",
+                label, tiling.first_line(error), budget,
+            )  # fmt: skip
+            targets = _tiled_targets(
+                extractor, scaled_content, scaled_styles, options, budget, label, lookup, style_side
+            )
+    logger.info(
+        "%s: targets for %dx%d in %.2f s (%d of %d style(s) cached)",
+        label, width, height, time.perf_counter() - started, len(styles) - (lookup.misses - computed),
+        len(styles),
+    )  # fmt: skip
+    return targets
 
 
 def _tiled_targets(
@@ -245,16 +288,24 @@ def _tiled_targets(
     options: StyleOptions,
     max_tile_pixels: int,
     label: str,
+    lookup: StyleLookup,
+    style_side: int,
 ) -> Targets:
-    """tiling.tiled_targets, its tiles halved while they run out of memory (as a tiled step's are)."""
+    """tiling.tiled_targets, through the style target cache (each style's Gram sums by tiles of a
+    budget), its tiles halved while they run out of memory (as a tiled step's are)."""
     blend = options.normalized_blend(len(styles))
-    layers = (options.content_layers, options.style_layers)
-    return tiling.with_smaller_tiles(
-        lambda budget: Targets(*tiling.tiled_targets(extractor, content, styles, blend, *layers, budget)),
-        max_tile_pixels,
-        "computing the targets",
-        label,
-    )
+    tiled = tiling.TiledTargets(extractor, options.content_layers, options.style_layers)
+
+    def within(budget: int) -> Targets:
+        content_targets = tiled.content(content, budget)  # first, as before: where an OOM shows first
+        what = ("gram_sums", options.style_layers, budget)
+        sums = [
+            lookup.get(index, style_side, what, lambda s=style: tiled.gram_sums(s, budget))
+            for index, style in enumerate(styles)
+        ]
+        return Targets(content_targets, tiled.blend(sums, styles, blend))
+
+    return tiling.with_smaller_tiles(within, max_tile_pixels, "computing the targets", label)
 
 
 def _check_inputs(plan: RunPlan, images: RunImages, extractor: FeatureExtractor) -> None:
@@ -287,14 +338,22 @@ def _check_inputs(plan: RunPlan, images: RunImages, extractor: FeatureExtractor)
 
 
 def compute_targets(
-    extractor: FeatureExtractor, content: np.ndarray, styles: Sequence[np.ndarray], options: StyleOptions
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    lookup: StyleLookup | None = None,
+    style_side: int = 0,
 ) -> Targets:
-    """Content features and blended style Gram matrices, computed once per run (float images in [0, 1])."""
+    """Content features and blended style Gram matrices (float images in [0, 1]); each style's Gram
+    matrices from ``lookup`` (the style target cache, under ``style_side``) when it has them."""
     features = steps_of(extractor).features(extractor, options.content_layers, options.style_layers)
     content_targets, _ = features(tf.constant(content[None]))
+    lookup = lookup or StyleLookup(None, extractor, styles)
+    what = ("gram", options.style_layers, str(gram_dtype(extractor)))
     style_targets: dict[str, tf.Tensor] = {}
-    for style, weight in zip(styles, options.normalized_blend(len(styles)), strict=True):
-        _, grams = features(tf.constant(style[None]))
+    for index, (style, weight) in enumerate(zip(styles, options.normalized_blend(len(styles)), strict=True)):
+        grams = lookup.get(index, style_side, what, lambda s=style: features(tf.constant(s[None]))[1])
         for name in options.style_layers:
             gram = weight * grams[name]
             style_targets[name] = style_targets[name] + gram if name in style_targets else gram
@@ -532,13 +591,13 @@ class _Compiled:
 class _Run:
     """One scale's optimiser loops: optimise(initial, first_step, steps) -> (final, steps done, stopped).
 
-    ``targets`` are for this scale's image size; ``content`` is the full-size float content (for
-    preserve_colors); previews and the output are upsampled to it. ``compiled`` holds this size's
-    compiled steps (from the extractor's StepCache).
+    ``targets`` are for this scale's image size, made when first used (the rung starts); ``content``
+    is the full-size float content (for preserve_colors); previews and the output are upsampled to
+    it. ``compiled`` holds this size's compiled steps (from the extractor's StepCache).
     """
 
     extractor: FeatureExtractor
-    targets: Targets
+    make_targets: Callable[[], Targets]  # this rung's targets, computed when the rung first needs them
     options: StyleOptions
     content: np.ndarray
     hooks: Hooks
@@ -552,6 +611,10 @@ class _Run:
         self.weights = loss_weights(self.options).as_tensors()
         self.steps = tiling.TiledSteps(self.compiled, self.max_tile_pixels, self.label)  # or untiled
         self.first_loss: dict[str, float] | None = None  # loss of the first image evaluated
+
+    @functools.cached_property
+    def targets(self) -> Targets:
+        return self.make_targets()
 
     def loss_of(self, image: np.ndarray) -> dict[str, float]:
         return _floats(self.steps.evaluate(tf.constant(image[None]), self.targets, self.weights))

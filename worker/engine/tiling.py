@@ -355,17 +355,44 @@ def tiled_targets(
     """optimize.compute_targets by tiles: (content layer -> features (1, h, w, C), style layer ->
     blended Gram matrix (1, C, C)); forward only, so by tiles of FORWARD_TILE_FACTOR x
     ``max_tile_pixels`` pixels, and an image within that in one piece."""
-    found = geometry(extractor)
-    functions = _TileFunctions(extractor, found, tuple(content_layers), tuple(style_layers))
-    content_features, _ = _tiled_features(functions, found, content, max_tile_pixels, content_layers)
-    style_targets: dict[str, tf.Tensor] = {}
-    for style, weight in zip(styles, blend, strict=True):
-        _, grams = _tiled_features(functions, found, style, max_tile_pixels, ())
-        height, width = style.shape[:2]
-        for name in style_layers:
-            gram = weight * grams[name][None] / _positions(height, width, found.strides[name])
-            style_targets[name] = style_targets[name] + gram if name in style_targets else gram
-    return {name: content_features[name] for name in content_layers}, style_targets
+    targets = TiledTargets(extractor, content_layers, style_layers)
+    sums = [targets.gram_sums(style, max_tile_pixels) for style in styles]
+    return targets.content(content, max_tile_pixels), targets.blend(sums, styles, blend)
+
+
+class TiledTargets:
+    """The targets by tiles, in parts: the content's features, each style's Gram sums (what the
+    style target cache keeps), and their blend."""
+
+    def __init__(
+        self, extractor: FeatureExtractor, content_layers: Sequence[str], style_layers: Sequence[str]
+    ) -> None:
+        self.geometry = geometry(extractor)
+        self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
+        self.functions = _TileFunctions(extractor, self.geometry, self.content_layers, self.style_layers)
+
+    def content(self, image: np.ndarray, max_tile_pixels: int) -> dict[str, tf.Tensor]:
+        """Content layer -> the whole image's features (1, h, w, C), from the tiles' interiors."""
+        features, _ = _tiled_features(
+            self.functions, self.geometry, image, max_tile_pixels, self.content_layers
+        )
+        return {name: features[name] for name in self.content_layers}
+
+    def gram_sums(self, style: np.ndarray, max_tile_pixels: int) -> dict[str, tf.Tensor]:
+        """Style layer -> the unnormalised Gram matrix (C, C) of one style image, summed over tiles."""
+        return _tiled_features(self.functions, self.geometry, style, max_tile_pixels, ())[1]
+
+    def blend(
+        self, sums: Sequence[dict[str, tf.Tensor]], styles: Sequence[np.ndarray], blend: Sequence[float]
+    ) -> dict[str, tf.Tensor]:
+        """Style layer -> the blended Gram matrix (1, C, C) of the styles whose ``sums`` these are."""
+        style_targets: dict[str, tf.Tensor] = {}
+        for grams, style, weight in zip(sums, styles, blend, strict=True):
+            height, width = style.shape[:2]
+            for name in self.style_layers:
+                gram = weight * grams[name][None] / _positions(height, width, self.geometry.strides[name])
+                style_targets[name] = style_targets[name] + gram if name in style_targets else gram
+        return style_targets
 
 
 def _tiled_features(
