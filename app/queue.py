@@ -5,12 +5,16 @@ The web process never imports worker/ (that would drag TensorFlow in); it sends 
 
 from __future__ import annotations
 
+import logging
 from functools import lru_cache
 
 from celery import Celery
 
-from core.routing import TASK_NAME, queue_for
+from core.jobs import JobStore
+from core.routing import TASK_NAME, WEBHOOK_TASK_NAME, queue_for
 from core.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache
@@ -24,3 +28,15 @@ def get_celery_client() -> Celery:
 def enqueue(job_id: str, size: int) -> None:
     """Put the job on its Celery queue; raises (kombu/redis errors) if the broker cannot take it."""
     get_celery_client().send_task(TASK_NAME, args=[job_id], queue=queue_for(size), task_id=job_id)
+
+
+def announce_finished(store: JobStore, job_id: str) -> None:
+    """A job the web finished (cancelled while queued): send its webhook task, if it has a callback
+    not yet sent (JobStore.webhook_due). Never raises: the cancel itself has happened."""
+    try:
+        if store.webhook_due(job_id):
+            get_celery_client().send_task(
+                WEBHOOK_TASK_NAME, args=[job_id], queue=get_settings().webhook_queue
+            )
+    except Exception:
+        logger.exception("job %s: could not queue its webhook", job_id)

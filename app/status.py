@@ -9,11 +9,31 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.jobs import JobRecord, JobStatus, JobStore
 from core.progress import eta_seconds as eta_seconds_left
+
+
+class WebhookAttemptOut(BaseModel):
+    attempt: int = Field(description="1 for the first try, 2 for the first retry, ...")
+    at: str = Field(description="When it was made, ISO 8601, UTC.")
+    outcome: str = Field(description="delivered, retrying (another attempt follows), failed or refused.")
+    status_code: int | None = Field(description="The receiver's HTTP status; null when none came.")
+    error: str | None = Field(description="Why no answer came (timeout, refused connection, ...).")
+    seconds: float = Field(description="How long the attempt took.")
+
+
+class WebhookOut(BaseModel):
+    host: str = Field(description="host[:port] of the callback URL (never its path or query).")
+    state: str = Field(
+        description="waiting (the job has not finished), pending (queued for delivery), retrying, "
+        "delivered, failed (every retry failed: ATELIER_WEBHOOK_RETRY_SECONDS) or refused (the URL "
+        "resolved to an address that is not allowed at delivery)."
+    )
+    attempts: list[WebhookAttemptOut]
 
 
 class JobStatusOut(BaseModel):
@@ -71,6 +91,9 @@ class JobStatusOut(BaseModel):
         description="What the service changed about the uploads, e.g. a resized mask or a style image "
         "upscaled for a large picture."
     )
+    webhook: WebhookOut | None = Field(
+        description="The job's callback, when it has one: how its delivery stands and every attempt."
+    )
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")
@@ -103,6 +126,25 @@ def job_urls(job_id: str) -> dict[str, str]:
 
 def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def webhook_status(record: JobRecord, store: JobStore) -> dict[str, Any] | None:
+    """The job's webhook as its status shows it (None without a callback)."""
+    if not record.callback_url:
+        return None
+    attempts = [
+        {
+            "attempt": int(attempt["attempt"]),
+            "at": _iso(float(attempt["at"])),
+            "outcome": attempt["outcome"],
+            "status_code": attempt.get("status_code"),
+            "error": attempt.get("error"),
+            "seconds": float(attempt.get("seconds", 0.0)),
+        }
+        for attempt in store.webhook_attempts(record.id)
+    ]
+    host = urlsplit(record.callback_url).netloc.rpartition("@")[2]
+    return {"host": host, "state": record.webhook_state or "waiting", "attempts": attempts}
 
 
 def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
@@ -146,5 +188,6 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         storage_wait=record.storage_wait if record.status == "running" else None,
         masks=list(record.masks),
         notes=list(record.notes),
+        webhook=webhook_status(record, store),
         **job_urls(record.id),
     ).model_dump()

@@ -141,6 +141,7 @@ async def submit_job(
     *,
     store: JobStore,
     storage: Storage,
+    callback: tuple[str, str] | None = None,
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
@@ -148,7 +149,7 @@ async def submit_job(
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
     checked); masks: none, or one upload per style image in their order, an empty one for a style
     without a mask (stored greyscale at the content's size). admit_submission has run before
-    (app/admission.py, before the body is read).
+    (app/admission.py, before the body is read). callback: the checked webhook (app/webhooks.py).
 
     The run plan (spec/plan.py) decides what is refused and which notes the job gets: its counts
     before any image is decoded, the rest from the decoded images' sizes.
@@ -179,7 +180,15 @@ async def submit_job(
     _refuse(plan.refusals)
     fitted = await run_in_threadpool(fit_masks, mask_images, content_image) if plan.has_masks else []
     return await run_in_threadpool(
-        _store_and_enqueue, content_image, style_images, resolved, fitted, list(plan.notes), store, storage
+        _store_and_enqueue,
+        content_image,
+        style_images,
+        resolved,
+        fitted,
+        list(plan.notes),
+        store,
+        storage,
+        callback,
     )
 
 
@@ -289,6 +298,7 @@ def _store_and_enqueue(
     notes: list[str],
     store: JobStore,
     storage: Storage,
+    callback: tuple[str, str] | None = None,
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
@@ -310,6 +320,7 @@ def _store_and_enqueue(
             max_queued=settings.max_queued_jobs,
             masks=[mask is not None for mask in masks],
             notes=notes,
+            callback=callback,
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))

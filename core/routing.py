@@ -13,3 +13,8 @@ def queue_for(size: int) -> str:
     if settings.large_job_queue and size >= settings.large_job_min_size:
         return settings.large_job_queue
     return settings.queue_name
+
+
+# The webhook delivery (worker/webhooks.py), on settings.webhook_queue: its own worker, so a delivery
+# never waits behind a style transfer.
+WEBHOOK_TASK_NAME = "worker.webhooks.deliver"

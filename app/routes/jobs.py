@@ -21,6 +21,7 @@ from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
 from app.submission import submit_job
 from app.uploads import ACCEPTED_NAMES
+from app.webhooks import checked_callback
 from core import retention
 from core.jobs import FINISHED
 from core.options import JobOptionsIn
@@ -49,6 +50,8 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 
 # The form's file parts: create_job's File parameters.
 FILE_FIELDS = frozenset({"content", "style", "mask"})
+# The form's fields that are not options (create_job's other Form parameters).
+SUBMISSION_FIELDS = frozenset({"callback_url"})
 
 
 def _no_unknown_fields(fields: Any) -> Any:
@@ -56,7 +59,7 @@ def _no_unknown_fields(fields: Any) -> Any:
     # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
     # would otherwise be dropped silently.
     if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS)
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - FILE_FIELDS - SUBMISSION_FIELDS)
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     return fields
@@ -115,13 +118,23 @@ async def create_job(
             "content is kept. The content's aspect ratio (within 1%); another size is resized."
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        Form(
+            description="An http(s) URL that gets the job's signed event (POST, JSON) when it finishes "
+            "(docs/api.md, Webhooks); refused (422) when it resolves to a non-public address."
+        ),
+    ] = None,
 ) -> dict[str, str]:
     """Upload a content image and one or more style images; the job is queued and runs on a worker.
 
     Options may be left out: the preset (default quick) fills size and iterations, the engine's
     defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
     """
-    job = await submit_job(content, style or [], options, mask or [], store=store, storage=storage)
+    callback = await checked_callback(callback_url, request)
+    job = await submit_job(
+        content, style or [], options, mask or [], store=store, storage=storage, callback=callback
+    )
     # A browser script that submits here gets the same cookies as the HTML form's submitter.
     set_job_token_cookies(response, request, job.id, job.token, get_settings().job_ttl_seconds)
     urls = job_urls(job.id)

@@ -6,6 +6,10 @@ Keys (prefix ``atelier:``):
                     that runs it, the delivery count (attempts), the last checkpoint step and, once its
                     stopping worker handed it back, handed_back (docs/reliability.md)
   job:{id}:cancel   string "1" while a cancel has been requested
+  job:{id}:webhook  list of the job's webhook delivery attempts (JSON each, oldest first); expires
+                    with the record (core/webhooks.py, worker/webhooks.py)
+  idempotency:{sha256 of the key}  hash {request, job_id, token}: the job an Idempotency-Key created
+                    (app/idempotency.py); expires with the job
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
   finished          sorted set of finished job ids, scored by finish time (their files are deleted
                     once the record's TTL has passed: see take_expired_job_ids)
@@ -63,6 +67,17 @@ def job_key(job_id: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return job_key(job_id) + ":cancel"
+
+
+def webhook_attempts_key(job_id: str) -> str:
+    return job_key(job_id) + ":webhook"
+
+
+def idempotency_key(digest: str) -> str:
+    """The record of one Idempotency-Key, by the key's SHA-256 (hex): the key itself is never stored."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError("not a SHA-256 hex digest")
+    return f"{PREFIX}idempotency:{digest}"
 
 
 def worker_stopping_key(hostname: str) -> str:

@@ -37,6 +37,7 @@ from core.jobs.keys import (
     cancel_key,
     is_job_id,
     job_key,
+    webhook_attempts_key,
     worker_stopping_key,
 )
 from core.jobs.metrics import (
@@ -89,6 +90,8 @@ class JobStore:
         self._release = _script(redis, "release")
         self._cancel = _script(redis, "cancel")
         self._fail_abandoned = _script(redis, "fail_abandoned")
+        self._webhook_due = _script(redis, "webhook_due")
+        self._webhook_attempt = _script(redis, "webhook_attempt")
 
     # --- creating and reading ------------------------------------------------------------------
     def create(
@@ -101,6 +104,7 @@ class JobStore:
         max_queued: int = 0,
         masks: Sequence[bool] = (),
         notes: Sequence[str] = (),
+        callback: tuple[str, str] | None = None,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
@@ -108,6 +112,7 @@ class JobStore:
         cancel or delete it through the API). max_queued: refuse with QueueFull when that many jobs
         are already queued (0: no cap). masks: per style image, whether a mask was stored for it
         (empty: no masks); notes: sentences about the upload for the job's page and status.
+        callback: (a checked callback URL, the base of the event's absolute URLs), or None.
         """
         now = time.time()
         fields = {
@@ -121,6 +126,8 @@ class JobStore:
             "masks": json.dumps(list(masks)),
             "notes": json.dumps(list(notes)),
         }
+        if callback is not None:
+            fields |= {"callback_url": callback[0], "base_url": callback[1], "webhook_state": "waiting"}
         pairs = [item for name_value in fields.items() for item in name_value]
         created = self._create(
             keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
@@ -157,7 +164,7 @@ class JobStore:
     def delete(self, job_id: str) -> None:
         """Forget a job entirely (used to undo a submission that could not be enqueued)."""
         with self.redis.pipeline() as pipe:
-            pipe.delete(job_key(job_id), cancel_key(job_id))
+            pipe.delete(job_key(job_id), cancel_key(job_id), webhook_attempts_key(job_id))
             pipe.zrem(QUEUE_KEY, job_id)
             pipe.zrem(FINISHED_KEY, job_id)
             pipe.zrem(RUNNING_KEY, job_id)
@@ -299,6 +306,22 @@ class JobStore:
                 pipe.lpush(PACE_KEY, json.dumps(pace))
                 pipe.ltrim(PACE_KEY, 0, PACE_KEPT - 1)
             pipe.execute()
+
+    # --- webhooks (core/webhooks.py, worker/webhooks.py) ------------------------------------------
+    def webhook_due(self, job_id: str) -> bool:
+        """The finished job has a callback not yet sent: marks it pending and returns True, once (the
+        web's cancel of a queued job and a worker's finish never both send it)."""
+        return bool(self._webhook_due(keys=[job_key(job_id)]))
+
+    def record_webhook_attempt(self, job_id: str, attempt: dict[str, Any], state: str) -> bool:
+        """Append one delivery attempt and set the delivery's state (both expire with the record);
+        False when the job is gone."""
+        keys = [job_key(job_id), webhook_attempts_key(job_id)]
+        return bool(self._webhook_attempt(keys=keys, args=[json.dumps(attempt), state, self.ttl_seconds]))
+
+    def webhook_attempts(self, job_id: str) -> list[dict[str, Any]]:
+        """Every delivery attempt of the job's webhook, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(webhook_attempts_key(job_id), 0, -1)]
 
     def recent_paces(self) -> list[Pace]:
         """The last PACE_KEPT succeeded jobs' pace, newest first."""

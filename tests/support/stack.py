@@ -254,6 +254,23 @@ class Stack:
             process.stop()
 
 
+def webhooks_worker_args(redis_port: int) -> list[str]:
+    """The webhooks worker as scripts/run.sh starts it: threads, its own queue (ATELIER_WEBHOOK_QUEUE)."""
+    return [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "worker.webhooks",
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--loglevel=INFO",
+        "--hostname",
+        f"webhooks-{redis_port}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
+
+
 def spawn_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = False) -> Process:
     """Start a redis-server on 127.0.0.1:port that keeps nothing on disk unless persistent (then an
     append-only file in data_dir, fsynced on every write, so it survives a SIGKILL and restart)."""
@@ -334,6 +351,7 @@ def start_stack(
     redis_persistent: bool = False,
     base_environ: dict[str, str] | None = None,
     engine_may_fail: bool = False,
+    webhooks: bool = False,
 ) -> Iterator[Stack]:
     """Start redis-server, (optionally) a Celery worker and uvicorn; stop them all on exit.
 
@@ -343,6 +361,7 @@ def start_stack(
     restart it (tests/support/faults.py) without losing data. base_environ: the environment the
     processes start from (default: os.environ when the stack starts). engine_may_fail: the stack is
     up once its worker is seen, even if /readyz says its engine could not load (a test of that).
+    webhooks: also start the webhooks worker (worker/webhooks.py, a thread pool on its own queue).
     """
     storage_dir = base_dir / "storage"
     log_dir = base_dir / "logs"
@@ -391,6 +410,8 @@ def start_stack(
                 stack_env,
                 log_dir,
             )
+        if webhooks:
+            processes["webhooks"] = spawn("webhooks", webhooks_worker_args(redis_port), stack_env, log_dir)
         processes["web"] = spawn(
             "web",
             [
