@@ -35,6 +35,7 @@ from core.jobs.keys import (
     WORKER_ENGINES_KEY,
     WORKERS_KEY,
     cancel_key,
+    idempotency_key,
     is_job_id,
     job_key,
     webhook_attempts_key,
@@ -322,6 +323,33 @@ class JobStore:
     def webhook_attempts(self, job_id: str) -> list[dict[str, Any]]:
         """Every delivery attempt of the job's webhook, oldest first."""
         return [json.loads(raw) for raw in self.redis.lrange(webhook_attempts_key(job_id), 0, -1)]
+
+    # --- idempotency keys (app/idempotency.py) --------------------------------------------------
+    def claim_idempotency(
+        self, digest: str, request_hash: str, pending_seconds: int
+    ) -> dict[str, Any] | None:
+        """Claim an Idempotency-Key (by its SHA-256) for a request: None when this caller claimed it
+        now (SET NX: of concurrent callers exactly one) and creates the job; otherwise what is stored:
+        {"request": its request's hash, "state": "pending" or "done", "job_id", "token"}, or
+        {"state": "gone"} when the holder gave it up in between. A claim nobody completes lapses after
+        pending_seconds (its web process died)."""
+        key = idempotency_key(digest)
+        pending = json.dumps({"request": request_hash, "state": "pending"})
+        if self.redis.set(key, pending, nx=True, ex=pending_seconds):
+            return None
+        raw = self.redis.get(key)
+        return json.loads(raw) if raw else {"state": "gone"}
+
+    def complete_idempotency(
+        self, digest: str, request_hash: str, job_id: str, sealed_token: str, ttl_seconds: int
+    ) -> None:
+        """The claimed key now names its job (and the job's token, sealed by the key: app/idempotency.py)."""
+        done = {"request": request_hash, "state": "done", "job_id": job_id, "token": sealed_token}
+        self.redis.set(idempotency_key(digest), json.dumps(done), ex=ttl_seconds)
+
+    def forget_idempotency(self, digest: str) -> None:
+        """Free the key: its request created no job, or its job is gone."""
+        self.redis.delete(idempotency_key(digest))
 
     def recent_paces(self) -> list[Pace]:
         """The last PACE_KEPT succeeded jobs' pace, newest first."""
