@@ -2,6 +2,7 @@
 
     atelier stylize content.jpg style.jpg -o out.png --size 512 --iterations 500
     atelier fetch-weights --model-dir data/models
+    atelier submit --server http://127.0.0.1:8000 content.jpg style.jpg --wait -o out.png  (worker/submit.py)
 
 Inputs and options are checked before TensorFlow is imported, so mistakes fail in a fraction of a
 second with one line on stderr (exit 2 for usage, 1 for unusable files or weights).
@@ -29,6 +30,7 @@ from spec.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
 from spec.plan import Limits
 from worker.engine.hooks import Hooks, Progress, RunImages
 from worker.engine.images import load_image, output_format, save_image
+from worker.submit import ClientError, add_submit_command, run_submit
 
 logger = logging.getLogger("atelier")
 
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stylize.add_argument("--json", action="store_true", help="print one JSON summary on stdout at the end")
 
+    add_submit_command(commands, _add_option_flag)
+
     fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
     fetch.add_argument("--model-dir", type=Path, help="default: ATELIER_MODEL_DIR")
     return parser
@@ -133,10 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "fetch-weights":
             return _fetch_weights(args)
+        if args.command == "submit":
+            return run_submit(args)
         return _stylize(args)
     except OptionsError as error:
         return _fail(EXIT_USAGE, error)
-    except (EngineError, OSError) as error:
+    except (EngineError, OSError, ClientError) as error:
         return _fail(EXIT_FAILURE, error)
 
 
