@@ -1,5 +1,5 @@
-"""The Idempotency-Key header of POST /api/jobs (Stripe's model): a client that retries a submission
-after a timeout gets the job its first try created, not a second one.
+"""The Idempotency-Key header of POST /api/jobs and POST /api/batches (Stripe's model): a client that
+retries a submission after a timeout gets the job (or batch) its first try created, not a second one.
 
 - The same key with the same request (the form's fields, each file by its SHA-256, and the path)
   answers 200 with the first response's job id and token (``Idempotent-Replayed: true``).
@@ -19,6 +19,7 @@ import hashlib
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -92,10 +93,39 @@ async def idempotency_key(request: Request, key: str | None) -> IdempotencyKey |
     return IdempotencyKey(key, digest, await request_hash(request))
 
 
+class Created(Protocol):
+    """What a submission creates: a job (SubmittedJob) or a batch (app.batches.SubmittedBatch)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def token(self) -> str: ...
+
+
+T = TypeVar("T", bound=Created)
+
+
+def replay_job(store: JobStore) -> Callable[[str, str], SubmittedJob | None]:
+    """The job an earlier request created, with its token; None once the job is gone."""
+
+    def replay(job_id: str, token: str) -> SubmittedJob | None:
+        record = store.get(job_id)
+        return None if record is None else SubmittedJob(record, token)
+
+    return replay
+
+
 async def once(
-    request: Request, store: JobStore, header: str | None, create: Callable[[], Awaitable[SubmittedJob]]
-) -> tuple[SubmittedJob, bool]:
-    """create() the job unless the request's Idempotency-Key (header) already did: (the job, replayed)."""
+    request: Request,
+    store: JobStore,
+    header: str | None,
+    create: Callable[[], Awaitable[T]],
+    replay: Callable[[str, str], T | None] | None = None,
+) -> tuple[T, bool]:
+    """create() the job (or batch) unless the request's Idempotency-Key (header) already did: (what it
+    created, replayed). replay(id, token) loads an earlier one again (None: it is gone); jobs by default."""
+    load: Callable[[str, str], Any] = replay or replay_job(store)
     key = await idempotency_key(request, header)
     if key is None:
         return await create(), False
@@ -112,9 +142,9 @@ async def once(
                 HEADER,
             )
         if stored["state"] == "done":
-            record = await run_in_threadpool(store.get, stored["job_id"])
-            if record is not None:
-                return SubmittedJob(record, unseal(stored["token"], key.key)), True
+            earlier = await run_in_threadpool(load, stored["job_id"], unseal(stored["token"], key.key))
+            if earlier is not None:
+                return earlier, True
             await run_in_threadpool(store.forget_idempotency, key.digest)  # its job is gone
             continue
         if asyncio.get_running_loop().time() > deadline:
@@ -124,9 +154,7 @@ async def once(
         await asyncio.sleep(POLL_SECONDS)  # pending: the first request is creating the job
 
 
-async def _create_under(
-    key: IdempotencyKey, store: JobStore, create: Callable[[], Awaitable[SubmittedJob]]
-) -> SubmittedJob:
+async def _create_under(key: IdempotencyKey, store: JobStore, create: Callable[[], Awaitable[T]]) -> T:
     try:
         job = await create()
     except BaseException:

@@ -25,9 +25,12 @@ def get_celery_client() -> Celery:
     return client
 
 
-def enqueue(job_id: str, size: int) -> None:
-    """Put the job on its Celery queue; raises (kombu/redis errors) if the broker cannot take it."""
-    get_celery_client().send_task(TASK_NAME, args=[job_id], queue=queue_for(size), task_id=job_id)
+def enqueue(job_id: str, size: int, priority: int = 0) -> None:
+    """Put the job on its Celery queue; raises (kombu/redis errors) if the broker cannot take it.
+    priority: core.routing.fair_priority (0, the default, is served first)."""
+    get_celery_client().send_task(
+        TASK_NAME, args=[job_id], queue=queue_for(size), task_id=job_id, priority=priority
+    )
 
 
 def announce_finished(store: JobStore, job_id: str) -> None:

@@ -142,6 +142,7 @@ async def submit_job(
     store: JobStore,
     storage: Storage,
     callback: tuple[str, str] | None = None,
+    submitter: str = "",
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
@@ -150,6 +151,7 @@ async def submit_job(
     checked); masks: none, or one upload per style image in their order, an empty one for a style
     without a mask (stored greyscale at the content's size). admit_submission has run before
     (app/admission.py, before the body is read). callback: the checked webhook (app/webhooks.py).
+    submitter: the client's address, kept so its later batches queue fairly (app/batches.py).
 
     The run plan (spec/plan.py) decides what is refused and which notes the job gets: its counts
     before any image is decoded, the rest from the decoded images' sizes.
@@ -189,6 +191,7 @@ async def submit_job(
         store,
         storage,
         callback,
+        submitter,
     )
 
 
@@ -299,6 +302,7 @@ def _store_and_enqueue(
     store: JobStore,
     storage: Storage,
     callback: tuple[str, str] | None = None,
+    submitter: str = "",
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
@@ -321,6 +325,7 @@ def _store_and_enqueue(
             masks=[mask is not None for mask in masks],
             notes=notes,
             callback=callback,
+            submitter=submitter,
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))

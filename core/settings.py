@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         100, ge=1, description="Jobs that may wait at once; more get 503 with Retry-After."
     )
+    max_batch_jobs: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Most jobs one batch (POST /api/batches: contents × styles, or its pairs) may make.",
+    )
     rate_limit_per_minute: int = Field(
         30, ge=1, description="Job submissions one client IP may make per minute; more get 429."
     )

@@ -20,7 +20,7 @@ from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
-from app.submission import submit_job
+from app.submission import client_address, submit_job
 from app.uploads import ACCEPTED_NAMES
 from app.webhooks import checked_callback
 from core import retention
@@ -159,7 +159,14 @@ async def create_job(
         store,
         idempotency_key,
         lambda: submit_job(
-            content, style or [], options, mask or [], store=store, storage=storage, callback=callback
+            content,
+            style or [],
+            options,
+            mask or [],
+            store=store,
+            storage=storage,
+            callback=callback,
+            submitter=client_address(request),
         ),
     )
     if replayed:  # the job an earlier request with this Idempotency-Key created

@@ -8,6 +8,10 @@ Keys (prefix ``atelier:``):
   job:{id}:cancel   string "1" while a cancel has been requested
   job:{id}:webhook  list of the job's webhook delivery attempts (JSON each, oldest first); expires
                     with the record (core/webhooks.py, worker/webhooks.py)
+  batch:{id}        hash, a batch of jobs (core/jobs/batches.py): its jobs' ids in grid order, each
+                    one's (content, style) cell, the names of its contents and styles, its token's
+                    hash, its callback; expires with its jobs
+  batch:{id}:webhook  list of the batch's webhook delivery attempts, like a job's
   idempotency:{sha256 of the key}  hash {request, job_id, token}: the job an Idempotency-Key created
                     (app/idempotency.py); expires with the job
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
@@ -67,6 +71,16 @@ def job_key(job_id: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return job_key(job_id) + ":cancel"
+
+
+def batch_key(batch_id: str) -> str:
+    if not is_job_id(batch_id):  # batch ids have the shape of job ids
+        raise ValueError(f"not a batch id: {batch_id!r}")
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_webhook_attempts_key(batch_id: str) -> str:
+    return batch_key(batch_id) + ":webhook"
 
 
 def webhook_attempts_key(job_id: str) -> str:

@@ -57,6 +57,7 @@ class JobRecord:
     callback_url: str = ""
     base_url: str = ""
     webhook_state: str = ""
+    batch_id: str = ""  # the batch it belongs to ("" for a job of its own)
 
     @property
     def finished(self) -> bool:
@@ -102,6 +103,7 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         callback_url=raw.get("callback_url", ""),
         base_url=raw.get("base_url", ""),
         webhook_state=raw.get("webhook_state", ""),
+        batch_id=raw.get("batch_id", ""),
     )
 
 

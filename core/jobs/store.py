@@ -54,6 +54,9 @@ from core.jobs.record import FINISHED, Claim, ClaimOutcome, JobRecord, JobStatus
 from core.settings import get_settings
 
 PACE_KEPT = 50  # finished jobs whose pace the time estimates read
+# A job of priority p is placed in the queue order as if it came p times this much later (a
+# submitter's later jobs wait behind everybody's first ones: core.routing.fair_priority).
+QUEUE_PRIORITY_SECONDS = 1e9
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ class JobStore:
         masks: Sequence[bool] = (),
         notes: Sequence[str] = (),
         callback: tuple[str, str] | None = None,
+        submitter: str = "",
+        batch_id: str = "",
+        priority: int = 0,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
@@ -114,6 +120,9 @@ class JobStore:
         are already queued (0: no cap). masks: per style image, whether a mask was stored for it
         (empty: no masks); notes: sentences about the upload for the job's page and status.
         callback: (a checked callback URL, the base of the event's absolute URLs), or None.
+        submitter: who sent it (the client's address), for fair queueing (queued_by); batch_id: the
+        batch it belongs to; priority: its Celery priority (core.routing.fair_priority), which
+        places it in the queue order as the workers will take it.
         """
         now = time.time()
         fields = {
@@ -129,10 +138,13 @@ class JobStore:
         }
         if callback is not None:
             fields |= {"callback_url": callback[0], "base_url": callback[1], "webhook_state": "waiting"}
+        fields |= {"submitter": submitter, "batch_id": batch_id, "priority": str(priority)}
         pairs = [item for name_value in fields.items() for item in name_value]
+        # Queue order as the workers take it: by priority step, then by time (queue_position).
+        score = now + priority * QUEUE_PRIORITY_SECONDS
         created = self._create(
             keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
-            args=[job_id, repr(now), max_queued, *pairs],
+            args=[job_id, repr(score), max_queued, *pairs],
         )
         if not created:
             raise QueueFull(f"{max_queued} jobs are already queued")
@@ -170,6 +182,14 @@ class JobStore:
             pipe.zrem(FINISHED_KEY, job_id)
             pipe.zrem(RUNNING_KEY, job_id)
             pipe.execute()
+
+    def queued_by(self, submitter: str) -> int:
+        """Jobs of this submitter waiting in the queue now (for its next job's fair priority)."""
+        waiting = self.redis.zrange(QUEUE_KEY, 0, -1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in waiting:
+                pipe.hget(job_key(job_id), "submitter")
+            return sum(1 for owner in pipe.execute() if owner == submitter)
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job a worker will take, 2 for the one after, ...; None if not queued."""

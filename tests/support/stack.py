@@ -171,9 +171,11 @@ class Stack:
         return Redis.from_url(self.redis_url, decode_responses=True)
 
     def queue_length(self) -> int:
-        """Messages waiting in the Celery queue (not counting one a worker holds)."""
+        """Messages waiting in the Celery queue, at every priority (not counting one a worker holds)."""
+        from core.routing import broker_lists  # kept local, as cancel_in_store's import
+
         with self.redis() as redis:
-            return int(redis.llen(self.queue_name))
+            return sum(int(redis.llen(name)) for name in broker_lists(self.queue_name))
 
     def stored_files(self) -> set[str]:
         """Every file under the storage directory's jobs/ folder, relative to storage_dir."""
