@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from app.status import _iso
-from core.jobs import FINISHED, BatchRecord, JobStore
+from app.status import WebhookOut, _iso, webhook_view
+from core.jobs import FINISHED, BatchRecord, BatchStore, JobStore
 
 EXPIRED = "expired"  # a job of the batch whose record is gone (deleted, or past its time to live)
 
@@ -39,7 +39,9 @@ class BatchStatusOut(BaseModel):
     )
     progress: float = Field(description="0..1: the jobs' work done, a finished job counting as done.")
     jobs: list[BatchJobOut] = Field(description="Every job, in grid order (content by content).")
-    webhook_state: str | None = Field(description="The batch's callback: waiting, pending ...; null without.")
+    webhook: WebhookOut | None = Field(
+        description="The batch's callback (one event once every job has ended), as a job's webhook."
+    )
     status_url: str
     page_url: str
     download_url: str = Field(description="A ZIP of the finished results, as they are now.")
@@ -114,6 +116,10 @@ def batch_status(batch: BatchRecord, store: JobStore) -> dict[str, Any]:
         totals=totals,
         progress=round(done / len(jobs), 4) if jobs else 1.0,
         jobs=[BatchJobOut(**job) for job in jobs],
-        webhook_state=batch.webhook_state or None,
+        webhook=webhook_view(
+            batch.callback_url, batch.webhook_state, BatchStore(store.redis).webhook_attempts(batch.id)
+        )
+        if batch.callback_url
+        else None,
         **batch_urls(batch.id),
     ).model_dump()

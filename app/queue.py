@@ -13,6 +13,7 @@ from celery import Celery
 from core.jobs import JobStore
 from core.routing import TASK_NAME, WEBHOOK_TASK_NAME, queue_for
 from core.settings import get_settings
+from core.webhooks import due_deliveries
 
 logger = logging.getLogger(__name__)
 
@@ -34,12 +35,12 @@ def enqueue(job_id: str, size: int, priority: int = 0) -> None:
 
 
 def announce_finished(store: JobStore, job_id: str) -> None:
-    """A job the web finished (cancelled while queued): send its webhook task, if it has a callback
-    not yet sent (JobStore.webhook_due). Never raises: the cancel itself has happened."""
+    """A job the web finished (cancelled while queued): send the webhook tasks it makes due (its own,
+    its batch's: core.webhooks.due_deliveries). Never raises: the cancel itself has happened."""
     try:
-        if store.webhook_due(job_id):
+        for target, kind in due_deliveries(store, job_id):
             get_celery_client().send_task(
-                WEBHOOK_TASK_NAME, args=[job_id], queue=get_settings().webhook_queue
+                WEBHOOK_TASK_NAME, args=[target, kind], queue=get_settings().webhook_queue
             )
     except Exception:
         logger.exception("job %s: could not queue its webhook", job_id)

@@ -132,7 +132,12 @@ def webhook_status(record: JobRecord, store: JobStore) -> dict[str, Any] | None:
     """The job's webhook as its status shows it (None without a callback)."""
     if not record.callback_url:
         return None
-    attempts = [
+    return webhook_view(record.callback_url, record.webhook_state, store.webhook_attempts(record.id))
+
+
+def webhook_view(callback_url: str, state: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job's or a batch's webhook as a status shows it: the URL's host only, its state, attempts."""
+    shown = [
         {
             "attempt": int(attempt["attempt"]),
             "at": _iso(float(attempt["at"])),
@@ -141,10 +146,10 @@ def webhook_status(record: JobRecord, store: JobStore) -> dict[str, Any] | None:
             "error": attempt.get("error"),
             "seconds": float(attempt.get("seconds", 0.0)),
         }
-        for attempt in store.webhook_attempts(record.id)
+        for attempt in attempts
     ]
-    host = urlsplit(record.callback_url).netloc.rpartition("@")[2]
-    return {"host": host, "state": record.webhook_state or "waiting", "attempts": attempts}
+    host = urlsplit(callback_url).netloc.rpartition("@")[2]
+    return {"host": host, "state": state or "waiting", "attempts": shown}
 
 
 def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:

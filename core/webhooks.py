@@ -5,7 +5,8 @@
   private ones). It returns the checked addresses: the delivery connects to one of those, never to
   a second resolution of the name (no DNS rebinding). The web calls it at submission (422), the
   webhooks worker again before every attempt.
-- ``job_event``: the JSON a finished job's callback receives.
+- ``job_event`` / ``batch_event``: the JSON a finished job's (or batch's) callback receives;
+  ``due_deliveries``: which callbacks a job's end makes due (its own, its batch's once all ended).
 - ``sign`` / ``signature_header``: ``Atelier-Signature: t=<unix>,v1=<hex HMAC-SHA256("<t>.<body>")>``,
   as Stripe signs its webhooks; docs/api.md shows how a receiver verifies it.
 
@@ -24,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from core.jobs import JobRecord
+from core.jobs import FINISHED, BatchRecord, BatchStore, JobRecord, JobStore
 
 SIGNATURE_HEADER = "Atelier-Signature"
 MAX_URL_LENGTH = 2048
@@ -169,3 +170,50 @@ def job_event(record: JobRecord, base_url: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def batch_event(batch: BatchRecord, jobs: list[JobRecord | None], base_url: str) -> dict[str, Any]:
+    """The event a batch's callback receives once every job of it has ended (a job that is gone
+    reads as expired)."""
+    base = base_url.rstrip("/")
+    summaries = []
+    for job_id, (content, style), record in zip(batch.job_ids, batch.cells, jobs, strict=True):
+        summaries.append(
+            {
+                "id": job_id,
+                "content": batch.contents[content],
+                "style": batch.styles[style],
+                "status": record.status if record is not None else "expired",
+                "error": record.error if record is not None else None,
+                "result_url": f"{base}/api/jobs/{job_id}/result" if record and record.has_result else None,
+            }
+        )
+    statuses = [summary["status"] for summary in summaries]
+    finished = [record.finished_at for record in jobs if record is not None and record.finished_at]
+    return {
+        "id": f"{batch.id}.finished",
+        "type": "batch.finished",
+        "batch": {
+            "id": batch.id,
+            "status_url": f"{base}/api/batches/{batch.id}",
+            "page_url": f"{base}/batches/{batch.id}",
+            "download_url": f"{base}/api/batches/{batch.id}/download",
+            "created_at": _iso(batch.created_at),
+            "finished_at": _iso(max(finished)) if finished else None,
+            "totals": {"jobs": len(statuses)}
+            | {name: statuses.count(name) for name in (*sorted(FINISHED), "expired")},
+            "jobs": summaries,
+        },
+    }
+
+
+def due_deliveries(store: JobStore, job_id: str) -> list[tuple[str, str]]:
+    """The webhook deliveries the end of this job makes due, as (id, kind) task arguments: the job's
+    own callback, and its batch's once the batch's last job has ended; each is due once only."""
+    due: list[tuple[str, str]] = []
+    if store.webhook_due(job_id):
+        due.append((job_id, "job"))
+    record = store.get(job_id)
+    if record is not None and record.batch_id and BatchStore(store.redis).webhook_due(record.batch_id):
+        due.append((record.batch_id, "batch"))
+    return due

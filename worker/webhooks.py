@@ -27,10 +27,18 @@ from typing import Any
 from celery import Celery
 from redis.exceptions import RedisError
 
-from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
+from core.jobs import BatchStore, JobStore, get_job_store, is_job_id
 from core.routing import WEBHOOK_TASK_NAME
 from core.settings import Settings, get_settings
-from core.webhooks import SIGNATURE_HEADER, CallbackRefused, CallbackTarget, check_callback_url, job_event
+from core.webhooks import (
+    SIGNATURE_HEADER,
+    CallbackRefused,
+    CallbackTarget,
+    batch_event,
+    check_callback_url,
+    due_deliveries,
+    job_event,
+)
 from core.webhooks import signature_header as make_signature
 
 logger = logging.getLogger(__name__)
@@ -72,12 +80,12 @@ class DeliveryFailed(Exception):
 
 
 def announce_finished(store: JobStore, job_id: str) -> None:
-    """Send the finished job's webhook task if it has a callback not yet sent (JobStore.webhook_due).
-    Never raises: a job's outcome must not depend on its notification."""
+    """Send the webhook tasks the job's end makes due: its own, its batch's once the batch's last job
+    ended (core.webhooks.due_deliveries). Never raises: a job's outcome must not depend on them."""
     try:
-        if store.webhook_due(job_id):
-            app.send_task(WEBHOOK_TASK_NAME, args=[job_id], queue=settings.webhook_queue)
-            logger.info("job %s: webhook queued", job_id)
+        for target, kind in due_deliveries(store, job_id):
+            app.send_task(WEBHOOK_TASK_NAME, args=[target, kind], queue=settings.webhook_queue)
+            logger.info("%s %s: webhook queued", kind, target)
     except Exception:
         logger.exception("job %s: could not queue its webhook", job_id)
 
@@ -91,25 +99,30 @@ def announce_finished(store: JobStore, job_id: str) -> None:
     retry_jitter=True,
     max_retries=max_retries(settings.webhook_retry_seconds),
 )
-def deliver(self: Any, job_id: str) -> dict[str, Any]:
-    """One attempt at POSTing the finished job's event; raises DeliveryFailed to be retried."""
-    if not is_job_id(job_id):
+def deliver(self: Any, target_id: str, kind: str = "job") -> dict[str, Any]:
+    """One attempt at POSTing a finished job's (or batch's) event; raises DeliveryFailed to be retried."""
+    if not is_job_id(target_id) or kind not in ("job", "batch"):
         return {"outcome": "refused"}
     store = get_job_store()
-    record = store.get(job_id)
-    if record is None or not record.callback_url:
-        logger.info("job %s: no record or no callback any more; webhook dropped", job_id)
+    found = _event_of(store, target_id, kind)
+    if found is None:
+        logger.info("%s %s: no record or no callback any more; webhook dropped", kind, target_id)
         return {"outcome": "missing"}
+    callback_url, event = found
     number = self.request.retries + 1
     final = self.request.retries >= self.max_retries
-    attempt = attempt_delivery(record, get_settings(), number, final)
+    attempt = attempt_delivery(callback_url, event, get_settings(), number, final)
     try:
-        store.record_webhook_attempt(job_id, attempt, attempt["outcome"])
+        if kind == "job":
+            store.record_webhook_attempt(target_id, attempt, attempt["outcome"])
+        else:
+            BatchStore(store.redis).record_webhook_attempt(target_id, attempt, attempt["outcome"])
     except RedisError:
-        logger.exception("job %s: webhook attempt %d not recorded", job_id, number)
+        logger.exception("%s %s: webhook attempt %d not recorded", kind, target_id, number)
     logger.info(
-        "job %s: webhook attempt %d to %s: %s (%s)",
-        job_id,
+        "%s %s: webhook attempt %d to %s: %s (%s)",
+        kind,
+        target_id,
         number,
         attempt.get("host"),
         attempt["outcome"],
@@ -120,17 +133,34 @@ def deliver(self: Any, job_id: str) -> dict[str, Any]:
     return attempt
 
 
-def attempt_delivery(record: JobRecord, settings: Settings, number: int, final: bool) -> dict[str, Any]:
+def _event_of(store: JobStore, target_id: str, kind: str) -> tuple[str, dict[str, Any]] | None:
+    """(callback URL, event) of the job or batch, built afresh from the records; None when gone."""
+    if kind == "job":
+        record = store.get(target_id)
+        if record is None or not record.callback_url:
+            return None
+        return record.callback_url, job_event(record, record.base_url)
+    batch = BatchStore(store.redis).get(target_id)
+    if batch is None or not batch.callback_url:
+        return None
+    return batch.callback_url, batch_event(
+        batch, [store.get(job_id) for job_id in batch.job_ids], batch.base_url
+    )
+
+
+def attempt_delivery(
+    callback_url: str, event: dict[str, Any], settings: Settings, number: int, final: bool
+) -> dict[str, Any]:
     """POST the event once; the attempt as recorded: its outcome (delivered, retrying, failed after
     the last retry, refused), status code or error, and how long it took."""
     started = time.time()
     attempt: dict[str, Any] = {"attempt": number, "at": round(started, 3), "status_code": None, "error": None}
     try:
-        target = check_callback_url(record.callback_url, allow_private=settings.webhook_allow_private)
+        target = check_callback_url(callback_url, allow_private=settings.webhook_allow_private)
     except CallbackRefused as error:
         return {**attempt, "outcome": "refused", "error": f"callback_url {error}", "seconds": 0.0}
     attempt["host"] = target.netloc
-    body = json.dumps(job_event(record, record.base_url), separators=(",", ":")).encode()
+    body = json.dumps(event, separators=(",", ":")).encode()
     secret = settings.webhook_secret.get_secret_value()
     headers = {
         "Content-Type": "application/json",

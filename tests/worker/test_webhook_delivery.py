@@ -4,11 +4,20 @@ again at delivery, a redirect is an answer (not followed), the answer's body is 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from core.jobs import JobRecord
 from core.settings import Settings
+from core.webhooks import job_event
 from tests.support.receiver import Receiver
-from worker.webhooks import attempt_delivery, max_retries
+from worker.webhooks import attempt_delivery as attempt_with_event
+from worker.webhooks import max_retries
+
+
+def attempt_delivery(record: JobRecord, settings: Settings, number: int, final: bool) -> dict[str, Any]:
+    return attempt_with_event(
+        record.callback_url, job_event(record, record.base_url), settings, number, final
+    )
 
 
 def finished_record(callback_url: str) -> JobRecord:

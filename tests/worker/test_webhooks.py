@@ -128,3 +128,37 @@ def test_a_cancelled_queued_job_is_announced_too(webhook_stack: Stack) -> None:
         queued.json()["id"],
         None,
     )
+
+
+def test_a_batch_posts_one_event_once_every_job_has_ended(webhook_stack: Stack) -> None:
+    files = [("content", (f"photo{i}.png", png_bytes(40, 30, seed=60 + i), "image/png")) for i in range(2)]
+    files.append(("style", ("paint.png", png_bytes(32, 32, seed=62), "image/png")))
+    with Receiver() as receiver:
+        with webhook_stack.client as client:
+            response = client.post(
+                "/api/batches",
+                files=files,
+                data={"size": "32", "iterations": "5", "callback_url": receiver.url("/batch")},
+            )
+        assert response.status_code == 202, response.text
+        batch = response.json()
+        [received] = receiver.wait_for(1)
+        deadline = time.monotonic() + 20
+        while (status := httpx.get(webhook_stack.base_url + batch["status_url"]).json())["webhook"][
+            "state"
+        ] != "delivered":
+            assert time.monotonic() < deadline, status["webhook"]
+            time.sleep(0.05)
+        time.sleep(1)
+        assert len(receiver.received) == 1  # one event for the batch, none per job
+
+    assert verify(SECRET, received.headers["atelier-signature"], received.body)
+    event = json.loads(received.body)
+    assert (event["type"], event["batch"]["id"]) == ("batch.finished", batch["id"])
+    assert event["batch"]["totals"] == {"jobs": 2, "cancelled": 0, "failed": 0, "succeeded": 2, "expired": 0}
+    assert [job["content"] for job in event["batch"]["jobs"]] == ["photo0", "photo1"]
+    assert all(job["result_url"].startswith(webhook_stack.base_url) for job in event["batch"]["jobs"])
+    assert event["batch"]["download_url"] == f"{webhook_stack.base_url}/api/batches/{batch['id']}/download"
+    assert status["status"] == "finished" and [a["outcome"] for a in status["webhook"]["attempts"]] == [
+        "delivered"
+    ]
