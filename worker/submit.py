@@ -48,9 +48,22 @@ def add_submit_command(
     commands: Any, add_option_flag: Callable[[argparse.ArgumentParser, OptionSpec], None]
 ) -> None:
     """The `submit` subcommand, with every engine option as `atelier stylize` has it."""
-    submit = commands.add_parser("submit", help="send CONTENT and STYLE(s) to a running Atelier server")
-    submit.add_argument("content", type=Path, metavar="CONTENT")
-    submit.add_argument("styles", type=Path, nargs="+", metavar="STYLE")
+    submit = commands.add_parser(
+        "submit",
+        help="send CONTENT and STYLE(s) to a running server (or a batch: --contents, --styles, --out-dir)",
+    )
+    submit.add_argument("content", type=Path, nargs="?", metavar="CONTENT")
+    submit.add_argument("styles", type=Path, nargs="*", metavar="STYLE")
+    submit.add_argument(
+        "--contents", type=Path, nargs="+", metavar="PATH",
+        help="a batch: these content images (a folder: every image in it), each in every style of --styles",
+    )  # fmt: skip
+    submit.add_argument(
+        "--styles", dest="batch_styles", type=Path, nargs="+", metavar="PATH", help="a batch's styles"
+    )
+    submit.add_argument(
+        "--out-dir", type=Path, help="a batch: wait, then write every result here as CONTENT__STYLE.png"
+    )
     submit.add_argument(
         "--server",
         default=os.environ.get("ATELIER_SERVER", "http://127.0.0.1:8000"),
@@ -95,6 +108,10 @@ def form_fields(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    if args.contents or args.batch_styles or args.out_dir:
+        return run_batch(args)
+    if args.content is None or not args.styles:
+        raise ClientError("give CONTENT and at least one STYLE (or a batch: --contents, --styles, --out-dir)")
     if args.output is not None:
         if args.output.suffix.lower() not in RESULT_FORMATS:
             raise ClientError(f"{args.output}: the result is written as .png or .jpg")
@@ -127,18 +144,83 @@ def run_submit(args: argparse.Namespace) -> int:
     return 0
 
 
-def follow(client: Client, job_id: str, quiet: bool = False) -> dict[str, Any]:
-    """Follow the job's events until it ends; a tqdm bar (unless quiet) shows step, loss and ETA."""
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+
+
+def image_paths(paths: list[Path] | None, what: str) -> list[Path]:
+    """The paths given, a folder standing for every image file in it (by name)."""
+    found: list[Path] = []
+    for path in paths or []:
+        if path.is_dir():
+            found += sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            found.append(path)
+    if not found:
+        raise ClientError(f"a batch needs at least one {what} image (--{what}s PATH ...)")
+    return found
+
+
+def run_batch(args: argparse.Namespace) -> int:
+    """Submit a batch (every content in every style), follow it, write its results to --out-dir."""
+    contents, styles = image_paths(args.contents, "content"), image_paths(args.batch_styles, "style")
+    if args.out_dir is not None:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+        args.wait = True
+    client = Client(args.server.rstrip("/"))
+    files = [("content", path) for path in contents] + [("style", path) for path in styles]
+    created = client.submit(form_fields(args), files, path="/api/batches")
+    batch_id = created["id"]
+    jobs, page = len(created["jobs"]), f"{client.base}{created['page_url']}"
+    sys.stderr.write(f"atelier: batch {batch_id} queued, {jobs} job(s): {page}\n")
+    if not args.wait:
+        sys.stdout.write(
+            json.dumps({k: created[k] for k in ("id", "token", "jobs", "status_url", "page_url")}) + "\n"
+        )
+        return 0
+    try:
+        final = follow(client, batch_id, quiet=args.quiet, batch=True)
+    except KeyboardInterrupt:
+        return interrupted(client, batch_id, created["token"], what="batch")
+    written = write_results(client, final, args.out_dir) if args.out_dir is not None else []
+    for path in written:
+        sys.stdout.write(f"wrote {path}\n")
+    failed = [job for job in final["jobs"] if job["status"] != "succeeded"]
+    for job in failed:
+        name = f"{final['contents'][job['content']]} in {final['styles'][job['style']]}"
+        sys.stderr.write(
+            f"atelier: job {job['id']} ({name}) {job['status']}: {job['error'] or 'no reason given'}\n"
+        )
+    if failed:
+        raise ClientError(f"batch {batch_id}: {len(failed)} of {len(final['jobs'])} job(s) did not succeed")
+    return 0
+
+
+def write_results(client: Client, batch: dict[str, Any], out_dir: Path) -> list[Path]:
+    """Every succeeded job's result as out_dir/CONTENT__STYLE.png (the names of the batch's ZIP)."""
+    written = []
+    for job in batch["jobs"]:
+        if job["result_url"]:
+            path = out_dir / f"{batch['contents'][job['content']]}__{batch['styles'][job['style']]}.png"
+            path.write_bytes(client.get_bytes(job["result_url"]))
+            written.append(path)
+    return written
+
+
+def follow(client: Client, item_id: str, quiet: bool = False, batch: bool = False) -> dict[str, Any]:
+    """Follow the job's (or batch's) events until it ends; a tqdm bar (unless quiet) shows step, loss
+    and ETA (for a batch: jobs ended of all, and the running one's step)."""
     from tqdm import tqdm
 
     failures = 0
-    with tqdm(total=None, unit="step", file=sys.stderr, disable=quiet, mininterval=0.5) as bar:
+    path = f"/api/batches/{item_id}/events" if batch else f"/api/jobs/{item_id}/events"
+    unit = "job" if batch else "step"
+    with tqdm(total=None, unit=unit, file=sys.stderr, disable=quiet, mininterval=0.5) as bar:
         while True:
             try:
-                for status in client.events(job_id):
+                for status in client.events(path):
                     failures = 0
-                    show(bar, status)
-                    if status["status"] in FINISHED:
+                    (show_batch if batch else show)(bar, status)
+                    if status["status"] in (*FINISHED, "finished"):
                         return status
             except _Retryable:  # the server restarts, or the network dropped: the job goes on there
                 failures += 1
@@ -165,19 +247,36 @@ def show(bar: Any, status: dict[str, Any]) -> None:
     bar.set_postfix(postfix, refresh=True)
 
 
-def interrupted(client: Client, job_id: str, token: str) -> int:
-    """Ctrl-C while waiting: ask whether to cancel the job on the server (no answer: it keeps running)."""
-    sys.stderr.write(f"\natelier: cancel job {job_id} on the server? [y/N] ")
+def show_batch(bar: Any, status: dict[str, Any]) -> None:
+    """A batch's status on the bar: jobs ended of all, how many run, the running one's step."""
+    totals = status["totals"]
+    bar.total = totals["jobs"]
+    ended = totals["jobs"] - totals["queued"] - totals["running"]
+    bar.set_description_str(status["status"], refresh=False)
+    bar.update(ended - bar.n)
+    running = [job for job in status["jobs"] if job["status"] == "running"]
+    postfix = {"running": str(totals["running"]), "failed": str(totals["failed"])}
+    if running:
+        postfix["step"] = f"{running[0]['step']}/{running[0]['iterations']}"
+    bar.set_postfix(postfix, refresh=True)
+
+
+def interrupted(client: Client, item_id: str, token: str, what: str = "job") -> int:
+    """Ctrl-C while waiting: ask whether to cancel the job (or batch) on the server (no: it goes on)."""
+    job_id = item_id
+    sys.stderr.write(f"\natelier: cancel {what} {job_id} on the server? [y/N] ")
     sys.stderr.flush()
     try:
         answer = sys.stdin.readline().strip().lower()
     except (KeyboardInterrupt, OSError):
         answer = ""
+    path = f"/api/batches/{job_id}/cancel" if what == "batch" else f"/api/jobs/{job_id}/cancel"
     if answer in ("y", "yes"):
-        client.cancel(job_id, token)
-        sys.stderr.write(f"atelier: job {job_id} cancelled\n")
+        client.cancel(path, token)
+        sys.stderr.write(f"atelier: {what} {job_id} cancelled\n")
     else:
-        sys.stderr.write(f"atelier: job {job_id} goes on: {client.base}/jobs/{job_id}\n")
+        page = "batches" if what == "batch" else "jobs"
+        sys.stderr.write(f"atelier: {what} {job_id} goes on: {client.base}/{page}/{job_id}\n")
     return EXIT_INTERRUPTED
 
 
@@ -187,28 +286,30 @@ class Client:
 
     base: str
 
-    def submit(self, fields: list[tuple[str, str]], files: list[tuple[str, Path | None]]) -> dict[str, Any]:
+    def submit(
+        self, fields: list[tuple[str, str]], files: list[tuple[str, Path | None]], path: str = "/api/jobs"
+    ) -> dict[str, Any]:
         body, content_type = multipart(fields, files)
         headers = {"Content-Type": content_type, "Idempotency-Key": str(uuid.uuid4())}
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
-                return self._json("POST", "/api/jobs", body, headers)
+                return self._json("POST", path, body, headers)
             except _Retryable as error:
                 if attempt == SUBMIT_ATTEMPTS:
                     raise ClientError(str(error)) from error
                 time.sleep(error.retry_after)
         raise AssertionError("unreachable")
 
-    def cancel(self, job_id: str, token: str) -> None:
-        self._json("POST", f"/api/jobs/{job_id}/cancel", b"", {"X-Job-Token": token})
+    def cancel(self, path: str, token: str) -> None:
+        self._json("POST", path, b"", {"X-Job-Token": token})
 
     def get_bytes(self, path: str) -> bytes:
         with self._open("GET", path) as response:
             return response.read()
 
-    def events(self, job_id: str) -> Iterator[dict[str, Any]]:
-        """The job's status from each `data:` event of one stream, until the server ends it."""
-        with self._open("GET", f"/api/jobs/{job_id}/events", timeout=STREAM_TIMEOUT_SECONDS) as response:
+    def events(self, path: str) -> Iterator[dict[str, Any]]:
+        """The status from each `data:` event of one stream (a job's or a batch's), until it ends."""
+        with self._open("GET", path, timeout=STREAM_TIMEOUT_SECONDS) as response:
             event, data = "message", []
             for raw in response:
                 line = raw.decode("utf-8").rstrip("\r\n")
@@ -219,7 +320,7 @@ class Client:
                 elif not line and data:
                     payload = json.loads("\n".join(data))
                     if event == "end" and payload.get("status") == "expired":
-                        raise ClientError(f"job {job_id} is no longer on the server (expired or deleted)")
+                        raise ClientError(f"{path}: no longer on the server (expired or deleted)")
                     if event == "message":
                         yield payload
                     event, data = "message", []

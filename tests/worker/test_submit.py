@@ -100,3 +100,26 @@ def _job_id_from(process: subprocess.Popen[str]) -> str:
     line = process.stderr.readline()
     assert line.startswith("atelier: job "), line
     return line.split()[2]
+
+
+def test_submit_a_batch_of_a_folder_writes_every_result_to_the_out_dir(stack: Stack, tmp_path: Path) -> None:
+    photos, paints, out = tmp_path / "photos", tmp_path / "paints", tmp_path / "results"
+    photos.mkdir()
+    paints.mkdir()
+    for index in range(2):
+        (photos / f"photo{index}.png").write_bytes(png_bytes(48, 36, seed=140 + index))
+        (paints / f"paint{index}.png").write_bytes(png_bytes(32, 32, seed=150 + index))
+    (photos / "notes.txt").write_text("not an image: a folder gives its images only")
+
+    process = atelier_submit(
+        stack, "--contents", photos, "--styles", paints, "--size", "32", "--iterations", "5", "--out-dir", out
+    )
+    stdout, stderr = process.communicate(timeout=180)
+
+    assert process.returncode == 0, stderr
+    assert stderr.startswith("atelier: batch ") and "queued, 4 job(s)" in stderr
+    assert "4/4" in stderr  # the bar counts the batch's jobs
+    names = sorted(path.name for path in out.iterdir())
+    assert names == ["photo0__paint0.png", "photo0__paint1.png", "photo1__paint0.png", "photo1__paint1.png"]
+    assert all(image_size((out / name).read_bytes()) == (32, 24) for name in names)
+    assert stdout.count("wrote ") == 4
