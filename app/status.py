@@ -91,6 +91,9 @@ class JobStatusOut(BaseModel):
         description="What the service changed about the uploads, e.g. a resized mask or a style image "
         "upscaled for a large picture."
     )
+    batch_url: str | None = Field(
+        description="The batch it belongs to (GET it for its siblings); null if none."
+    )
     webhook: WebhookOut | None = Field(
         description="The job's callback, when it has one: how its delivery stands and every attempt."
     )
@@ -193,6 +196,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         storage_wait=record.storage_wait if record.status == "running" else None,
         masks=list(record.masks),
         notes=list(record.notes),
+        batch_url=f"/api/batches/{record.batch_id}" if record.batch_id else None,
         webhook=webhook_status(record, store),
         **job_urls(record.id),
     ).model_dump()

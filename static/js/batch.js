@@ -2,6 +2,7 @@
 // Server-Sent Events from /api/batches/{id}/events (each event is the JSON of GET /api/batches/{id}),
 // polling that URL every 2 s when EventSource is missing or keeps failing.
 import { statusLabel } from "/js/shared.js";
+import { rememberBatch } from "/static/js/recent.js";
 
 (function () {
   "use strict";
@@ -50,9 +51,15 @@ import { statusLabel } from "/js/shared.js";
     }
   }
 
+  let rememberedKey = "";
   function apply(status) {
     batch = status;
     render(status);
+    const key = `${status.status} ${status.totals.succeeded}`;
+    if (key !== rememberedKey) {
+      rememberBatch(status); // the home page's recent list shows batches too
+      rememberedKey = key;
+    }
   }
 
   async function poll() {
@@ -100,6 +107,6 @@ import { statusLabel } from "/js/shared.js";
     });
   }
 
-  render(batch);
+  apply(batch);
   follow();
 })();

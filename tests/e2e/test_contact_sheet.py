@@ -1,5 +1,6 @@
 """A batch's page in a real Chromium: the contact sheet (contents by styles) fills in as its jobs
-finish, live over the batch's event stream, and offers the ZIP of the results."""
+finish, live over the batch's event stream, and offers the ZIP of the results; the home page's recent
+list shows the batch."""
 
 from __future__ import annotations
 
@@ -36,3 +37,8 @@ def test_the_contact_sheet_fills_in_as_jobs_finish(page: Page, stack: Stack, art
     cell = page.locator(".sheet-cell").first
     assert cell.get_attribute("href") == f"/jobs/{created['jobs'][0]}"
     screenshot(page, artifacts, "batch-contact-sheet")
+
+    page.goto("/")  # the recent list shows the batch, linking to its contact sheet
+    item = page.locator(f"#recent-list li[data-job-id='{created['id']}']")
+    assert item.locator("a").get_attribute("href") == created["page_url"]
+    assert "Batch of 4" in (item.text_content() or "")

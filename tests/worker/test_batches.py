@@ -70,7 +70,10 @@ def test_a_2x2_batch_runs_four_jobs_and_its_zip_holds_the_four_results(stack: St
     assert set(sizes.values()) == {(32, 24)}
     with stack.client as client:
         page = client.get(final["page_url"])
+        job_page = client.get(final["jobs"][0]["page_url"])
     assert page.status_code == 200 and page.text.count('class="sheet-cell"') == 4
+    assert stack.status(final["jobs"][0]["id"])["batch_url"] == created["status_url"]
+    assert f'href="{created["page_url"]}">part of a batch' in job_page.text  # each job links to its batch
 
 
 def test_a_single_job_of_another_client_waits_for_two_batch_jobs_at_most(stack: Stack) -> None:
