@@ -208,7 +208,7 @@ def get_batch(batch: ExistingBatch, store: JobStoreDep) -> dict[str, Any]:
     responses={
         200: {"description": "Each `data:` is the JSON of GET /api/batches/{id}, when it changes; "
               "`event: end` once every job has ended."},
-        **NOT_FOUND,
+        404: {"description": "No batch with this id (unknown, malformed or expired)."},
     },
 )  # fmt: skip
 async def batch_events(batch: ExistingBatch, store: JobStoreDep) -> AsyncIterator[ServerSentEvent]:
