@@ -1,6 +1,6 @@
 """Submissions refused before their body is read, and file parts cut off as they stream (ASGI middleware).
 
-For POST /api/jobs and POST /jobs only:
+For POST /api/jobs, POST /jobs and POST /api/batches only:
 
 - the rate limit and the queue cap (app.submission.admit_submission) are checked before the first
   byte of the body is read, so a refused client costs one Redis round trip, not its uploads;
@@ -32,7 +32,7 @@ from core.jobs import get_job_store
 
 logger = logging.getLogger(__name__)
 
-SUBMISSION_PATHS = frozenset({"/api/jobs", "/jobs"})
+SUBMISSION_PATHS = frozenset({"/api/jobs", "/jobs", "/api/batches"})
 
 
 class FilePartTooLarge(Exception):

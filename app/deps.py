@@ -18,6 +18,7 @@ from fastapi import Depends, HTTPException, Path, Request
 
 from app.errors import JOB_NOT_FOUND, NOT_THE_SUBMITTER
 from app.job_tokens import request_holds_token
+from app.queue import announce_finished
 from core.jobs import JobRecord, JobStore, get_job_store, is_job_id
 from core.storage import Storage, get_storage
 
@@ -66,4 +67,6 @@ def request_cancel(job: JobRecord, store: JobStore) -> str:
     if previous is None:
         raise HTTPException(status_code=404, detail=JOB_NOT_FOUND)
     logger.info("job %s: cancel requested while %s", job.id, previous)
+    if previous == "queued":  # cancelled now, by the web: no worker will announce it
+        announce_finished(store, job.id)
     return previous

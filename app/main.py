@@ -24,7 +24,7 @@ from app.errors import (
 )
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
-from app.routes import api_docs, events, health, jobs, library, pages, plans
+from app.routes import api_docs, batches, events, health, jobs, library, pages, plans
 from app.security import SecurityHeaders
 from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
@@ -121,6 +121,8 @@ def create_app() -> FastAPI:
         library.router,
         pages.router,
         events.router,
+        batches.router,
+        batches.page_router,
         metrics_router,
     ):
         app.include_router(router)

@@ -17,7 +17,9 @@ class ErrorOut(BaseModel):
 
 class JobCreatedOut(BaseModel):
     id: str = Field(description="Job id: 32 hexadecimal characters.")
-    status: JobStatus = Field(description="Always 'queued' for a new job.")
+    status: JobStatus = Field(
+        description="'queued' for a new job; a replayed Idempotency-Key answers the job's current status."
+    )
     token: str = Field(
         description="Shown only here: send it as X-Job-Token (or Authorization: Bearer) to cancel or "
         "delete the job. The response also sets it as an HttpOnly cookie for the job's paths."

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +34,25 @@ class ContentCreditOut(BaseModel):
     title: str
     credit: str = Field(description="Who took it.")
     licence: str
+
+
+class WebhookAttemptOut(BaseModel):
+    attempt: int = Field(description="1 for the first try, 2 for the first retry, ...")
+    at: str = Field(description="When it was made, ISO 8601, UTC.")
+    outcome: str = Field(description="delivered, retrying (another attempt follows), failed or refused.")
+    status_code: int | None = Field(description="The receiver's HTTP status; null when none came.")
+    error: str | None = Field(description="Why no answer came (timeout, refused connection, ...).")
+    seconds: float = Field(description="How long the attempt took.")
+
+
+class WebhookOut(BaseModel):
+    host: str = Field(description="host[:port] of the callback URL (never its path or query).")
+    state: str = Field(
+        description="waiting (the job has not finished), pending (queued for delivery), retrying, "
+        "delivered, failed (every retry failed: ATELIER_WEBHOOK_RETRY_SECONDS) or refused (the URL "
+        "resolved to an address that is not allowed at delivery)."
+    )
+    attempts: list[WebhookAttemptOut]
 
 
 class JobStatusOut(BaseModel):
@@ -97,6 +117,12 @@ class JobStatusOut(BaseModel):
     content_credit: ContentCreditOut | None = Field(
         description="The library's example photo the content is, or null for an uploaded photo."
     )
+    batch_url: str | None = Field(
+        description="The batch it belongs to (GET it for its siblings); null if none."
+    )
+    webhook: WebhookOut | None = Field(
+        description="The job's callback, when it has one: how its delivery stands and every attempt."
+    )
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")
@@ -129,6 +155,30 @@ def job_urls(job_id: str) -> dict[str, str]:
 
 def _iso(timestamp: float | None) -> str | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC).isoformat()
+
+
+def webhook_status(record: JobRecord, store: JobStore) -> dict[str, Any] | None:
+    """The job's webhook as its status shows it (None without a callback)."""
+    if not record.callback_url:
+        return None
+    return webhook_view(record.callback_url, record.webhook_state, store.webhook_attempts(record.id))
+
+
+def webhook_view(callback_url: str, state: str, attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """A job's or a batch's webhook as a status shows it: the URL's host only, its state, attempts."""
+    shown = [
+        {
+            "attempt": int(attempt["attempt"]),
+            "at": _iso(float(attempt["at"])),
+            "outcome": attempt["outcome"],
+            "status_code": attempt.get("status_code"),
+            "error": attempt.get("error"),
+            "seconds": float(attempt.get("seconds", 0.0)),
+        }
+        for attempt in attempts
+    ]
+    host = urlsplit(callback_url).netloc.rpartition("@")[2]
+    return {"host": host, "state": state or "waiting", "attempts": shown}
 
 
 def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
@@ -174,5 +224,7 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         notes=list(record.notes),
         style_credits=list(record.style_credits) or [None] * record.style_count,
         content_credit=record.content_credit,
+        batch_url=f"/api/batches/{record.batch_id}" if record.batch_id else None,
+        webhook=webhook_status(record, store),
         **job_urls(record.id),
     ).model_dump()

@@ -201,6 +201,8 @@ async def submit_job(
     *,
     store: JobStore,
     storage: Storage,
+    callback: tuple[str, str] | None = None,
+    submitter: str = "",
 ) -> SubmittedJob:
     """Validate the uploads and options, store the images, create the job record and enqueue it.
 
@@ -209,7 +211,8 @@ async def submit_job(
     ATELIER_MAX_STYLE_IMAGES); options: validated JobOptionsIn (size/iterations ranges are already
     checked); masks: none, or one upload per style image in their order, an empty one for a style
     without a mask (stored greyscale at the content's size). admit_submission has run before
-    (app/admission.py, before the body is read).
+    (app/admission.py, before the body is read). callback: the checked webhook (app/webhooks.py).
+    submitter: the client's address, kept so its later batches queue fairly (app/batches.py).
 
     The run plan (spec/plan.py) decides what is refused and which notes the job gets: its counts
     before any image is decoded, the rest from the decoded images' sizes.
@@ -257,6 +260,8 @@ async def submit_job(
         credits,
         store,
         storage,
+        callback,
+        submitter,
     )
 
 
@@ -383,6 +388,8 @@ def _store_and_enqueue(
     credits: Credits,
     store: JobStore,
     storage: Storage,
+    callback: tuple[str, str] | None = None,
+    submitter: str = "",
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
@@ -406,6 +413,8 @@ def _store_and_enqueue(
             notes=notes,
             style_credits=credits.styles,
             content_credit=credits.content,
+            callback=callback,
+            submitter=submitter,
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))

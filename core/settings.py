@@ -154,8 +154,45 @@ class Settings(BaseSettings):
     max_queued_jobs: int = Field(
         100, ge=1, description="Jobs that may wait at once; more get 503 with Retry-After."
     )
+    max_batch_jobs: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Most jobs one batch (POST /api/batches: contents × styles, or its pairs) may make.",
+    )
     rate_limit_per_minute: int = Field(
         30, ge=1, description="Job submissions one client IP may make per minute; more get 429."
+    )
+
+    # --- webhooks and idempotency (docs/api.md, "Webhooks") ----------------------------------------
+    public_base_url: str = Field(
+        "",
+        description="The address clients reach this service at (https://atelier.example.com), for the "
+        "absolute URLs of webhook events; empty: the base URL of the request that submitted the job.",
+    )
+    webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key that signs webhook events (header Atelier-Signature); empty: "
+        "submissions with a callback_url are refused.",
+    )
+    webhook_queue: str = Field(
+        "atelier-webhooks",
+        description="Celery queue of webhook deliveries, consumed by the webhooks worker "
+        "(celery -A worker.webhooks worker), never by the style workers.",
+    )
+    webhook_retry_seconds: float = Field(
+        600,
+        ge=0,
+        description="A delivery that fails (no answer, or not 2xx) is retried with exponential backoff "
+        "(1, 2, 4 ... s, at most 120 s apart) for about this long; then it is given up.",
+    )
+    webhook_timeout_seconds: float = Field(
+        5, gt=0, le=60, description="Connect and read timeout of one webhook delivery."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow callback URLs that resolve to loopback, private, link-local or reserved "
+        "addresses (a receiver inside the network); cloud metadata addresses stay refused.",
     )
 
     metrics_token: SecretStr = Field(

@@ -100,6 +100,12 @@ fi
     --loglevel="$LOG_LEVEL" --without-gossip --without-mingle &
 pids+=($!)
 
+# Webhook deliveries (worker/webhooks.py): their own small worker, threads, no TensorFlow, so a
+# delivery never waits behind a style transfer.
+"$VENV_BIN/celery" -A worker.webhooks worker --pool=threads --concurrency=4 \
+    --loglevel="$LOG_LEVEL" --without-gossip --without-mingle --hostname "webhooks@%h" &
+pids+=($!)
+
 # Open SSE streams must not hold up Ctrl-C: give them 5 s to close.
 "$VENV_BIN/uvicorn" app.main:app --host 127.0.0.1 --port "$PORT" --timeout-graceful-shutdown 5 --log-level "$(echo "$LOG_LEVEL" | tr 'A-Z' 'a-z')" &
 pids+=($!)

@@ -80,11 +80,19 @@ def _beat(hostname: str) -> None:
             get_job_store().worker_seen(hostname)
             if time.monotonic() >= next_cleanup:
                 next_cleanup = time.monotonic() + settings.cleanup_interval_seconds
-                cleanup()
+                _announce_abandoned(cleanup().abandoned_jobs)
         except Exception:
             logger.exception("worker %s: heartbeat or clean-up failed", hostname)
         if _heartbeat_stop.wait(period):
             return
+
+
+def _announce_abandoned(job_ids: list[str]) -> None:
+    """Jobs the clean-up failed as abandoned are finished too: their webhooks go out."""
+    from worker.webhooks import announce_finished
+
+    for job_id in job_ids:
+        announce_finished(get_job_store(), job_id)
 
 
 @celeryd_init.connect

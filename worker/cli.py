@@ -4,6 +4,7 @@
     atelier stylize content.jpg --style-id van-gogh-starry-night -o out.png
     atelier styles                       # the style library: the ids --style-id takes
     atelier fetch-weights --model-dir data/models
+    atelier submit --server http://127.0.0.1:8000 content.jpg style.jpg --wait -o out.png  (worker/submit.py)
 
 Inputs and options are checked before TensorFlow is imported, so mistakes fail in a fraction of a
 second with one line on stderr (exit 2 for usage, 1 for unusable files or weights).
@@ -31,6 +32,7 @@ from spec.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
 from spec.plan import Limits
 from worker.engine.hooks import Hooks, Progress, RunImages
 from worker.engine.images import load_image, output_format, save_image
+from worker.submit import ClientError, add_submit_command, run_submit
 
 logger = logging.getLogger("atelier")
 
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "styles", help="list the style library's paintings (built-in and ATELIER_STYLE_LIBRARY_DIR's)"
     )
     styles.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    add_submit_command(commands, _add_option_flag)
 
     fetch = commands.add_parser("fetch-weights", help="download and verify the VGG19 ImageNet weights")
     fetch.add_argument("--model-dir", type=Path, help="default: ATELIER_MODEL_DIR")
@@ -151,10 +154,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fetch_weights(args)
         if args.command == "styles":
             return _list_styles(args)
+        if args.command == "submit":
+            return run_submit(args)
         return _stylize(args)
     except OptionsError as error:
         return _fail(EXIT_USAGE, error)
-    except (EngineError, OSError) as error:
+    except (EngineError, OSError, ClientError) as error:
         return _fail(EXIT_FAILURE, error)
 
 

@@ -75,8 +75,12 @@ def load_checkpoint(job_id: str, step: int, storage: Storage) -> tuple[np.ndarra
 
 
 def finish_patiently(store: JobStore, job_id: str, status: JobStatus, **fields: Any) -> None:
-    """JobStore.finish, retried while Redis is unreachable (up to REDIS_OUTAGE_GRACE_SECONDS)."""
+    """JobStore.finish, retried while Redis is unreachable (up to REDIS_OUTAGE_GRACE_SECONDS); then
+    the job's webhook, if it has one, goes to the webhooks worker (worker/webhooks.py)."""
+    from worker.webhooks import announce_finished
+
     patiently(job_id, f"record {status}", lambda: store.finish(job_id, status, **fields))
+    announce_finished(store, job_id)
 
 
 def patiently(job_id: str, what: str, call: Callable[[], T]) -> T:

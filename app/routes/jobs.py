@@ -11,10 +11,11 @@ import logging
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
 from pydantic import create_model, model_validator
 
+from app import idempotency
 from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in_url, request_cancel
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
@@ -22,11 +23,13 @@ from app.status import JobStatusOut, job_urls, public_status
 from app.submission import (
     CONTENT_EXAMPLE_FIELD,
     STYLE_ID_FIELD,
+    client_address,
     content_source,
     styles_in_form_order,
     submit_job,
 )
 from app.uploads import ACCEPTED_NAMES
+from app.webhooks import checked_callback
 from core import retention
 from core.jobs import FINISHED
 from core.options import JobOptionsIn
@@ -55,6 +58,8 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 
 # The form's parts that are images, not options: create_job's File parameters and the library's ids.
 IMAGE_FIELDS = frozenset({"content", "style", "mask", STYLE_ID_FIELD, CONTENT_EXAMPLE_FIELD})
+# The form's fields that are not options (create_job's other Form parameters).
+SUBMISSION_FIELDS = frozenset({"callback_url"})
 
 
 def _no_unknown_fields(fields: Any) -> Any:
@@ -62,7 +67,7 @@ def _no_unknown_fields(fields: Any) -> Any:
     # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
     # would otherwise be dropped silently.
     if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - IMAGE_FIELDS)
+        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - IMAGE_FIELDS - SUBMISSION_FIELDS)
         if unknown:
             raise ValueError(f"unknown field(s): {', '.join(unknown)}")
     return fields
@@ -84,14 +89,24 @@ JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, c
     response_model=JobCreatedOut,
     summary="Submit a style transfer job",
     responses={
+        200: {
+            "model": JobCreatedOut,
+            "description": "The job an earlier request with this Idempotency-Key created (Idempotent-"
+            "Replayed: true); its current status.",
+        },
         400: {"model": ErrorOut, "description": "An uploaded file is empty."},
+        409: {
+            "model": ErrorOut,
+            "description": "A request with this Idempotency-Key is still being processed (Retry-After).",
+        },
         413: {"model": ErrorOut, "description": "An upload exceeds the byte or pixel limit."},
         415: {"model": ErrorOut, "description": "An upload is not an image this service reads."},
         422: {
             "model": ErrorOut,
             "description": "A missing image, a corrupt image, an unknown style_id or content_example "
-            "(named in the detail), an option out of range, or masks that do not fit (not one per "
-            "style, another aspect ratio than the content's, all black).",
+            "(named in the detail), an option out of range, masks that do not fit (not one per style, "
+            "another aspect ratio than the content's, all black), a callback_url that may not be "
+            "called, or an Idempotency-Key used for another request.",
         },
         429: {
             "model": ErrorOut,
@@ -135,6 +150,21 @@ async def create_job(
             "content is kept. The content's aspect ratio (within 1%); another size is resized."
         ),
     ] = None,
+    callback_url: Annotated[
+        str | None,
+        Form(
+            description="An http(s) URL that gets the job's signed event (POST, JSON) when it finishes "
+            "(docs/api.md, Webhooks); refused (422) when it resolves to a non-public address."
+        ),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=idempotency.HEADER,
+            description="Any unique string (a UUID) per job: a retry with the same key and request "
+            "returns the same job instead of creating another.",
+        ),
+    ] = None,
 ) -> dict[str, str]:
     """Upload a content image and one or more style images; the job is queued and runs on a worker.
 
@@ -143,13 +173,32 @@ async def create_job(
 
     Options may be left out: the preset (default quick) fills size and iterations, the engine's
     defaults fill the weights. The response's `token` is shown only once: cancel and delete need it.
+
+    With an `Idempotency-Key` header, a retry of the same request answers 200 with the job the first
+    one created (header `Idempotent-Replayed: true`); the same key with another request is a 422.
     """
     # FastAPI has parsed the form already (request.form() is that same form): its parts' order is
     # the styles' order, uploads and library paintings interleaved as the client sent them.
     styles = styles_in_form_order((await request.form()).multi_items())
-    job = await submit_job(
-        content_source(content, content_example), styles, options, mask or [], store=store, storage=storage
+    callback = await checked_callback(callback_url, request)
+    job, replayed = await idempotency.once(
+        request,
+        store,
+        idempotency_key,
+        lambda: submit_job(
+            content_source(content, content_example),
+            styles,
+            options,
+            mask or [],
+            store=store,
+            storage=storage,
+            callback=callback,
+            submitter=client_address(request),
+        ),
     )
+    if replayed:  # the job an earlier request with this Idempotency-Key created
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
     # A browser script that submits here gets the same cookies as the HTML form's submitter.
     set_job_token_cookies(response, request, job.id, job.token, get_settings().job_ttl_seconds)
     urls = job_urls(job.id)

@@ -6,6 +6,14 @@ Keys (prefix ``atelier:``):
                     that runs it, the delivery count (attempts), the last checkpoint step and, once its
                     stopping worker handed it back, handed_back (docs/reliability.md)
   job:{id}:cancel   string "1" while a cancel has been requested
+  job:{id}:webhook  list of the job's webhook delivery attempts (JSON each, oldest first); expires
+                    with the record (core/webhooks.py, worker/webhooks.py)
+  batch:{id}        hash, a batch of jobs (core/jobs/batches.py): its jobs' ids in grid order, each
+                    one's (content, style) cell, the names of its contents and styles, its token's
+                    hash, its callback; expires with its jobs
+  batch:{id}:webhook  list of the batch's webhook delivery attempts, like a job's
+  idempotency:{sha256 of the key}  hash {request, job_id, token}: the job an Idempotency-Key created
+                    (app/idempotency.py); expires with the job
   queue             sorted set of queued job ids, scored by submission time (for queue_position)
   finished          sorted set of finished job ids, scored by finish time (their files are deleted
                     once the record's TTL has passed: see take_expired_job_ids)
@@ -64,6 +72,27 @@ def job_key(job_id: str) -> str:
 
 def cancel_key(job_id: str) -> str:
     return job_key(job_id) + ":cancel"
+
+
+def batch_key(batch_id: str) -> str:
+    if not is_job_id(batch_id):  # batch ids have the shape of job ids
+        raise ValueError(f"not a batch id: {batch_id!r}")
+    return f"{PREFIX}batch:{batch_id}"
+
+
+def batch_webhook_attempts_key(batch_id: str) -> str:
+    return batch_key(batch_id) + ":webhook"
+
+
+def webhook_attempts_key(job_id: str) -> str:
+    return job_key(job_id) + ":webhook"
+
+
+def idempotency_key(digest: str) -> str:
+    """The record of one Idempotency-Key, by the key's SHA-256 (hex): the key itself is never stored."""
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError("not a SHA-256 hex digest")
+    return f"{PREFIX}idempotency:{digest}"
 
 
 def worker_stopping_key(hostname: str) -> str:

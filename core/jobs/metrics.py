@@ -15,6 +15,7 @@ from typing import Any
 from redis import Redis
 
 from core.jobs.keys import METRICS_COUNTS_KEY, QUEUE_KEY, RUNNING_KEY, WORKERS_KEY, histogram_key
+from core.routing import broker_lists
 
 WORKER_HEARTBEAT_SECONDS = 10.0  # how often a worker process writes its heartbeat
 WORKER_FRESH_SECONDS = 60.0  # /readyz counts a worker as seen if it beat this recently
@@ -81,13 +82,16 @@ def read_snapshot(redis: Redis, queues: list[str]) -> MetricsSnapshot:
         pipe.zcard(RUNNING_KEY)
         pipe.hgetall(WORKERS_KEY)
         for queue in queues:
-            pipe.llen(queue)  # kombu keeps a queue's messages in a list named after it
+            for name in broker_lists(queue):  # kombu keeps them in a list per priority step
+                pipe.llen(name)
         for name in declared:
             pipe.hgetall(histogram_key(name))
         replies = pipe.execute()
     counts, queued, running, workers = replies[:4]
-    depths = replies[4 : 4 + len(queues)]
-    histograms = dict(zip(declared, replies[4 + len(queues) :], strict=True))
+    lists = len(broker_lists(""))
+    lengths = replies[4 : 4 + len(queues) * lists]
+    depths = [sum(lengths[index : index + lists]) for index in range(0, len(lengths), lists)]
+    histograms = dict(zip(declared, replies[4 + len(queues) * lists :], strict=True))
     fresh = time.time() - WORKER_LIVE_SECONDS
     return MetricsSnapshot(
         counts={name: int(value) for name, value in counts.items()},

@@ -56,6 +56,13 @@ class JobRecord:
     storage_wait: str | None = None
     # The checkpoint holds the finished result (after the last step), not an image to optimise on.
     checkpoint_final: bool = False
+    # Webhooks (core/webhooks.py): where the finished job's event goes ("" for none), the base of its
+    # absolute URLs, and how its delivery stands: waiting (job not finished), pending, retrying,
+    # delivered, failed (given up) or refused (the URL was not allowed at delivery).
+    callback_url: str = ""
+    base_url: str = ""
+    webhook_state: str = ""
+    batch_id: str = ""  # the batch it belongs to ("" for a job of its own)
 
     @property
     def finished(self) -> bool:
@@ -100,6 +107,10 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         content_credit=json.loads(raw.get("content_credit") or "null"),
         work=number("work"),
         work_before=number("work_before") or 0.0,
+        callback_url=raw.get("callback_url", ""),
+        base_url=raw.get("base_url", ""),
+        webhook_state=raw.get("webhook_state", ""),
+        batch_id=raw.get("batch_id", ""),
     )
 
 

@@ -35,8 +35,10 @@ from core.jobs.keys import (
     WORKER_ENGINES_KEY,
     WORKERS_KEY,
     cancel_key,
+    idempotency_key,
     is_job_id,
     job_key,
+    webhook_attempts_key,
     worker_stopping_key,
 )
 from core.jobs.metrics import (
@@ -52,6 +54,9 @@ from core.jobs.record import FINISHED, Claim, ClaimOutcome, JobRecord, JobStatus
 from core.settings import get_settings
 
 PACE_KEPT = 50  # finished jobs whose pace the time estimates read
+# A job of priority p is placed in the queue order as if it came p times this much later (a
+# submitter's later jobs wait behind everybody's first ones: core.routing.fair_priority).
+QUEUE_PRIORITY_SECONDS = 1e9
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,8 @@ class JobStore:
         self._release = _script(redis, "release")
         self._cancel = _script(redis, "cancel")
         self._fail_abandoned = _script(redis, "fail_abandoned")
+        self._webhook_due = _script(redis, "webhook_due")
+        self._webhook_attempt = _script(redis, "webhook_attempt")
 
     # --- creating and reading ------------------------------------------------------------------
     def create(
@@ -103,6 +110,10 @@ class JobStore:
         notes: Sequence[str] = (),
         style_credits: Sequence[Mapping[str, str] | None] = (),
         content_credit: Mapping[str, str] | None = None,
+        callback: tuple[str, str] | None = None,
+        submitter: str = "",
+        batch_id: str = "",
+        priority: int = 0,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
@@ -112,6 +123,10 @@ class JobStore:
         (empty: no masks); notes: sentences about the upload for the job's page and status;
         style_credits: per style image, the library painting it is (core/library.py) or None for an
         upload; content_credit: the library's example photo the content is, or None.
+        callback: (a checked callback URL, the base of the event's absolute URLs), or None.
+        submitter: who sent it (the client's address), for fair queueing (queued_by); batch_id: the
+        batch it belongs to; priority: its Celery priority (core.routing.fair_priority), which
+        places it in the queue order as the workers will take it.
         """
         now = time.time()
         fields = {
@@ -127,10 +142,15 @@ class JobStore:
             "style_credits": json.dumps([None if c is None else dict(c) for c in style_credits]),
             "content_credit": json.dumps(None if content_credit is None else dict(content_credit)),
         }
+        if callback is not None:
+            fields |= {"callback_url": callback[0], "base_url": callback[1], "webhook_state": "waiting"}
+        fields |= {"submitter": submitter, "batch_id": batch_id, "priority": str(priority)}
         pairs = [item for name_value in fields.items() for item in name_value]
+        # Queue order as the workers take it: by priority step, then by time (queue_position).
+        score = now + priority * QUEUE_PRIORITY_SECONDS
         created = self._create(
             keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
-            args=[job_id, repr(now), max_queued, *pairs],
+            args=[job_id, repr(score), max_queued, *pairs],
         )
         if not created:
             raise QueueFull(f"{max_queued} jobs are already queued")
@@ -163,11 +183,19 @@ class JobStore:
     def delete(self, job_id: str) -> None:
         """Forget a job entirely (used to undo a submission that could not be enqueued)."""
         with self.redis.pipeline() as pipe:
-            pipe.delete(job_key(job_id), cancel_key(job_id))
+            pipe.delete(job_key(job_id), cancel_key(job_id), webhook_attempts_key(job_id))
             pipe.zrem(QUEUE_KEY, job_id)
             pipe.zrem(FINISHED_KEY, job_id)
             pipe.zrem(RUNNING_KEY, job_id)
             pipe.execute()
+
+    def queued_by(self, submitter: str) -> int:
+        """Jobs of this submitter waiting in the queue now (for its next job's fair priority)."""
+        waiting = self.redis.zrange(QUEUE_KEY, 0, -1)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in waiting:
+                pipe.hget(job_key(job_id), "submitter")
+            return sum(1 for owner in pipe.execute() if owner == submitter)
 
     def queue_position(self, job_id: str) -> int | None:
         """1 for the next job a worker will take, 2 for the one after, ...; None if not queued."""
@@ -307,6 +335,49 @@ class JobStore:
                 pipe.lpush(PACE_KEY, json.dumps(pace))
                 pipe.ltrim(PACE_KEY, 0, PACE_KEPT - 1)
             pipe.execute()
+
+    # --- webhooks (core/webhooks.py, worker/webhooks.py) ------------------------------------------
+    def webhook_due(self, job_id: str) -> bool:
+        """The finished job has a callback not yet sent: marks it pending and returns True, once (the
+        web's cancel of a queued job and a worker's finish never both send it)."""
+        return bool(self._webhook_due(keys=[job_key(job_id)]))
+
+    def record_webhook_attempt(self, job_id: str, attempt: dict[str, Any], state: str) -> bool:
+        """Append one delivery attempt and set the delivery's state (both expire with the record);
+        False when the job is gone."""
+        keys = [job_key(job_id), webhook_attempts_key(job_id)]
+        return bool(self._webhook_attempt(keys=keys, args=[json.dumps(attempt), state, self.ttl_seconds]))
+
+    def webhook_attempts(self, job_id: str) -> list[dict[str, Any]]:
+        """Every delivery attempt of the job's webhook, oldest first."""
+        return [json.loads(raw) for raw in self.redis.lrange(webhook_attempts_key(job_id), 0, -1)]
+
+    # --- idempotency keys (app/idempotency.py) --------------------------------------------------
+    def claim_idempotency(
+        self, digest: str, request_hash: str, pending_seconds: int
+    ) -> dict[str, Any] | None:
+        """Claim an Idempotency-Key (by its SHA-256) for a request: None when this caller claimed it
+        now (SET NX: of concurrent callers exactly one) and creates the job; otherwise what is stored:
+        {"request": its request's hash, "state": "pending" or "done", "job_id", "token"}, or
+        {"state": "gone"} when the holder gave it up in between. A claim nobody completes lapses after
+        pending_seconds (its web process died)."""
+        key = idempotency_key(digest)
+        pending = json.dumps({"request": request_hash, "state": "pending"})
+        if self.redis.set(key, pending, nx=True, ex=pending_seconds):
+            return None
+        raw = self.redis.get(key)
+        return json.loads(raw) if raw else {"state": "gone"}
+
+    def complete_idempotency(
+        self, digest: str, request_hash: str, job_id: str, sealed_token: str, ttl_seconds: int
+    ) -> None:
+        """The claimed key now names its job (and the job's token, sealed by the key: app/idempotency.py)."""
+        done = {"request": request_hash, "state": "done", "job_id": job_id, "token": sealed_token}
+        self.redis.set(idempotency_key(digest), json.dumps(done), ex=ttl_seconds)
+
+    def forget_idempotency(self, digest: str) -> None:
+        """Free the key: its request created no job, or its job is gone."""
+        self.redis.delete(idempotency_key(digest))
 
     def recent_paces(self) -> list[Pace]:
         """The last PACE_KEPT succeeded jobs' pace, newest first."""

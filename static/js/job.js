@@ -1,6 +1,7 @@
 // The job page, live: Server-Sent Events from /api/jobs/{id}/events (each event is the JSON of
 // GET /api/jobs/{id}), polling that URL every second when EventSource is missing or fails.
 // Everything shown comes from the server's status, so a reload or a second browser agree.
+import { setUpNotifications } from "/static/js/notify.js";
 import { remember } from "/static/js/recent.js";
 import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.js";
 
@@ -230,12 +231,18 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     }
   }
 
+  // The tab shows the progress while the job runs, so it can be watched from the tab strip.
+  function titleFor(status, label) {
+    if (status.status === "running") return `${Math.floor((status.progress || 0) * 100)}% · Atelier`;
+    return `${label} · job ${status.id.slice(0, 8)} · Atelier`;
+  }
+
   function render(status) {
     const label = statusLabel(status.status);
     el.badge.className = `badge badge-${status.status}`;
     el.badge.textContent = label;
     el.root.dataset.status = status.status;
-    document.title = `${label} · job ${status.id.slice(0, 8)} · Atelier`;
+    document.title = titleFor(status, label);
 
     const waiting = status.status === "queued" || status.handed_back || Boolean(status.storage_wait);
     el.queueNote.hidden = !waiting;
@@ -271,9 +278,11 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
   }
 
   function apply(status) {
+    const wasFinished = FINISHED.has(job.status);
     job = status;
     receivedAt = performance.now();
     render(status);
+    if (!wasFinished && FINISHED.has(status.status)) notifications.finished(status, statusLabel(status.status));
   }
 
   function showExpired() {
@@ -383,6 +392,7 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
   el.compareSlider.addEventListener("input", updateCompare);
   updateCompare();
 
+  const notifications = setUpNotifications($("notify-button"), () => FINISHED.has(job.status));
   render(job);
   window.setInterval(() => {
     if (job.status === "running") renderClocks();

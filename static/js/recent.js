@@ -1,6 +1,6 @@
-// This browser's recent jobs, kept in localStorage: the job page remembers each job it shows
-// (job.js imports remember), the home page lists them with a thumbnail and refreshes the status of
-// unfinished ones.
+// This browser's recent jobs and batches, kept in localStorage: the job page remembers each job it
+// shows (job.js imports remember), a batch's page its batch (batch.js: rememberBatch); the home page
+// lists them with a thumbnail and refreshes the status of unfinished ones.
 import { EXPIRED, isFinal, statusLabel } from "/js/shared.js";
 
 const STORAGE_KEY = "atelier.recentJobs";
@@ -51,6 +51,25 @@ export function remember(status) {
   save(list);
 }
 
+// Record (or update) a batch from its status JSON (GET /api/batches/{id}): listed like a job, its
+// badge the batch's state (a finished batch reads "Done"), its picture its first result.
+export function rememberBatch(status) {
+  const list = load();
+  const first = status.jobs.find((job) => job.result_url) || status.jobs[0];
+  const entry = {
+    id: status.id,
+    kind: "batch",
+    jobs: status.totals.jobs,
+    status: status.status === "finished" ? "succeeded" : status.status,
+    thumbnail: (first && (first.result_url || first.content_url)) || "",
+    created_at: status.created_at || new Date().toISOString(),
+  };
+  const index = list.findIndex((item) => item.id === status.id);
+  if (index >= 0) list[index] = entry;
+  else list.unshift(entry);
+  save(list);
+}
+
 function markExpired(id) {
   const list = load();
   const job = list.find((item) => item.id === id);
@@ -70,7 +89,8 @@ function renderItem(job) {
   item.className = "recent-item";
   item.dataset.jobId = job.id;
   const link = document.createElement("a");
-  link.href = `/jobs/${job.id}`;
+  const batch = job.kind === "batch";
+  link.href = batch ? `/batches/${job.id}` : `/jobs/${job.id}`;
   const thumb = document.createElement("img");
   thumb.className = "recent-thumb";
   thumb.alt = "";
@@ -87,8 +107,14 @@ function renderItem(job) {
   meta.append(badge, when);
   const name = document.createElement("span");
   name.className = "visually-hidden";
-  name.textContent = `Job ${job.id.slice(0, 8)}, `;
+  name.textContent = batch ? `Batch ${job.id.slice(0, 8)}, ` : `Job ${job.id.slice(0, 8)}, `;
   link.append(name, thumb, meta);
+  if (batch) {
+    const count = document.createElement("span");
+    count.className = "recent-batch";
+    count.textContent = `Batch of ${job.jobs}`;
+    meta.append(count);
+  }
   item.append(link);
   return item;
 }
@@ -106,9 +132,10 @@ async function refreshUnfinished() {
   const unfinished = load().filter((job) => !isFinal(job.status));
   await Promise.all(
     unfinished.map(async (job) => {
-      const response = await fetch(`/api/jobs/${job.id}`, { cache: "no-store" });
+      const batch = job.kind === "batch";
+      const response = await fetch(batch ? `/api/batches/${job.id}` : `/api/jobs/${job.id}`, { cache: "no-store" });
       if (response.status === 404) markExpired(job.id);
-      else if (response.ok) remember(await response.json());
+      else if (response.ok) (batch ? rememberBatch : remember)(await response.json());
       else console.warn(`Atelier: status of job ${job.id} answered ${response.status}`);
     })
   );

@@ -171,9 +171,11 @@ class Stack:
         return Redis.from_url(self.redis_url, decode_responses=True)
 
     def queue_length(self) -> int:
-        """Messages waiting in the Celery queue (not counting one a worker holds)."""
+        """Messages waiting in the Celery queue, at every priority (not counting one a worker holds)."""
+        from core.routing import broker_lists  # kept local, as cancel_in_store's import
+
         with self.redis() as redis:
-            return int(redis.llen(self.queue_name))
+            return sum(int(redis.llen(name)) for name in broker_lists(self.queue_name))
 
     def stored_files(self) -> set[str]:
         """Every file under the storage directory's jobs/ folder, relative to storage_dir."""
@@ -252,6 +254,23 @@ class Stack:
             process.terminate()
         for process in [*others, *redis]:
             process.stop()
+
+
+def webhooks_worker_args(redis_port: int) -> list[str]:
+    """The webhooks worker as scripts/run.sh starts it: threads, its own queue (ATELIER_WEBHOOK_QUEUE)."""
+    return [
+        str(VENV_BIN / "celery"),
+        "-A",
+        "worker.webhooks",
+        "worker",
+        "--pool=threads",
+        "--concurrency=4",
+        "--loglevel=INFO",
+        "--hostname",
+        f"webhooks-{redis_port}@%h",
+        "--without-mingle",
+        "--without-gossip",
+    ]
 
 
 def spawn_redis(port: int, data_dir: Path, log_dir: Path, *, persistent: bool = False) -> Process:
@@ -334,6 +353,7 @@ def start_stack(
     redis_persistent: bool = False,
     base_environ: dict[str, str] | None = None,
     engine_may_fail: bool = False,
+    webhooks: bool = False,
 ) -> Iterator[Stack]:
     """Start redis-server, (optionally) a Celery worker and uvicorn; stop them all on exit.
 
@@ -343,6 +363,7 @@ def start_stack(
     restart it (tests/support/faults.py) without losing data. base_environ: the environment the
     processes start from (default: os.environ when the stack starts). engine_may_fail: the stack is
     up once its worker is seen, even if /readyz says its engine could not load (a test of that).
+    webhooks: also start the webhooks worker (worker/webhooks.py, a thread pool on its own queue).
     """
     storage_dir = base_dir / "storage"
     log_dir = base_dir / "logs"
@@ -391,6 +412,8 @@ def start_stack(
                 stack_env,
                 log_dir,
             )
+        if webhooks:
+            processes["webhooks"] = spawn("webhooks", webhooks_worker_args(redis_port), stack_env, log_dir)
         processes["web"] = spawn(
             "web",
             [
