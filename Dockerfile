@@ -67,8 +67,10 @@ COPY static ./static
 # thumbnails are made from it in memory when the web starts.
 COPY library ./library
 # The run's specification (the option schema, the run plan, the pixel conversion: standard library and
-# Pillow), shared with the worker; nothing of worker/.
+# Pillow), shared with the worker.
 COPY spec ./spec
+# The webhooks worker (compose's `webhooks` service) runs from this image too: it loads no TensorFlow.
+COPY worker/__init__.py worker/webhooks.py ./worker/
 USER atelier
 EXPOSE 8000
 # uvicorn reads its process count from WEB_CONCURRENCY (default 1).

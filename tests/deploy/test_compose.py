@@ -42,9 +42,9 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
     return {name: with_defaults(str(value)) for name, value in service.get("environment", {}).items()}
 
 
-def test_plain_up_starts_redis_web_proxy_and_worker_and_flower_is_opt_in(services: dict[str, Any]) -> None:
-    assert set(services) == {"redis", "web", "proxy", "worker", "flower"}
-    for name in ("redis", "web", "proxy", "worker"):
+def test_plain_up_starts_redis_web_proxy_workers_and_flower_is_opt_in(services: dict[str, Any]) -> None:
+    assert set(services) == {"redis", "web", "proxy", "webhooks", "worker", "flower"}
+    for name in ("redis", "web", "proxy", "webhooks", "worker"):
         assert "profiles" not in services[name], name
     assert services["flower"]["profiles"] == ["monitoring"]
 
@@ -144,6 +144,18 @@ def test_worker_takes_one_job_at_a_time() -> None:
     assert "--prefetch-multiplier 1" in script
 
 
+def test_webhooks_run_from_the_web_image_on_their_own_queue_with_the_signing_key(
+    services: dict[str, Any],
+) -> None:
+    webhooks = services["webhooks"]
+    assert webhooks["image"] == services["web"]["image"]  # no TensorFlow, no GPU
+    assert "build" not in webhooks and "deploy" not in webhooks
+    assert webhooks["command"][:4] == ["celery", "-A", "worker.webhooks", "worker"]
+    assert "--pool=threads" in webhooks["command"]
+    for name in ("web", "worker", "webhooks"):  # the web queues and signs, the workers' finish queues
+        assert "ATELIER_WEBHOOK_SECRET" in services[name]["environment"], name
+
+
 def test_web_and_worker_share_the_storage_volume(compose: dict[str, Any], services: dict[str, Any]) -> None:
     mounts = {name: services[name]["volumes"] for name in ("web", "worker")}
     assert mounts["web"] == mounts["worker"] == ["storage:/data/storage"]
@@ -156,7 +168,7 @@ def test_web_and_worker_share_the_storage_volume(compose: dict[str, Any], servic
 
 def test_environment_names_are_real_settings(services: dict[str, Any]) -> None:
     known = {f"ATELIER_{name.upper()}" for name in Settings.model_fields} | SCRIPT_VARIABLES
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "webhooks"):
         env = environment(services[name])
         unknown = {variable for variable in env if variable.startswith("ATELIER_")} - known
         assert not unknown, f"{name} sets variables no setting reads: {unknown}"

@@ -46,7 +46,7 @@ PROXY_IMAGE = f"{IMAGE_REGISTRY}/proxy:{IMAGE_TAG}"
 # The proxy is nginx on the Atelier base (its Python for the health check): not in IMAGES, whose images
 # must have no pip left (the base image's own pip stays in the proxy's).
 SIZE_GOALS_MB = {"web": 300, "worker-cpu": 1600, "proxy": 200}
-SERVICES = ["redis", "web", "proxy", "worker"]
+SERVICES = ["redis", "web", "proxy", "webhooks", "worker"]
 # Extra CA certificates for the builds' downloads (networks that inspect TLS, as in CI here); the Dockerfile
 # trusts docker/ca-certificates/*.crt in its dependency stages only.
 HOST_CA_BUNDLE = Path(os.environ.get("ATELIER_DOCKER_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))

@@ -78,8 +78,12 @@ def test_soft_time_limit_keeps_the_partial_image(stack_factory: Callable[..., St
     )
     # A first job compiles this size's steps: however loaded the machine, the limited job below then
     # spends its 15 s stepping, not tracing (a cold trace alone took over 10 s in a loaded CI run).
+    # On a machine loaded enough the warm-up itself meets the limit after its first step: traced all the
+    # same. Any other end is a failure of its own.
     warm = limited.submit(png_bytes(64, 64, seed=44), [png_bytes(64, 64, seed=45)], size=64, iterations=2)
-    assert limited.wait_for(warm.json()["id"], {"succeeded", "failed"}, timeout=120)["status"] == "succeeded"
+    warmed = limited.wait_for(warm.json()["id"], {"succeeded", "failed"}, timeout=120)
+    traced = warmed["step"] >= 1 and "time limit" in (warmed["error"] or "")
+    assert warmed["status"] == "succeeded" or traced, warmed
     response = limited.submit(
         png_bytes(64, 64, seed=46), [png_bytes(64, 64, seed=47)], size=64, iterations=2000
     )
