@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
@@ -29,7 +30,9 @@ from app.queue import enqueue
 from app.submission import (
     STORAGE_FULL_ERRNOS,
     STORAGE_FULL_RETRY_AFTER_SECONDS,
+    StyleSource,
     SubmissionError,
+    _clean_source,
     _clean_upload,
     _failed,
     _queue_full,
@@ -40,6 +43,7 @@ from app.submission import (
 )
 from app.uploads import CleanImage
 from core.jobs import BatchRecord, BatchStore, JobStore, QueueFull, new_job_id
+from core.library import LibraryImage
 from core.options import JobOptionsIn, OptionValueError
 from core.routing import fair_priority
 from core.settings import get_settings
@@ -90,14 +94,13 @@ def parse_pairs(text: str | None, contents: int, styles: int) -> list[Cell]:
     return cells
 
 
-def unique_names(uploads: list[UploadFile], kind: str) -> list[str]:
-    """Short, file-system-safe names of the uploads (their file names' stems), unique in the batch:
-    they name the ZIP's files and the contact sheet's rows and columns."""
+def unique_names(images: Sequence[UploadFile | LibraryImage], kind: str) -> list[str]:
+    """Short, file-system-safe names of the images (an upload's file name's stem, a painting's id),
+    unique in the batch: they name the ZIP's files and the contact sheet's rows and columns."""
     names: list[str] = []
-    for index, upload in enumerate(uploads, start=1):
-        stem = re.sub(r"[^0-9A-Za-z._-]+", "-", PurePath(upload.filename or "").stem).strip("-.")[
-            :NAME_LENGTH
-        ]
+    for index, image in enumerate(images, start=1):
+        given = image.id if isinstance(image, LibraryImage) else PurePath(image.filename or "").stem
+        stem = re.sub(r"[^0-9A-Za-z._-]+", "-", given).strip("-.")[:NAME_LENGTH]
         name = stem or f"{kind}-{index}"
         while name in names:
             name = f"{stem or kind}-{index}" if name == stem else f"{name}-{index}"
@@ -107,7 +110,7 @@ def unique_names(uploads: list[UploadFile], kind: str) -> list[str]:
 
 async def submit_batch(
     contents: list[UploadFile],
-    styles: list[UploadFile],
+    styles: Sequence[StyleSource],
     options: JobOptionsIn,
     pairs: str | None,
     *,
@@ -118,11 +121,13 @@ async def submit_batch(
 ) -> SubmittedBatch:
     """Validate everything, then store and queue every job and the batch record (see the module)."""
     settings = get_settings()
-    contents, styles = chosen_files(contents), chosen_files(styles)
+    contents = chosen_files(contents)  # styles: chosen ones only (app.submission.styles_in_form_order)
     if not contents:
         raise SubmissionError(422, "content: at least one content image is required", "content")
     if not styles:
-        raise SubmissionError(422, "style: at least one style image is required", "style")
+        raise SubmissionError(
+            422, "style: at least one style image (or style_id, a library painting) is required", "style"
+        )
     cells = parse_pairs(pairs, len(contents), len(styles))
     if len(cells) > settings.max_batch_jobs:
         raise SubmissionError(
@@ -142,7 +147,7 @@ async def submit_batch(
     limits = Limits(max_styles=settings.max_style_images)
     _refuse(count_refusals(1, None, run_options, limits))  # one style per job: a batch does not blend
     content_images = [await _clean_upload(upload, "content") for upload in contents]
-    style_images = [await _clean_upload(upload, "style") for upload in styles]
+    style_images = [await _clean_source(style, "style") for style in styles]
     notes: list[list[str]] = []
     for content_index, style_index in cells:
         plan = await run_in_threadpool(
@@ -157,6 +162,7 @@ async def submit_batch(
         style_images,
         cells,
         names,
+        [style.record() if isinstance(style, LibraryImage) else None for style in styles],
         resolved,
         notes,
         submitter,
@@ -171,6 +177,7 @@ def _store_and_enqueue(
     styles: list[CleanImage],
     cells: list[Cell],
     names: tuple[list[str], list[str]],
+    style_credits: list[dict[str, str] | None],
     options: dict[str, Any],
     notes: list[list[str]],
     submitter: str,
@@ -201,6 +208,7 @@ def _store_and_enqueue(
                 token_hash=token_hash,
                 max_queued=settings.max_queued_jobs,
                 notes=job_notes,
+                style_credits=[style_credits[style_index]],
                 submitter=submitter,
                 batch_id=batch_id,
                 priority=fair_priority(waiting_ahead + len(job_ids)),

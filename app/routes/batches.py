@@ -30,7 +30,7 @@ from app.job_tokens import COOKIE_NAME, request_holds_token, set_job_token_cooki
 from app.queue import announce_finished
 from app.routes.events import HEARTBEAT_SECONDS, POLL_SECONDS, RETRY_MILLISECONDS
 from app.schemas import ErrorOut
-from app.submission import client_address
+from app.submission import STYLE_ID_FIELD, client_address, styles_in_form_order
 from app.templating import templates
 from app.uploads import ACCEPTED_NAMES
 from app.webhooks import checked_callback
@@ -44,7 +44,7 @@ router = APIRouter(prefix="/api/batches", tags=["batches"])
 page_router = APIRouter(tags=["pages"], include_in_schema=False)
 
 BATCH_NOT_FOUND = "Batch not found"
-BATCH_FIELDS = frozenset({"content", "style", "pairs", "callback_url"})
+BATCH_FIELDS = frozenset({"content", "style", STYLE_ID_FIELD, "pairs", "callback_url"})
 
 BatchId = Annotated[
     str, Path(description="Batch id: 32 hexadecimal characters, as POST /api/batches returned it.")
@@ -132,6 +132,14 @@ async def create_batch(
     style: Annotated[
         list[UploadFile] | None, File(description="One or more style images; repeat the field.")
     ] = None,
+    style_id: Annotated[
+        list[str] | None,
+        Form(
+            description="Library paintings by id (GET /api/styles), repeatable, beside or instead of "
+            "uploaded styles: the batch's styles are the `style` and `style_id` parts in the order they "
+            "appear (the order `pairs` counts them in). An unknown id is a 422 naming it."
+        ),
+    ] = None,
     pairs: Annotated[
         str | None,
         Form(
@@ -149,6 +157,7 @@ async def create_batch(
     """Every content × style pair (or the listed pairs) becomes an ordinary job with these options; a
     batch does not blend its styles. Its jobs queue fairly against other clients' jobs."""
     callback = await checked_callback(callback_url, request)
+    styles = styles_in_form_order((await request.form()).multi_items())  # uploads and paintings, in order
 
     def replay(batch_id: str, token: str) -> SubmittedBatch | None:
         record = batch_store(store).get(batch_id)
@@ -160,7 +169,7 @@ async def create_batch(
         idempotency_key,
         lambda: submit_batch(
             content or [],
-            style or [],
+            styles,
             options,
             pairs,
             store=store,

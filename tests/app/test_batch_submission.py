@@ -131,3 +131,35 @@ def test_an_unknown_batch_is_404(web: InProcessWeb) -> None:
     with web.client as client:
         assert client.get(f"/api/batches/{'0' * 32}").json() == {"detail": "Batch not found"}
         assert client.get("/batches/nope").status_code == 404
+
+
+def test_library_paintings_join_a_batch_by_id_in_form_order_and_credit_their_jobs(web: InProcessWeb) -> None:
+    files = [
+        ("content", ("photo.png", png_bytes(40, 30, seed=50), "image/png")),
+        ("style_id", (None, "hokusai-great-wave")),
+        ("style", ("paint.png", png_bytes(32, 32, seed=70), "image/png")),
+    ]
+    with web.client as client:
+        response = client.post("/api/batches", files=files, data={"size": "32", "iterations": "3"})
+        assert response.status_code == 202, response.text
+        status = client.get(response.json()["status_url"]).json()
+
+    assert status["styles"] == ["hokusai-great-wave", "paint"]
+    first, second = (web.status(job["id"]) for job in status["jobs"])
+    assert first["style_credits"][0]["title"] == "The Great Wave off Kanagawa"
+    assert second["style_credits"] == [None]
+    cancel_all(web)
+
+
+def test_an_unknown_painting_id_refuses_the_batch_naming_it_and_stores_nothing(web: InProcessWeb) -> None:
+    before = web.stored_files()
+    files = [
+        ("content", ("photo.png", png_bytes(40, 30, seed=50), "image/png")),
+        ("style_id", (None, "no-such-painting")),
+    ]
+    with web.client as client:
+        response = client.post("/api/batches", files=files, data={"size": "32", "iterations": "3"})
+
+    assert response.status_code == 422
+    assert "no-such-painting" in response.json()["detail"] and "style_id" in response.json()["detail"]
+    assert web.stored_files() == before
