@@ -55,6 +55,11 @@ def add_submit_command(
     submit.add_argument("content", type=Path, nargs="?", metavar="CONTENT")
     submit.add_argument("styles", type=Path, nargs="*", metavar="STYLE")
     submit.add_argument(
+        "--style-id", dest="style_ids", action="append", default=[], metavar="ID",
+        help="a painting of the server's library (GET /api/styles) after the STYLE files, as stylize's "
+        "--style-id; repeatable, and in a batch too",
+    )  # fmt: skip
+    submit.add_argument(
         "--contents", type=Path, nargs="+", metavar="PATH",
         help="a batch: these content images (a folder: every image in it), each in every style of --styles",
     )  # fmt: skip
@@ -107,11 +112,18 @@ def form_fields(args: argparse.Namespace) -> list[tuple[str, str]]:
     return fields
 
 
+def library_styles(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The --style-id paintings as form fields, sent after the style files: their order is the styles'."""
+    return [("style_id", style_id) for style_id in args.style_ids]
+
+
 def run_submit(args: argparse.Namespace) -> int:
     if args.contents or args.batch_styles or args.out_dir:
         return run_batch(args)
-    if args.content is None or not args.styles:
-        raise ClientError("give CONTENT and at least one STYLE (or a batch: --contents, --styles, --out-dir)")
+    if args.content is None or not (args.styles or args.style_ids):
+        raise ClientError(
+            "give CONTENT and at least one STYLE or --style-id (or a batch: --contents, --styles, --out-dir)"
+        )
     if args.output is not None:
         if args.output.suffix.lower() not in RESULT_FORMATS:
             raise ClientError(f"{args.output}: the result is written as .png or .jpg")
@@ -121,7 +133,7 @@ def run_submit(args: argparse.Namespace) -> int:
     client = Client(args.server.rstrip("/"))
     files = [("content", args.content), *[("style", path) for path in args.styles]]
     files += [("mask", None if str(path).lower() == "none" else Path(path)) for path in args.masks or []]
-    created = client.submit(form_fields(args), files)
+    created = client.submit(form_fields(args), files, after_files=library_styles(args))
     job_id = created["id"]
     sys.stderr.write(f"atelier: job {job_id} queued: {client.base}{created['page_url']}\n")
     if not args.wait:
@@ -162,13 +174,14 @@ def image_paths(paths: list[Path] | None, what: str) -> list[Path]:
 
 def run_batch(args: argparse.Namespace) -> int:
     """Submit a batch (every content in every style), follow it, write its results to --out-dir."""
-    contents, styles = image_paths(args.contents, "content"), image_paths(args.batch_styles, "style")
+    contents = image_paths(args.contents, "content")
+    styles = image_paths(args.batch_styles, "style") if args.batch_styles or not args.style_ids else []
     if args.out_dir is not None:
         args.out_dir.mkdir(parents=True, exist_ok=True)
         args.wait = True
     client = Client(args.server.rstrip("/"))
     files = [("content", path) for path in contents] + [("style", path) for path in styles]
-    created = client.submit(form_fields(args), files, path="/api/batches")
+    created = client.submit(form_fields(args), files, path="/api/batches", after_files=library_styles(args))
     batch_id = created["id"]
     jobs, page = len(created["jobs"]), f"{client.base}{created['page_url']}"
     sys.stderr.write(f"atelier: batch {batch_id} queued, {jobs} job(s): {page}\n")
@@ -287,9 +300,13 @@ class Client:
     base: str
 
     def submit(
-        self, fields: list[tuple[str, str]], files: list[tuple[str, Path | None]], path: str = "/api/jobs"
+        self,
+        fields: list[tuple[str, str]],
+        files: list[tuple[str, Path | None]],
+        path: str = "/api/jobs",
+        after_files: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        body, content_type = multipart(fields, files)
+        body, content_type = multipart(fields, files, after_files or [])
         headers = {"Content-Type": content_type, "Idempotency-Key": str(uuid.uuid4())}
         for attempt in range(1, SUBMIT_ATTEMPTS + 1):
             try:
@@ -366,20 +383,27 @@ def _detail(error: urllib.error.HTTPError) -> str:
         return error.reason or "no detail"
 
 
-def multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path | None]]) -> tuple[bytes, str]:
-    """A multipart/form-data body of text fields and files (None: an empty part, "no mask")."""
+def multipart(
+    fields: list[tuple[str, str]],
+    files: list[tuple[str, Path | None]],
+    after_files: list[tuple[str, str]] | None = None,
+) -> tuple[bytes, str]:
+    """A multipart/form-data body of text fields, files (None: an empty part, "no mask") and the text
+    fields that must follow the files (the server reads styles in part order)."""
     boundary = f"atelier-{uuid.uuid4().hex}"
     parts: list[bytes] = []
-    for name, value in fields:
-        parts.append(
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        )
+
+    def text(name: str, value: str) -> bytes:
+        return f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+
+    parts += [text(name, value) for name, value in fields]
     for name, path in files:
         data = b"" if path is None else _read(path)
         filename = "" if path is None else path.name.replace('"', "_")
         kind = (mimetypes.guess_type(filename)[0] if filename else None) or "application/octet-stream"
         head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
         parts.append(head.encode() + f"Content-Type: {kind}\r\n\r\n".encode() + data + b"\r\n")
+    parts += [text(name, value) for name, value in after_files or []]
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 

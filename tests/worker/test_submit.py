@@ -55,6 +55,22 @@ def test_submit_wait_follows_the_job_and_writes_the_result(
     assert "succeeded" in stderr
 
 
+def test_submit_paints_with_a_library_painting_after_the_style_files(
+    stack: Stack, images: tuple[Path, Path], tmp_path: Path
+) -> None:
+    content, style = images
+    process = atelier_submit(
+        stack, content, style, "--style-id", "hokusai-great-wave", "--size", "32", "--iterations", "2",
+        "--style-blend", "0.5,0.5", "--wait", "-o", tmp_path / "out.png", "--quiet",
+    )  # fmt: skip
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 0, stderr
+    job_id = stderr.split("atelier: job ", 1)[1].split(" ", 1)[0]
+    credits = stack.status(job_id)["style_credits"]
+    assert credits[0] is None and credits[1]["title"] == "The Great Wave off Kanagawa"  # files, then ids
+
+
 def test_a_job_that_does_not_succeed_exits_1_with_the_servers_message(
     stack: Stack, images: tuple[Path, Path], tmp_path: Path
 ) -> None:
