@@ -57,8 +57,15 @@ def zoom(source: np.ndarray, frames: int, height: int, width: int, rate: float =
     return clip
 
 
-def encode(frames: list[np.ndarray], fps: int, container: str = "mp4", codec: str = "libx264") -> bytes:
-    """The frames encoded as a clip (H.264 MP4 by default) with PyAV."""
+def encode(
+    frames: list[np.ndarray],
+    fps: int,
+    container: str = "mp4",
+    codec: str = "libx264",
+    audio_seconds: float = 0.0,
+) -> bytes:
+    """The frames encoded as a clip (H.264 MP4 by default) with PyAV, with ``audio_seconds`` of a
+    440 Hz tone (AAC) when above 0."""
     import av
 
     buffer = io.BytesIO()
@@ -66,9 +73,36 @@ def encode(frames: list[np.ndarray], fps: int, container: str = "mp4", codec: st
         stream = output.add_stream(codec, rate=fps)
         stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
         stream.pix_fmt = "yuv420p"
+        audio = output.add_stream("aac", rate=44100) if audio_seconds else None
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                output.mux(packet)
-        for packet in stream.encode():
-            output.mux(packet)
+            output.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        output.mux(stream.encode())
+        if audio is not None:
+            times = np.arange(round(44100 * audio_seconds), dtype=np.float32) / 44100
+            tone = (0.2 * np.sin(2 * np.pi * 440 * times)).astype(np.float32)
+            for start in range(0, len(tone), 1024):
+                chunk = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024], format="fltp", layout="mono"
+                )
+                chunk.sample_rate = 44100
+                output.mux(audio.encode(chunk))
+            output.mux(audio.encode())
     return buffer.getvalue()
+
+
+def streams(data: bytes) -> dict[str, dict[str, float | int | str]]:
+    """Each stream type of an encoded clip: its codec, duration (s) and, for video, frames decoded
+    and their rate."""
+    import av
+
+    found: dict[str, dict[str, float | int | str]] = {}
+    with av.open(io.BytesIO(data)) as container:
+        for stream in container.streams:
+            duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
+            found[stream.type] = {"codec": stream.codec_context.name, "seconds": duration}
+        video = container.streams.video[0]
+        found["video"]["fps"] = float(video.average_rate)
+        decoded = list(container.decode(video))
+        found["video"]["frames"] = len(decoded)
+        found["video"]["width"], found["video"]["height"] = decoded[0].width, decoded[0].height
+    return found
