@@ -231,6 +231,23 @@ def _count_packets(container: Any, stream: Any) -> tuple[int, bool]:
     return packets, decoded
 
 
+def first_frame_png(source: Source, longest: int = 0) -> tuple[bytes, int, int]:
+    """The clip's first frame as a PNG (scaled down to ``longest`` px when above it; 0: as it is), and
+    its width and height: the job's content image (thumbnails, the Settings page). One frame decoded."""
+    with _open(source) as container:
+        stream = container.streams.video[0]
+        for frame in container.decode(stream):
+            image = frame.to_image()  # Pillow, no NumPy
+            break
+        else:
+            raise UploadRejected(422, "the video stream has no frames that can be decoded")
+    if longest and max(image.size) > longest:
+        image.thumbnail((longest, longest))
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "PNG")
+    return buffer.getvalue(), image.width, image.height
+
+
 def decode_frames(source: Source, fps: float = 0.0) -> Iterator[Any]:
     """The frames kept at ``fps`` (0: all), as uint8 H x W x 3 RGB NumPy arrays, in order: frame i of
     the source is kept when it is the first at or after the next 1/fps tick."""

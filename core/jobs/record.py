@@ -56,6 +56,12 @@ class JobRecord:
     storage_wait: str | None = None
     # The checkpoint holds the finished result (after the last step), not an image to optimise on.
     checkpoint_final: bool = False
+    # A video job (docs/video.md): the clip as probed ({width, height, frames, fps, source_fps,
+    # has_audio, codec}), or None for a still; the frames finished (each in storage.frame_key) and
+    # the frame being optimised now.
+    video: dict[str, Any] | None = None
+    frames_done: int = 0
+    frame: int = 0
 
     @property
     def finished(self) -> bool:
@@ -100,6 +106,9 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         content_credit=json.loads(raw.get("content_credit") or "null"),
         work=number("work"),
         work_before=number("work_before") or 0.0,
+        video=json.loads(raw.get("video") or "null"),
+        frames_done=int(raw.get("frames_done") or 0),
+        frame=int(raw.get("frame") or 0),
     )
 
 

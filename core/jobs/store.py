@@ -103,6 +103,7 @@ class JobStore:
         notes: Sequence[str] = (),
         style_credits: Sequence[Mapping[str, str] | None] = (),
         content_credit: Mapping[str, str] | None = None,
+        video: Mapping[str, Any] | None = None,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
@@ -111,7 +112,8 @@ class JobStore:
         are already queued (0: no cap). masks: per style image, whether a mask was stored for it
         (empty: no masks); notes: sentences about the upload for the job's page and status;
         style_credits: per style image, the library painting it is (core/library.py) or None for an
-        upload; content_credit: the library's example photo the content is, or None.
+        upload; content_credit: the library's example photo the content is, or None; video: a video
+        job's clip as probed (core/media.py), None for a still.
         """
         now = time.time()
         fields = {
@@ -127,6 +129,8 @@ class JobStore:
             "style_credits": json.dumps([None if c is None else dict(c) for c in style_credits]),
             "content_credit": json.dumps(None if content_credit is None else dict(content_credit)),
         }
+        if video is not None:
+            fields["video"] = json.dumps(dict(video))
         pairs = [item for name_value in fields.items() for item in name_value]
         created = self._create(
             keys=[job_key(job_id), QUEUE_KEY, METRICS_COUNTS_KEY],
@@ -253,6 +257,14 @@ class JobStore:
         }
         if work is not None:
             mapping["work"] = repr(float(work))
+        self.redis.hset(job_key(job_id), mapping=mapping)
+
+    def set_frame(self, job_id: str, frame: int, frames_done: int | None = None) -> None:
+        """A video job: the frame being optimised now and, when given, how many are finished (each
+        stored under storage.frame_key before this is recorded)."""
+        mapping = {"frame": str(frame)}
+        if frames_done is not None:
+            mapping["frames_done"] = str(frames_done)
         self.redis.hset(job_key(job_id), mapping=mapping)
 
     def set_preview(self, job_id: str, step: int) -> None:

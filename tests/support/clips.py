@@ -5,19 +5,18 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 PHOTOS = Path(__file__).resolve().parents[2].parent / "shared" / "examples" / "photos"
-LIBRARY_PHOTOS = Path(__file__).resolve().parents[2] / "library"
+LIBRARY_PHOTOS = Path(__file__).resolve().parents[2] / "library" / "photos"  # the same photos, shipped
 
 
 def photo(name: str = "chelsea.png") -> np.ndarray:
-    """One of the example photos (../shared/examples/photos), or a library image where that is absent."""
-    path = PHOTOS / name
-    if not path.exists():
-        path = next(p for p in sorted(LIBRARY_PHOTOS.rglob("*")) if p.suffix.lower() in {".jpg", ".png"})
+    """One of the example photos (../shared/examples/photos, else the copy in library/photos)."""
+    path = PHOTOS / name if (PHOTOS / name).exists() else LIBRARY_PHOTOS / name
     return np.asarray(Image.open(path).convert("RGB"))
 
 
@@ -43,7 +42,8 @@ def pan(source: np.ndarray, frames: int, height: int, width: int, step: int = 2)
 
 
 def zoom(source: np.ndarray, frames: int, height: int, width: int, rate: float = 0.03) -> list[np.ndarray]:
-    """A camera zooming in by ``rate`` a frame on the centre of ``source``."""
+    """A camera zooming in by ``rate`` a frame on the centre of ``source`` (true flow back to the
+    frame before: each pixel moves to the centre by 1 / (1 + rate), see zoom_flow)."""
     clip = []
     source_height, source_width = source.shape[:2]
     base = min(source_height / height, source_width / width)
@@ -55,6 +55,27 @@ def zoom(source: np.ndarray, frames: int, height: int, width: int, rate: float =
         image = Image.fromarray(source).resize((width, height), Image.Resampling.LANCZOS, box=box)
         clip.append(np.asarray(image))
     return clip
+
+
+def pan_flow(height: int, width: int, step: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The true flow of ``pan`` from a frame back to the one before, and where it holds (the ``step``
+    columns entering on the right were not in the frame before)."""
+    flow = np.zeros((height, width, 2), np.float32)
+    flow[..., 0] = step
+    mask = np.ones((height, width), np.float32)
+    mask[:, width - step :] = 0
+    return flow, mask
+
+
+def zoom_flow(height: int, width: int, rate: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """The true flow of ``zoom`` back to the frame before (every pixel stays in view)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    centre_y, centre_x = (height - 1) / 2, (width - 1) / 2
+    flow = np.stack(
+        [(centre_x + (xs - centre_x) / (1 + rate)) - xs, (centre_y + (ys - centre_y) / (1 + rate)) - ys],
+        axis=-1,
+    )
+    return flow.astype(np.float32), np.ones((height, width), np.float32)
 
 
 def encode(
@@ -106,3 +127,39 @@ def streams(data: bytes) -> dict[str, dict[str, float | int | str]]:
         found["video"]["frames"] = len(decoded)
         found["video"]["width"], found["video"]["height"] = decoded[0].width, decoded[0].height
     return found
+
+
+def submit_clip(
+    stack: Any,
+    clip: bytes,
+    styles: list[bytes],
+    name: str = "clip.mp4",
+    media_type: str = "video/mp4",
+    **options: Any,
+) -> Any:
+    """POST /api/jobs with a clip as the content (a Stack or an InProcessWeb), options as form fields."""
+    files = [("content", (name, clip, media_type))]
+    files += [("style", (f"style{index}.png", data, "image/png")) for index, data in enumerate(styles)]
+    with stack.client as client:
+        return client.post("/api/jobs", files=files, data={key: str(value) for key, value in options.items()})
+
+
+def gif_bomb() -> bytes:
+    """A GIF whose logical screen is 65535 x 65535 pixels (4.3 G) with a 1 x 1 frame: FFmpeg's GIF
+    decoder makes every frame as large as the screen."""
+    screen = (65535).to_bytes(2, "little") * 2
+    frame = b"\x2c" + b"\x00\x00\x00\x00" + b"\x01\x00\x01\x00" + b"\x00" + b"\x02\x02\x44\x01\x00"
+    return b"GIF89a" + screen + b"\x80\x00\x00" + b"\x00\x00\x00\xff\xff\xff" + frame * 2 + b"\x3b"
+
+
+def empty_stream_clip() -> bytes:
+    """An MP4 whose video stream has no frames (its header, nothing else)."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as output:
+        stream = output.add_stream("libx264", rate=8)
+        stream.width = stream.height = 32
+        stream.pix_fmt = "yuv420p"
+        output.start_encoding()
+    return buffer.getvalue()
