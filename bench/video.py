@@ -183,6 +183,7 @@ def main() -> None:
     parser.add_argument("--frame-iterations", type=int, default=30)
     parser.add_argument("--cost-steps", type=int, default=6, help="steps timed at 256 px")
     parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--cost-only", action="store_true", help="only the 256 px costs")
     args = parser.parse_args()
 
     from worker.engine.images import load_image, resize_to_longest
@@ -195,12 +196,13 @@ def main() -> None:
         "cpu": _cpu(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "args": vars(args),
-        "consistency": consistency(args, extractor, style),
     }
+    if not args.cost_only:
+        report["consistency"] = consistency(args, extractor, style)
     if not args.skip_cost:
         report["cost"] = costs(args, extractor, style)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / "video.json"
+    path = RESULTS / ("video-cost.json" if args.cost_only else "video.json")
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {path}")
 
