@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast soak lint audit bench bench-service bench-resources bench-targets system-deps install clean docker-test
+.PHONY: run test test-fast soak lint audit bench bench-service bench-resources bench-targets bench-video system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,10 @@ bench-resources: system-deps $(STAMP)
 # jobs on three paintings, and a Print job's first step (docs/performance.md, "Style targets").
 bench-targets: $(STAMP)
 	$(PY) bench/targets.py $(BENCH_ARGS)
+
+# Video (docs/video.md): warping error of independent frames, warm start, warm start + temporal loss.
+bench-video: $(STAMP)
+	$(PY) bench/video.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache tests/artifacts

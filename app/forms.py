@@ -41,6 +41,10 @@ PAGE_LABELS: dict[str, tuple[str, str]] = {
     "style_layers": ("Style layers", "Layers"),
     "pooling": ("Pooling", "Layers"),
     "preview_every": ("Preview every (steps)", "Previews"),
+    "fps": ("Frames per second (0: the video's)", "Video"),
+    "temporal_weight": ("Temporal consistency (temporal weight)", "Video"),
+    "frame_init": ("Each later frame starts from", "Video"),
+    "frame_iterations": ("Steps per later frame (0: half)", "Video"),
 }
 
 # Options the page sets elsewhere than in the Advanced panel (the style-mix slider).

@@ -18,6 +18,7 @@ from app.status import EXPIRED, STATUS_LABELS
 from app.templating import templates
 from app.uploads import ACCEPTED_MEDIA_TYPES, ACCEPTED_NAMES
 from core.jobs import FINISHED
+from core.media import VIDEO_MEDIA_TYPES, VIDEO_SUFFIXES
 
 MODULE_PATH = "/js/shared.js"
 # Display order, not set order: the module's text stays the same from one start to the next.
@@ -42,6 +43,7 @@ def shared_module() -> str:
         _constant("EXPIRED", EXPIRED, "The pages' own state of a job the server no longer keeps."),
         _constant("ACCEPTED_TYPES", list(ACCEPTED_MEDIA_TYPES), "Image media types uploads may have."),
         _constant("ACCEPTED_NAMES", ACCEPTED_NAMES, "The same, as a person names them."),
+        _constant("VIDEO_TYPES", sorted(VIDEO_MEDIA_TYPES), "Video media types the content may have."),
         "\n/** The label of a status (the status itself when unknown). */\n"
         "export function statusLabel(status) {\n"
         "  return Object.hasOwn(STATUS_LABELS, status) ? STATUS_LABELS[status] : status;\n"
@@ -58,6 +60,10 @@ templates.env.globals.update(
     status_labels=STATUS_LABELS,
     finished_statuses=FINISHED_STATUSES,
     accept_attribute=",".join(ACCEPTED_MEDIA_TYPES),
+    # The content may be a clip too (docs/video.md): media types and names, as browsers label them.
+    content_accept_attribute=",".join(
+        [*ACCEPTED_MEDIA_TYPES, *sorted(VIDEO_MEDIA_TYPES), *sorted(VIDEO_SUFFIXES)]
+    ),
     accepted_names=ACCEPTED_NAMES,
     shared_module_path=MODULE_PATH,
 )

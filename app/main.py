@@ -24,7 +24,7 @@ from app.errors import (
 )
 from app.limits import BodySizeLimit
 from app.metrics import router as metrics_router
-from app.routes import api_docs, batches, events, health, jobs, library, pages, plans
+from app.routes import api_docs, batches, events, health, jobs, library, pages, plans, videos
 from app.security import SecurityHeaders
 from app.submission import SubmissionError
 from app.templating import STATIC_DIR, templates
@@ -117,6 +117,7 @@ def create_app() -> FastAPI:
         api_docs.router,
         health.router,
         jobs.router,
+        videos.router,
         plans.router,
         library.router,
         pages.router,

@@ -55,6 +55,51 @@ class WebhookOut(BaseModel):
     attempts: list[WebhookAttemptOut]
 
 
+class VideoStatusOut(BaseModel):
+    """A video job's clip and frames (docs/video.md); null for a still."""
+
+    frames: int = Field(description="Frames the result will have (after resampling to fps).")
+    fps: float = Field(description="The result's frame rate.")
+    width: int
+    height: int
+    has_audio: bool = Field(description="The source has an audio track (copied into the result).")
+    frames_done: int = Field(description="Frames finished and stored.")
+    frame: int = Field(description="The frame being optimised now (1-based); 0 before the first.")
+    progress_text: str | None = Field(description='e.g. "frame 7 of 36, step 20 of 40" while running.')
+    video_url: str | None = Field(description="The result video (H.264 MP4 or VP9 WebM), once there is one.")
+    input_url: str | None = Field(description="The input at the result's rate and size (before/after).")
+    frames_zip_url: str | None = Field(description="Every finished frame as PNGs in a ZIP.")
+    animated_url: str | None = Field(description="A small animated WebP of the result.")
+    media_type: str | None = Field(description="video/mp4 or video/webm.")
+
+
+def video_status(record: JobRecord) -> dict[str, Any] | None:
+    """The video part of a job's status (None for a still)."""
+    video = record.video
+    if video is None:
+        return None
+    base = f"/api/jobs/{record.id}"
+    made = record.has_result and "video" in record.stats
+    text = None
+    if record.status == "running" and record.frame:
+        text = f"frame {record.frame} of {video['frames']}, step {record.step} of {record.iterations}"
+    return VideoStatusOut(
+        frames=video["frames"],
+        fps=video["fps"],
+        width=video["width"],
+        height=video["height"],
+        has_audio=bool(video.get("has_audio")),
+        frames_done=record.frames_done,
+        frame=record.frame,
+        progress_text=text,
+        video_url=f"{base}/video" if made else None,
+        input_url=f"{base}/video/input" if made else None,
+        frames_zip_url=f"{base}/frames.zip" if made else None,
+        animated_url=f"{base}/animated.webp" if made else None,
+        media_type=record.stats["video"]["media_type"] if made else None,
+    ).model_dump()
+
+
 class JobStatusOut(BaseModel):
     """A job as clients see it (GET /api/jobs/{id}, the event stream, the job page)."""
 
@@ -123,6 +168,7 @@ class JobStatusOut(BaseModel):
     webhook: WebhookOut | None = Field(
         description="The job's callback, when it has one: how its delivery stands and every attempt."
     )
+    video: VideoStatusOut | None = Field(None, description="A video job's clip and frames; null for a still.")
     status_url: str
     page_url: str
     content_url: str = Field(description="The stored content image (PNG).")
@@ -226,5 +272,6 @@ def public_status(record: JobRecord, store: JobStore) -> dict[str, Any]:
         content_credit=record.content_credit,
         batch_url=f"/api/batches/{record.batch_id}" if record.batch_id else None,
         webhook=webhook_status(record, store),
+        video=video_status(record),
         **job_urls(record.id),
     ).model_dump()

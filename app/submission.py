@@ -55,9 +55,9 @@ from core.jobs import JobRecord, JobStore, QueueFull, get_redis, new_job_id
 from core.library import LibraryImage, UnknownLibraryImage, get_library
 from core.options import JobOptionsIn, OptionValueError
 from core.settings import get_settings
-from core.storage import Storage, content_key, mask_key, style_key
+from core.storage import Storage, content_key, mask_key, style_key, video_source_key
 from spec.options import StyleOptions
-from spec.plan import Limits, MaskInput, Refusal, RunPlan, count_refusals, plan_run
+from spec.plan import Limits, MaskInput, Refusal, RunPlan, count_refusals, plan_run, plan_video
 
 logger = logging.getLogger(__name__)
 
@@ -237,6 +237,8 @@ async def submit_job(
         raise SubmissionError(422, f"{error.option}: {error}", error.option) from error
     run_options = StyleOptions.from_public(resolved)
     limits = Limits(max_styles=settings.max_style_images)
+    if isinstance(content, StarletteUploadFile) and await run_in_threadpool(is_video_upload, content):
+        return await _submit_video(content, styles, resolved, run_options, limits, masks, store, storage)
     # Refused before any image is decoded when the counts alone are wrong.
     _refuse(count_refusals(len(styles), len(masks) if masks else None, run_options, limits))
 
@@ -390,12 +392,15 @@ def _store_and_enqueue(
     storage: Storage,
     callback: tuple[str, str] | None = None,
     submitter: str = "",
+    video: VideoUpload | None = None,
 ) -> SubmittedJob:
     job_id = new_job_id()
     token = new_job_token()
     settings = get_settings()
     stage = "storing the images"
     try:
+        if video is not None:  # the clip as it came; content.png is its first frame
+            storage.write_bytes(video_source_key(job_id), video.data)
         storage.write_bytes(content_key(job_id), content.png)
         for index, style in enumerate(styles):
             storage.write_bytes(style_key(job_id, index), style.png)
@@ -415,6 +420,7 @@ def _store_and_enqueue(
             content_credit=credits.content,
             callback=callback,
             submitter=submitter,
+            video=None if video is None else video.record(),
         )
         stage = "sending the job to the queue"
         enqueue(job_id, int(options["size"]))
@@ -466,3 +472,108 @@ def _undo(job_id: str, store: JobStore, storage: Storage) -> None:
             undo(job_id)
         except Exception:
             logger.exception("job %s: could not undo part of a failed submission", job_id)
+
+
+# --- video content (docs/video.md) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoUpload:
+    """A probed clip: its bytes (stored as they came) and what core.media.probe found."""
+
+    data: bytes
+    info: Any  # core.media.VideoInfo
+
+    def record(self) -> dict[str, Any]:
+        info = self.info
+        return {
+            "width": info.width, "height": info.height, "frames": info.frames, "fps": info.fps,
+            "source_fps": info.source_fps, "source_frames": info.source_frames, "codec": info.codec,
+            "has_audio": info.has_audio,
+        }  # fmt: skip
+
+
+def is_video_upload(upload: UploadFile) -> bool:
+    """Whether the content upload is a clip: a video's name or media type, or a GIF of several frames
+    (a GIF of one frame is an image)."""
+    from core.media import VIDEO_MEDIA_TYPES, is_video_name
+
+    name = (upload.filename or "").lower()
+    media_type = (upload.content_type or "").lower()
+    if name.endswith(".gif") or media_type == "image/gif":
+        return _gif_frames(upload) > 1
+    return is_video_name(name) or (media_type in VIDEO_MEDIA_TYPES)
+
+
+def _gif_frames(upload: UploadFile) -> int:
+    from PIL import Image
+
+    upload.file.seek(0)
+    try:
+        with Image.open(upload.file) as image:  # the header and frame index only: nothing decoded
+            return int(getattr(image, "n_frames", 1))
+    except Image.DecompressionBombError:  # a huge logical screen: core.media.probe refuses it by name
+        return 2
+    except Exception:  # not a GIF Pillow reads: the image path refuses it with its own words
+        return 1
+    finally:
+        upload.file.seek(0)
+
+
+async def _submit_video(
+    content: UploadFile,
+    styles: Sequence[StyleSource],
+    resolved: dict[str, Any],
+    options: StyleOptions,
+    limits: Limits,
+    masks: list[UploadFile],
+    store: JobStore,
+    storage: Storage,
+) -> SubmittedJob:
+    """A clip as the content: probed (never decoded whole), refused with a 4xx naming the problem
+    before anything is stored, planned frame by frame (spec/plan.py's plan_video)."""
+    if masks:
+        raise SubmissionError(422, "mask: masks are not supported with a video's content", "mask")
+    _refuse(count_refusals(len(styles), None, options, limits))
+    upload = await run_in_threadpool(_probe_upload, content, options.fps)
+    style_images = [await _clean_source(style, "style") for style in styles]
+    plan = plan_video(
+        (upload.info.height, upload.info.width), [(s.height, s.width) for s in style_images], options,
+        upload.info.frames, upload.info.fps, limits=limits,
+    )  # fmt: skip
+    _refuse(plan.refusals)
+    first = await run_in_threadpool(_first_frame, upload.data)
+    credits = Credits(
+        styles=[style.record() if isinstance(style, LibraryImage) else None for style in styles], content=None
+    )
+    notes = [*plan.first.notes, f"A video of {upload.info.frames} frames at {upload.info.fps:g} fps."]
+    return await run_in_threadpool(
+        _store_and_enqueue, first, style_images, resolved, [], notes, credits, store, storage, upload
+    )
+
+
+def _probe_upload(upload: UploadFile, fps: float) -> VideoUpload:
+    from core.media import VideoLimits, probe
+
+    settings = get_settings()
+    if not upload.size:
+        raise SubmissionError(400, "content: the file is empty", "content")
+    if upload.size > settings.max_upload_bytes:
+        raise SubmissionError(413, f"content: {file_too_large(settings.max_upload_bytes)}", "content")
+    upload.file.seek(0)
+    data = upload.file.read()
+    limits = VideoLimits(settings.max_video_seconds, settings.max_video_frames, settings.max_upload_pixels)
+    try:
+        return VideoUpload(data, probe(data, fps, limits))
+    except UploadRejected as error:
+        raise SubmissionError(error.status_code, f"content: {error.detail}", "content") from error
+
+
+def _first_frame(data: bytes) -> CleanImage:
+    from core.media import first_frame_png
+
+    try:
+        png, width, height = first_frame_png(data)
+    except UploadRejected as error:
+        raise SubmissionError(error.status_code, f"content: {error.detail}", "content") from error
+    return CleanImage(png=png, width=width, height=height)

@@ -29,11 +29,19 @@ class QualityPreset:
     size: int
     iterations: int
     options: Mapping[str, Any] = field(default_factory=dict)
+    # A video's frames after the first start from the one before, so they need fewer steps: Ruder et
+    # al. give them half (docs/video.md).
+    frame_share: float = 0.5
+
+    def frame_steps(self, iterations: int) -> int:
+        """The steps of each video frame after the first, for a run of ``iterations`` steps."""
+        return max(1, round(iterations * self.frame_share))
 
     def describe(self) -> str:
         start = self.options.get("ladder_start")
         ladder = f", coarse to fine from {start} px" if start else ""
-        return f"{self.size} px, {self.iterations} steps{ladder}"
+        frames = f", {self.frame_steps(self.iterations)} for each later video frame"
+        return f"{self.size} px, {self.iterations} steps{ladder}{frames}"
 
 
 # VGG19 costs ~1 s per step at 256 px on a 2-core CPU and far less on a GPU, so "quick" is the only
@@ -57,6 +65,7 @@ SERVICE_DEFAULTS = {
     "size": "the quality preset's size",
     "iterations": "the quality preset's steps",
     "preview_every": "ATELIER_PREVIEW_EVERY",
+    "frame_iterations": "half the steps (the quality preset's share)",
 }
 
 
@@ -130,7 +139,8 @@ class _JobOptionsBase(BaseModel):
         None,
         description=", ".join(f"{name} ({preset.describe()})" for name, preset in PRESETS.items())
         + ". Fills size and iterations when they are not given, capped to the server's limits, and for "
-        "high and print ladder_start unless ladder_start or scales is given; default quick.",
+        "high and print ladder_start unless ladder_start or scales is given, and frame_iterations (a video's "
+        "later frames) as half the steps; default quick.",
     )
 
     # The upper limits are settings, so they are checked here rather than in the schema.
@@ -170,6 +180,8 @@ class _JobOptionsBase(BaseModel):
                 values[name] = value
         if values["preview_every"] is None:
             values["preview_every"] = settings.preview_every
+        if values["frame_iterations"] is None:
+            values["frame_iterations"] = chosen.frame_steps(values["iterations"])
         try:
             options = StyleOptions.from_public(values)
         except OptionsError as error:

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
         description="Decompression-bomb guard, per image (64 MP: a 61 MP camera photo fits).",
     )
     min_image_side: int = Field(16, ge=1, description="Smallest accepted width or height of an upload.")
+    max_video_seconds: float = Field(
+        10, gt=0, description="Longest video accepted as content, in seconds (docs/video.md)."
+    )
+    max_video_frames: int = Field(
+        240, ge=1, description="Most frames a video job may have after resampling to its fps (docs/video.md)."
+    )
     max_style_images: int = Field(4, ge=1, le=16, description="Most style images one job may blend.")
     max_concurrent_decodes: int = Field(
         2, ge=1, description="Uploaded images one web process decodes at once; more wait their turn."

@@ -67,6 +67,41 @@ def checkpoint_key(job_id: str) -> str:
     return f"{_job_prefix(job_id)}/checkpoint.png"
 
 
+# A video job (docs/video.md): its source clip, each finished frame, and the results made from them.
+def video_source_key(job_id: str) -> str:
+    """The uploaded clip as it came (probed by the web, decoded by the worker)."""
+    return f"{_job_prefix(job_id)}/source.video"
+
+
+def frame_key(job_id: str, frame: int) -> str:
+    """Finished frame number ``frame`` (1-based) of a video job, PNG."""
+    if not 1 <= frame <= 100_000:
+        raise ValueError(f"frame number out of range: {frame}")
+    return f"{_job_prefix(job_id)}/frames/frame-{frame:05d}.png"
+
+
+def video_result_key(job_id: str, suffix: str) -> str:
+    """The result video: ``suffix`` .mp4 (H.264) or .webm (VP9)."""
+    if suffix not in (".mp4", ".webm"):
+        raise ValueError(f"not a result video suffix: {suffix!r}")
+    return f"{_job_prefix(job_id)}/result{suffix}"
+
+
+def video_input_key(job_id: str, suffix: str) -> str:
+    """The input clip at the result's rate and size (the job page's before/after), as the result is."""
+    return video_result_key(job_id, suffix).replace("/result", "/input", 1)
+
+
+def animated_preview_key(job_id: str) -> str:
+    """A small animated WebP of the result video, for the recent-jobs list."""
+    return f"{_job_prefix(job_id)}/result-animated.webp"
+
+
+def frames_zip_key(job_id: str) -> str:
+    """Every finished frame of a video job as PNGs in one ZIP."""
+    return f"{_job_prefix(job_id)}/frames.zip"
+
+
 class StorageError(OSError):
     """A storage call failed for a reason of the storage's own (an S3 error answer, an unreachable
     endpoint); ``reason`` says what happened, for people, ``transient`` whether trying again later may

@@ -39,6 +39,8 @@ INITS = ("content", "style", "noise")
 COLORS = ("style", "luminance", "histogram")  # worker/engine/control.py
 STYLE_LOSSES = ("gram", "mean_cov")
 POOLINGS = ("max", "average")
+FRAME_INITS = ("previous", "content")  # worker/engine/video.py
+MAX_FPS = 60.0
 MIN_SIZE = 16
 MIN_LADDER_START = 32  # px: a rung needs sides of at least MIN_SIZE, and below this the style is not learned
 LADDER_RATIO = math.sqrt(2)  # the most a ladder rung's side grows over the one before
@@ -218,6 +220,33 @@ class StyleOptions:
         choices=POOLINGS,
     )
     preview_every: int = _option(0, "Steps between previews; 0: none.", minimum=0)
+    # Video (docs/video.md): frames are optimised in order, each later one from the one before.
+    fps: float = _option(
+        0.0,
+        "Video: frames per second of the result, at most the source's (frames are dropped to reach it); "
+        "0: the source's rate.",
+        minimum=0,
+        maximum=MAX_FPS,
+    )
+    temporal_weight: float = _option(
+        1e3,
+        "Video: weight of the temporal loss, the squared difference of each frame to the previous "
+        "stylised frame warped by the optical flow, where the flow is consistent; higher flickers less; "
+        "0: off.",
+        minimum=0,
+    )
+    frame_init: Literal["previous", "content"] = _option(
+        "previous",
+        "Video: what each frame after the first starts from: previous (the previous stylised frame "
+        "warped by the optical flow) or content (the frame itself, as a still).",
+        choices=FRAME_INITS,
+    )
+    frame_iterations: int = _option(
+        0,
+        "Video: optimisation steps of each frame after the first (the first gets iterations); "
+        "0: half the iterations.",
+        minimum=0,
+    )
 
     def __post_init__(self) -> None:
         for spec in option_specs():
@@ -288,6 +317,10 @@ class StyleOptions:
             )
         total = sum(self.style_blend)
         return tuple(w / total for w in self.style_blend)
+
+    def frame_steps(self) -> int:
+        """The steps of a video frame after the first: frame_iterations, or half the iterations."""
+        return self.frame_iterations or max(1, self.iterations // 2)
 
     def normalized_layer_weights(self) -> tuple[float, ...]:
         """Per-style-layer weights summing to 1 (equal: 1 / number of layers, as in the tutorial)."""

@@ -11,6 +11,7 @@ and the web refuse with it, the worker reports progress against it, and the engi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -400,3 +401,108 @@ def _work_split(sizes: list[Size], iterations: int) -> list[int]:
         steps[steps.index(max(steps))] -= 1
         steps[-1] = 1
     return steps
+
+
+# Video (docs/video.md): the temporal loss and the warped start are whole-image terms that tiles do
+# not reproduce, so a clip's frames are evaluated untiled (video frames are small).
+UNTILED_VIDEO_NOTE = (
+    "Video frames are evaluated on the whole frame, not by tiles: these frames need more memory than "
+    "the server's tile budget."
+)
+
+
+@dataclass(frozen=True)
+class VideoPlan:
+    """A clip's run: ``first`` plans frame 1 (a still of ``iterations`` steps), ``later`` every frame
+    after it (the same options at ``frame_steps`` steps), ``frames`` at ``fps``."""
+
+    first: RunPlan
+    later: RunPlan
+    frames: int
+    fps: float
+
+    @property
+    def options(self) -> StyleOptions:
+        return self.first.options
+
+    @property
+    def refusals(self) -> tuple[Refusal, ...]:
+        return self.first.refusals
+
+    def check(self) -> VideoPlan:
+        self.first.check()
+        return self
+
+    def frame_plan(self, frame: int) -> RunPlan:
+        """The plan of frame ``frame`` (1-based)."""
+        return self.first if frame <= 1 else self.later
+
+    def steps_of(self, frame: int) -> int:
+        return self.frame_plan(frame).steps
+
+    def total_steps(self) -> int:
+        return self.first.steps + (self.frames - 1) * self.later.steps
+
+    def full_size_steps(self) -> float:
+        """The clip's work in steps of the output's size (for time estimates)."""
+        return self.first.full_size_steps() + (self.frames - 1) * self.later.full_size_steps()
+
+    def work_fraction(self, frame: int, step: int) -> float:
+        """The fraction (0..1) of the clip's work done at ``step`` of frame ``frame`` (1-based), the
+        frames before it finished."""
+        total = self.full_size_steps()
+        if total <= 0:
+            return 0.0
+        before = (
+            0.0 if frame <= 1 else self.first.full_size_steps() + (frame - 2) * self.later.full_size_steps()
+        )
+        plan = self.frame_plan(frame)
+        done = before + plan.work_fraction(step) * plan.full_size_steps()
+        return min(done / total, 1.0)
+
+    def describe(self, frame: int, step: int) -> str:
+        """Progress as a person reads it: "frame 7 of 36, step 20 of 40"."""
+        return f"frame {frame} of {self.frames}, step {step} of {self.steps_of(frame)}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.first.as_json(),
+            "frames": self.frames,
+            "fps": self.fps,
+            "frame_steps": self.later.steps,
+            "total_steps": self.total_steps(),
+            "full_size_steps": round(self.full_size_steps(), 3),
+        }
+
+
+def resampled_frames(source_frames: int, source_fps: float, fps: float) -> int:
+    """How many frames a clip of ``source_frames`` at ``source_fps`` keeps at ``fps`` (0: the source's
+    rate): one at each 1/fps seconds from the start."""
+    if not fps or fps >= source_fps:
+        return source_frames
+    duration = source_frames / source_fps
+    return max(1, math.ceil(duration * fps - 1e-9))
+
+
+def plan_video(
+    content: Size,
+    styles: Sequence[Size],
+    options: StyleOptions,
+    frames: int,
+    fps: float,
+    *,
+    masks: Sequence[MaskInput | None] | None = None,
+    limits: Limits = Limits(),
+) -> VideoPlan:
+    """The plan of a clip of ``frames`` frames of ``content`` size at ``fps`` (the output's rate)."""
+    untiled = Limits(max_tile_pixels=0, max_styles=limits.max_styles)
+    first = plan_run(content, styles, options, masks=masks, limits=untiled)
+    height, width = first.height, first.width
+    if _over(limits.max_tile_pixels, height * width):
+        first = dataclasses.replace(first, notes=(*first.notes, UNTILED_VIDEO_NOTE))
+    refusals = [Refusal("content", "a video needs at least one frame")] if frames < 1 else []
+    if refusals:
+        first = dataclasses.replace(first, refusals=(*first.refusals, *refusals))
+    later_options = dataclasses.replace(options, iterations=options.frame_steps())
+    later = plan_run(content, styles, later_options, masks=masks, limits=untiled)
+    return VideoPlan(first=first, later=later, frames=max(frames, 0), fps=fps)

@@ -1,6 +1,7 @@
 """``atelier``: stylize images from the command line, and fetch the VGG19 ImageNet weights.
 
     atelier stylize content.jpg style.jpg -o out.png --size 512 --iterations 500
+    atelier stylize clip.mp4 style.jpg -o out.mp4 --fps 12   # a video, frame by frame (docs/video.md)
     atelier stylize content.jpg --style-id van-gogh-starry-night -o out.png
     atelier styles                       # the style library: the ids --style-id takes
     atelier fetch-weights --model-dir data/models
@@ -29,9 +30,9 @@ from typing import Any, NoReturn
 
 from spec.errors import EngineError, ImageError, OptionsError
 from spec.options import PRECISIONS, OptionSpec, StyleOptions, option_specs
-from spec.plan import Limits
+from spec.plan import Limits, MaskInput, plan_video
 from worker.engine.hooks import Hooks, Progress, RunImages
-from worker.engine.images import load_image, output_format, save_image
+from worker.engine.images import is_black, load_image, output_format, save_image
 from worker.submit import ClientError, add_submit_command, run_submit
 
 logger = logging.getLogger("atelier")
@@ -53,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stylize = commands.add_parser("stylize", help="render CONTENT in the style of STYLE(s)")
+    stylize = commands.add_parser(
+        "stylize", help="render CONTENT (an image, or a video: MP4, WebM, MOV, GIF) in the style of STYLE(s)"
+    )
     stylize.add_argument("content", type=Path, metavar="CONTENT")
     stylize.add_argument(
         "styles", type=Path, nargs="*", metavar="STYLE",
@@ -65,7 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
         "the STYLE files first, then the --style-id paintings, each in the order given: --style-blend "
         "and --mask follow that order",
     )  # fmt: skip
-    stylize.add_argument("-o", "--output", type=Path, required=True, help="output file, .png or .jpg")
+    stylize.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help="output file, .png or .jpg; for a video .mp4 (H.264) or .webm (VP9)",
+    )  # fmt: skip
     stylize.add_argument(
         "--mask", dest="masks", action="append", metavar="PATH",
         help="greyscale mask of a style image, white where that style goes (black: the content kept); "
@@ -172,6 +178,8 @@ def _fail(code: int, error: Exception) -> int:
 def _stylize(args: argparse.Namespace) -> int:
     given = {spec.name: getattr(args, spec.name) for spec in option_specs()}
     options = StyleOptions(**{name: value for name, value in given.items() if value is not None})
+    if _is_video(args.content):
+        return _stylize_video(args, options)
     output_format(args.output)  # refuse an unsupported extension before hours of work
     if not args.output.parent.is_dir():
         raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
@@ -232,6 +240,98 @@ def _stylize(args: argparse.Namespace) -> int:
         )
     if result.stopped:
         sys.stderr.write(f"atelier: interrupted after {result.steps} steps; the partial image was saved\n")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def _is_video(path: Path) -> bool:
+    """A video by its name; a .gif only when it has more than one frame (else it is an image)."""
+    from core.media import is_video_name
+
+    if path.suffix.lower() != ".gif":
+        return is_video_name(path.name)
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except OSError:
+        return False
+
+
+def _stylize_video(args: argparse.Namespace, options: StyleOptions) -> int:
+    """CONTENT is a clip: probe it, stylise its frames in order (worker/engine/video.py), encode the
+    result with the source's audio; Ctrl-C keeps the frames finished so far."""
+    from core.media import VideoLimits, decode_frames, encode_video, encoding, probe
+    from spec.decode import UploadRejected
+
+    suffix = args.output.suffix.lower()
+    if suffix not in (".mp4", ".webm"):
+        raise ImageError(f"a video's output must be .mp4 or .webm, not {args.output.name}")
+    kind = encoding(suffix)
+    if kind.suffix != suffix:
+        raise ImageError("this PyAV build has no H.264 encoder (libx264 or OpenH264): write a .webm instead")
+    if not args.output.parent.is_dir():
+        raise ImageError(f"{args.output.parent} does not exist; create it or choose another output path")
+    if not args.styles and not args.style_ids:
+        raise OptionsError("give at least one STYLE file or --style-id (`atelier styles` lists the library)")
+    settings = _settings()
+    limits = VideoLimits(settings.max_video_seconds, settings.max_video_frames, settings.max_upload_pixels)
+    try:
+        info = probe(args.content, options.fps, limits)
+    except UploadRejected as error:
+        raise ImageError(f"{args.content}: {error.detail}") from error
+    styles = [load_image(path) for path in args.styles] + [_library_style(i) for i in args.style_ids]
+    masks = _load_masks(args.masks)
+    mask_inputs = [None if m is None else MaskInput(*m.shape[:2], black=is_black(m)) for m in masks or ()]
+    plan = plan_video(
+        (info.height, info.width), [s.shape[:2] for s in styles], options, info.frames, info.fps,
+        masks=mask_inputs,
+    ).check()  # fmt: skip
+    weights, model_dir, weights_seed = _model_settings(args)
+    precision, xla, _ = _compute_settings(args)
+    with _native_stderr_silenced():
+        from worker.engine.model import load_extractor
+        from worker.engine.video import VideoHooks, stylize_video
+    for note in plan.first.notes:
+        logger.warning("%s", note)
+    extractor = load_extractor(
+        weights, model_dir, seed=weights_seed, content_layers=options.content_layers,
+        style_layers=options.style_layers, precision=precision,
+        jit_compile={"on": True, "off": False}.get(xla),
+    )  # fmt: skip
+    stop = _StopOnInterrupt()
+    with _progress_bar(plan.total_steps()) as bar:
+
+        def on_progress(frame: int, progress: Progress) -> None:
+            if bar is not None:
+                before = plan.first.steps + (frame - 2) * plan.later.steps if frame > 1 else 0
+                bar.update(before + progress.step - bar.n)
+                bar.set_postfix_str(plan.describe(frame, progress.step), refresh=False)
+
+        result = stylize_video(
+            plan, decode_frames(args.content, info.fps), styles, extractor,
+            VideoHooks(on_progress=on_progress, should_stop=stop, label=str(args.content)), masks=masks,
+        )  # fmt: skip
+    if result.frames:
+        encode_video(
+            result.frames, info.fps, args.output, audio_from=args.content if info.has_audio else None
+        )
+    height, width = (result.frames[0].shape[:2]) if result.frames else (0, 0)
+    summary = {
+        "output": str(args.output), "width": width // 2 * 2, "height": height // 2 * 2,
+        "frames": len(result.frames), "fps": info.fps, "codec": kind.codec, "audio": info.has_audio,
+        "seconds": round(result.seconds, 3), "flow_seconds": round(result.flow_seconds, 3),
+    }  # fmt: skip
+    if args.json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        sys.stdout.write(
+            f"wrote {args.output} ({summary['width']}x{summary['height']}, {len(result.frames)} frames at "
+            f"{info.fps:g} fps, {result.seconds:.1f} s)\n"
+        )
+    if result.stopped:
+        sys.stderr.write(f"atelier: interrupted after {len(result.frames)} frame(s); those were saved\n")
         return EXIT_INTERRUPTED
     return 0
 

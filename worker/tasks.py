@@ -325,6 +325,10 @@ def _run(
             record.checkpoint_step,
         )
         return {"status": TaskOutcome.SUCCEEDED, **stats}
+    if record.video is not None:  # a clip: its frames in order (worker/video_job.py)
+        from worker.video_job import run_video
+
+        return run_video(job_id, record, store, storage, callbacks)
     engine_options = StyleOptions.from_public(record.options)
     images = _read_images(job_id, record, storage, waiter)
     plan = images.plan(engine_options, Limits(max_tile_pixels=resolve_tile_pixels(settings.max_tile_pixels)))

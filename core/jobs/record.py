@@ -63,6 +63,12 @@ class JobRecord:
     base_url: str = ""
     webhook_state: str = ""
     batch_id: str = ""  # the batch it belongs to ("" for a job of its own)
+    # A video job (docs/video.md): the clip as probed ({width, height, frames, fps, source_fps,
+    # has_audio, codec}), or None for a still; the frames finished (each in storage.frame_key) and
+    # the frame being optimised now.
+    video: dict[str, Any] | None = None
+    frames_done: int = 0
+    frame: int = 0
 
     @property
     def finished(self) -> bool:
@@ -111,6 +117,9 @@ def decode_record(job_id: str, raw: dict[str, str], cancel_requested: bool) -> J
         base_url=raw.get("base_url", ""),
         webhook_state=raw.get("webhook_state", ""),
         batch_id=raw.get("batch_id", ""),
+        video=json.loads(raw.get("video") or "null"),
+        frames_done=int(raw.get("frames_done") or 0),
+        frame=int(raw.get("frame") or 0),
     )
 
 

@@ -114,6 +114,7 @@ class JobStore:
         submitter: str = "",
         batch_id: str = "",
         priority: int = 0,
+        video: Mapping[str, Any] | None = None,
     ) -> JobRecord:
         """Store a new queued job and put it at the back of the queue order.
 
@@ -122,7 +123,8 @@ class JobStore:
         are already queued (0: no cap). masks: per style image, whether a mask was stored for it
         (empty: no masks); notes: sentences about the upload for the job's page and status;
         style_credits: per style image, the library painting it is (core/library.py) or None for an
-        upload; content_credit: the library's example photo the content is, or None.
+        upload; content_credit: the library's example photo the content is, or None; video: a video
+        job's clip as probed (core/media.py), None for a still.
         callback: (a checked callback URL, the base of the event's absolute URLs), or None.
         submitter: who sent it (the client's address), for fair queueing (queued_by); batch_id: the
         batch it belongs to; priority: its Celery priority (core.routing.fair_priority), which
@@ -145,6 +147,8 @@ class JobStore:
         if callback is not None:
             fields |= {"callback_url": callback[0], "base_url": callback[1], "webhook_state": "waiting"}
         fields |= {"submitter": submitter, "batch_id": batch_id, "priority": str(priority)}
+        if video is not None:
+            fields["video"] = json.dumps(dict(video))
         pairs = [item for name_value in fields.items() for item in name_value]
         # Queue order as the workers take it: by priority step, then by time (queue_position).
         score = now + priority * QUEUE_PRIORITY_SECONDS
@@ -281,6 +285,14 @@ class JobStore:
         }
         if work is not None:
             mapping["work"] = repr(float(work))
+        self.redis.hset(job_key(job_id), mapping=mapping)
+
+    def set_frame(self, job_id: str, frame: int, frames_done: int | None = None) -> None:
+        """A video job: the frame being optimised now and, when given, how many are finished (each
+        stored under storage.frame_key before this is recorded)."""
+        mapping = {"frame": str(frame)}
+        if frames_done is not None:
+            mapping["frames_done"] = str(frames_done)
         self.redis.hset(job_key(job_id), mapping=mapping)
 
     def set_preview(self, job_id: str, step: int) -> None:

@@ -3,6 +3,7 @@
 // Everything shown comes from the server's status, so a reload or a second browser agree.
 import { setUpNotifications } from "/static/js/notify.js";
 import { remember } from "/static/js/recent.js";
+import { renderVideo } from "/static/js/video.js";
 import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.js";
 
 (function () {
@@ -268,6 +269,7 @@ import { EXPIRED, FINISHED as FINISHED_STATUSES, statusLabel } from "/js/shared.
     drawChart(status.iterations);
     showPreview(status);
     if (FINISHED.has(status.status)) showFinal(status);
+    if (status.video) renderVideo(status, el);
     renderClocks();
 
     const key = `${status.status} ${status.preview_url} ${status.result_url}`;

@@ -33,7 +33,8 @@ function save(list) {
 }
 
 function thumbnailOf(status) {
-  return status.result_url || status.preview_url || status.content_url || `/api/jobs/${status.id}/content`;
+  const animated = status.video && status.video.animated_url; // a clip: its animated WebP
+  return animated || status.result_url || status.preview_url || status.content_url || `/api/jobs/${status.id}/content`;
 }
 
 // Record (or update) a job from its status JSON; new jobs go to the top of the list.

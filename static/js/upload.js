@@ -1,7 +1,7 @@
 // The upload page: thumbnails, checks before upload, the library's paintings and example photos, the
 // style mix slider, preset hints and "use this style again". The form is a plain multipart POST to
 // /jobs and works without this file (the paintings and examples are radio buttons there).
-import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
+import { ACCEPTED_NAMES, ACCEPTED_TYPES, VIDEO_TYPES } from "/js/shared.js";
 
 (function () {
   "use strict";
@@ -45,7 +45,15 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
   // Per input: the problem with its chosen file ("" when fine), so submit can refuse early.
   const fileProblems = new Map();
 
-  function checkFile(file) {
+  // The content may be a clip (docs/video.md): the server probes it and names any problem.
+  const isVideo = (input, file) =>
+    input === contentInput && (VIDEO_TYPES.includes(file.type) || /\.(mp4|m4v|mov|webm|mkv)$/i.test(file.name));
+
+  function checkFile(file, input) {
+    if (isVideo(input, file)) {
+      if (file.size === 0) return `“${file.name}” is empty.`;
+      return file.size > maxBytes ? `“${file.name}” is ${formatBytes(file.size)}; the limit is ${formatBytes(maxBytes)}.` : "";
+    }
     if (!IMAGE_TYPES.includes(file.type)) {
       return `“${file.name}” is not an image Atelier can read. Choose a ${ACCEPTED_NAMES} file.`;
     }
@@ -146,10 +154,10 @@ import { ACCEPTED_NAMES, ACCEPTED_TYPES } from "/js/shared.js";
         return;
       }
       filename.textContent = `${file.name} · ${formatBytes(file.size)}`;
-      const problem = checkFile(file);
+      const problem = checkFile(file, input);
       fileProblems.set(input, problem);
       showError(input, problem);
-      if (problem || !PREVIEWABLE_BY_BROWSER(file.type)) return;
+      if (problem || !PREVIEWABLE_BY_BROWSER(file.type) || (isVideo(input, file) && file.type !== "image/gif")) return;
       objectUrl = URL.createObjectURL(file);
       thumb.alt = "Thumbnail of " + file.name;
       thumb.src = objectUrl;

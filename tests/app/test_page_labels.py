@@ -13,4 +13,4 @@ def test_every_option_has_a_page_label_and_group_and_no_label_is_stale() -> None
 
 def test_the_advanced_panel_groups_follow_the_labels_order() -> None:
     groups = [title for title, _ in option_groups(get_settings())]
-    assert groups == ["Picture", "Loss weights", "Optimiser", "Layers", "Previews"]
+    assert groups == ["Picture", "Loss weights", "Optimiser", "Layers", "Previews", "Video"]

@@ -33,6 +33,7 @@ from spec.options import StyleOptions
 from spec.plan import RunPlan
 from worker.engine import control as controls
 from worker.engine import images as imaging
+from worker.engine import temporal as temporal_terms
 from worker.engine import tiling
 from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
 from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
@@ -58,12 +59,16 @@ class StyleResult:
     loss_size: tuple[int, int] = (0, 0)
     # style images' targets (one per style and rung run) found in the style target cache, or computed
     style_targets: dict[str, int] = dataclasses.field(default_factory=dict)
+    # the optimised image at the output's size before colours and masks (a video's next frame starts
+    # from it, as a resumed run does from a checkpoint); None from a stylize() that did not keep it
+    raw: np.ndarray | None = None
 
 
 class Targets(NamedTuple):
     content: dict[str, tf.Tensor]  # content layer -> features of the content image
     style: dict[str, tf.Tensor]  # style layer -> blended Gram matrix of the style image(s)
     control: Any = None  # masks or mean_cov (control.StyleControl; then ``style`` is empty)
+    temporal: Any = None  # a video frame's temporal loss target (worker/engine/temporal.py)
 
 
 class LossWeights(NamedTuple):
@@ -86,6 +91,7 @@ def stylize(
     hooks: Hooks | None = None,
     *,
     style_cache: StyleTargetCache | None = None,
+    temporal: temporal_terms.TemporalTarget | None = None,
 ) -> StyleResult:
     """Render ``images.content`` in the style of ``images.styles`` as ``plan`` (spec/plan.py) decides:
     its rungs and their steps, each style's side, its tiles; docs/engine.md has the method.
@@ -95,6 +101,7 @@ def stylize(
     are not restored on a resume: the optimiser restarts from the checkpointed image, which costs a
     few steps of re-warming, not quality. Each rung's targets are computed when the rung starts, its
     styles' from ``style_cache`` when it has them (worker/engine/style_cache.py; None: no cache).
+    ``temporal``: a video frame's temporal loss, added to every step's (worker/engine/video.py).
     """
     started = time.perf_counter()
     hooks = hooks or Hooks()
@@ -129,7 +136,12 @@ def stylize(
         runs = [
             _Run(
                 extractor=extractor,
-                make_targets=functools.partial(targets_at, rung.height, rung.width, rung.style_side),
+                make_targets=temporal_terms.attached(
+                    functools.partial(targets_at, rung.height, rung.width, rung.style_side),
+                    temporal,
+                    rung.height,
+                    rung.width,
+                ),
                 options=options,
                 content=full_content,
                 hooks=hooks,
@@ -206,6 +218,7 @@ def _optimise(
         loss_final=loss_final,
         seconds=seconds,
         loss_size=(loss_height, loss_width),
+        raw=imaging.to_uint8(final),
     )
 
 
@@ -393,6 +406,9 @@ def loss_parts(
         "tv": weights.tv * total_variation_loss(image),
     }
     parts["total"] = parts["content"] + parts["style"] + parts["tv"]
+    if targets.temporal is not None:  # a video frame's (worker/engine/temporal.py)
+        parts["temporal"] = temporal_terms.temporal_loss(image, targets.temporal)
+        parts["total"] += parts["temporal"]
     return parts
 
 
