@@ -238,7 +238,9 @@ async def submit_job(
     run_options = StyleOptions.from_public(resolved)
     limits = Limits(max_styles=settings.max_style_images)
     if isinstance(content, StarletteUploadFile) and await run_in_threadpool(is_video_upload, content):
-        return await _submit_video(content, styles, resolved, run_options, limits, masks, store, storage)
+        return await _submit_video(
+            content, styles, resolved, run_options, limits, masks, store, storage, callback, submitter
+        )
     # Refused before any image is decoded when the counts alone are wrong.
     _refuse(count_refusals(len(styles), len(masks) if masks else None, run_options, limits))
 
@@ -494,14 +496,20 @@ class VideoUpload:
 
 
 def is_video_upload(upload: UploadFile) -> bool:
-    """Whether the content upload is a clip: a video's name or media type, or a GIF of several frames
-    (a GIF of one frame is an image)."""
+    """Whether the content upload is a clip: a GIF of several frames, by its bytes (a GIF of one frame
+    is an image; an animated WebP or PNG is an image whose first frame is used), or a video's name or
+    media type (the probe refuses what is not one). A non-GIF named .gif goes the image way."""
     from core.media import VIDEO_MEDIA_TYPES, is_video_name
 
+    upload.file.seek(0)
+    is_gif = upload.file.read(6) in (b"GIF87a", b"GIF89a")
+    upload.file.seek(0)
+    if is_gif:
+        return _gif_frames(upload) > 1
     name = (upload.filename or "").lower()
     media_type = (upload.content_type or "").lower()
     if name.endswith(".gif") or media_type == "image/gif":
-        return _gif_frames(upload) > 1
+        return False
     return is_video_name(name) or (media_type in VIDEO_MEDIA_TYPES)
 
 
@@ -529,6 +537,8 @@ async def _submit_video(
     masks: list[UploadFile],
     store: JobStore,
     storage: Storage,
+    callback: tuple[str, str] | None,
+    submitter: str,
 ) -> SubmittedJob:
     """A clip as the content: probed (never decoded whole), refused with a 4xx naming the problem
     before anything is stored, planned frame by frame (spec/plan.py's plan_video)."""
@@ -548,7 +558,18 @@ async def _submit_video(
     )
     notes = [*plan.first.notes, f"A video of {upload.info.frames} frames at {upload.info.fps:g} fps."]
     return await run_in_threadpool(
-        _store_and_enqueue, first, style_images, resolved, [], notes, credits, store, storage, upload
+        _store_and_enqueue,
+        first,
+        style_images,
+        resolved,
+        [],
+        notes,
+        credits,
+        store,
+        storage,
+        callback,
+        submitter,
+        upload,
     )
 
 

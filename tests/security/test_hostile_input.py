@@ -262,8 +262,10 @@ def test_transparent_palette_pixels_become_white() -> None:
     assert tuple(pixels[24, 40]) == (0, 0, 255)
 
 
-@pytest.mark.parametrize("image_format", ["GIF", "WEBP"])
+@pytest.mark.parametrize("image_format", ["PNG", "WEBP"])
 def test_animated_images_use_their_first_frame(web_only: Stack, image_format: str) -> None:
+    # An animated GIF content is a clip (docs/video.md); other animated formats are images. The media
+    # type claims GIF: only the bytes count.
     with web_only.client as client:
         response = client.post(
             "/api/jobs",
