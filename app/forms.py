@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from core.options import SERVICE_DEFAULTS, OptionSpec, option_specs
+from pydantic import create_model, model_validator
+
+from core.options import SERVICE_DEFAULTS, JobOptionsIn, OptionSpec, option_specs
 from core.settings import Settings
 
 # Each option"s label and group on the page (the Advanced panel, in the groups" order, and the Settings list).
@@ -141,3 +143,24 @@ def form_values_from_query(query: Mapping[str, str]) -> dict[str, str]:
     """The upload form's values from a "same settings again" link: known option names only."""
     known = {spec.public for spec in option_specs()} | {"preset"}
     return {name: value for name, value in query.items() if name in known}
+
+
+def strict_form_options(name: str, doc: str, other_fields: frozenset[str]) -> type[JobOptionsIn]:
+    """JobOptionsIn that refuses a form field that is neither an option nor one of ``other_fields``
+    (422, "unknown field(s): ..."). FastAPI hands a form model every field of the form it parsed (the
+    file parts included), so a typo such as `iteration` is refused while the one parsed form is
+    validated instead of being dropped silently."""
+
+    def no_unknown_fields(fields: Any) -> Any:
+        if isinstance(fields, Mapping):
+            unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - other_fields)
+            if unknown:
+                raise ValueError(f"unknown field(s): {', '.join(unknown)}")
+        return fields
+
+    return create_model(  # type: ignore[call-overload, no-any-return]
+        name,
+        __base__=JobOptionsIn,
+        __doc__=doc,
+        __validators__={"no_unknown_fields": model_validator(mode="before")(no_unknown_fields)},
+    )

@@ -12,13 +12,13 @@ import io
 import logging
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, Path, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
-from pydantic import BaseModel, Field, create_model, model_validator
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from app import idempotency
@@ -26,6 +26,7 @@ from app.batch_status import BatchStatusOut, batch_status, batch_urls
 from app.batches import SubmittedBatch, batch_store, submit_batch
 from app.deps import JobStoreDep, StorageDep
 from app.errors import NOT_THE_SUBMITTER
+from app.forms import strict_form_options
 from app.job_tokens import COOKIE_NAME, request_holds_token, set_job_token_cookies
 from app.queue import announce_finished
 from app.routes.events import HEARTBEAT_SECONDS, POLL_SECONDS, RETRY_MILLISECONDS
@@ -35,7 +36,6 @@ from app.templating import templates
 from app.uploads import ACCEPTED_NAMES
 from app.webhooks import checked_callback
 from core.jobs import BatchRecord, JobStore
-from core.options import JobOptionsIn
 from core.settings import get_settings
 from core.storage import Storage, result_key
 
@@ -51,19 +51,10 @@ BatchId = Annotated[
 ]
 
 
-def _no_unknown_fields(fields: Any) -> Any:
-    if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - BATCH_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
-    return fields
-
-
-BatchFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, call-overload]
+BatchFormOptions = strict_form_options(
     "BatchOptionsIn",
-    __base__=JobOptionsIn,
-    __doc__="Options of every job of a new batch (POST /api/batches): the same as a job's.",
-    __validators__={"no_unknown_fields": model_validator(mode="before")(_no_unknown_fields)},
+    "Options of every job of a new batch (POST /api/batches): the same as a job's.",
+    BATCH_FIELDS,
 )
 
 

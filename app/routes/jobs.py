@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Header, HTTPException, Query, Request, Response, UploadFile
 from PIL import Image
-from pydantic import create_model, model_validator
 
 from app import idempotency
 from app.deps import ExistingJob, JobStoreDep, StorageDep, SubmittersJob, job_in_url, request_cancel
+from app.forms import strict_form_options
 from app.job_tokens import set_job_token_cookies
 from app.schemas import ErrorOut, JobCreatedOut
 from app.status import JobStatusOut, job_urls, public_status
@@ -32,7 +31,6 @@ from app.uploads import ACCEPTED_NAMES
 from app.webhooks import checked_callback
 from core import retention
 from core.jobs import FINISHED
-from core.options import JobOptionsIn
 from core.settings import get_settings
 from core.storage import Storage, content_key, preview_key, result_key
 
@@ -62,24 +60,12 @@ IMAGE_FIELDS = frozenset({"content", "style", "mask", STYLE_ID_FIELD, CONTENT_EX
 SUBMISSION_FIELDS = frozenset({"callback_url"})
 
 
-def _no_unknown_fields(fields: Any) -> Any:
-    # FastAPI hands a form model every field of the form it parsed (the file parts included), so
-    # unknown names are refused while the one parsed form is validated: a typo such as `iteration`
-    # would otherwise be dropped silently.
-    if isinstance(fields, Mapping):
-        unknown = sorted(set(fields) - set(JobOptionsIn.model_fields) - IMAGE_FIELDS - SUBMISSION_FIELDS)
-        if unknown:
-            raise ValueError(f"unknown field(s): {', '.join(unknown)}")
-    return fields
-
-
 # JobOptionsIn that refuses unknown fields; the same name in the OpenAPI schema.
-JobFormOptions: type[JobOptionsIn] = create_model(  # type: ignore[valid-type, call-overload]
+JobFormOptions = strict_form_options(
     "JobOptionsIn",
-    __base__=JobOptionsIn,
-    __doc__="Options of a new job, as sent in the multipart form of POST /api/jobs. A field that is "
-    'neither an option nor content, style or mask is refused (422, "unknown field(s): ...").',
-    __validators__={"no_unknown_fields": model_validator(mode="before")(_no_unknown_fields)},
+    "Options of a new job, as sent in the multipart form of POST /api/jobs. A field that is neither an "
+    'option nor one of the images, library ids or callback_url is refused (422, "unknown field(s): ...").',
+    IMAGE_FIELDS | SUBMISSION_FIELDS,
 )
 
 
