@@ -214,17 +214,18 @@ def plan_run(
     )
 
 
-# Tiles reproduce the plain Gram loss only (worker/engine/tiling.py); a run they cannot serve is
-# evaluated whole, in more memory, rather than refused.
+# Tiles reproduce every loss whose statistics are sums over positions (worker/engine/tiling.py), not
+# masks: a run they cannot serve is evaluated whole, in more memory, rather than refused.
 UNTILED_NOTE = (
-    "Masks and style_loss=mean_cov are evaluated on the whole image, not by tiles: this picture needs "
-    "more memory than the server's tile budget."
+    "Masks are evaluated on the whole image, not by tiles: this picture needs more memory than the "
+    "server's tile budget."
 )
+TILED_LOSSES = ("gram", "mean_cov")  # the style losses the tiled passes serve
 
 
 def tiles_serve(options: StyleOptions, has_masks: bool) -> bool:
     """Whether tiled evaluation can serve a run with these options (and masks or not)."""
-    return not has_masks and options.style_loss == "gram"
+    return not has_masks and options.style_loss in TILED_LOSSES
 
 
 def output_size(content: Size, max_size: int) -> Size:

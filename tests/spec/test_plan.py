@@ -167,7 +167,7 @@ def test_the_plan_as_json_lists_rungs_work_notes_and_refusals() -> None:
     assert shown["notes"] == [] and shown["refusals"] == []
 
 
-def test_tiles_that_cannot_serve_masks_or_mean_cov_are_dropped_by_the_plan_which_says_so() -> None:
+def test_tiles_that_cannot_serve_masks_are_dropped_by_the_plan_which_says_so() -> None:
     budget = Limits(max_tile_pixels=64 * 64)
     masked = plan_run(
         (256, 256),
@@ -176,16 +176,16 @@ def test_tiles_that_cannot_serve_masks_or_mean_cov_are_dropped_by_the_plan_which
         masks=[MaskInput(256, 256)],
         limits=budget,
     )
-    mean_cov = square(256, StyleOptions(max_size=256, iterations=2, style_loss="mean_cov"), limits=budget)
-    for plan in (masked, mean_cov):
-        assert plan.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in plan.rungs)
-        assert any(
-            note.startswith("Masks and style_loss=mean_cov are evaluated on the whole image")
-            for note in plan.notes
-        )
-    gram = square(256, StyleOptions(max_size=256, iterations=2), limits=budget)
-    assert gram.max_tile_pixels == 64 * 64 and gram.rungs[-1].tiled and gram.notes == ()
+    assert masked.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in masked.rungs)
+    assert any(note.startswith("Masks are evaluated on the whole image") for note in masked.notes)
+    for loss in ("gram", "mean_cov"):  # sums over positions: exact by tiles
+        tiled = square(256, StyleOptions(max_size=256, iterations=2, style_loss=loss), limits=budget)
+        assert tiled.max_tile_pixels == 64 * 64 and tiled.rungs[-1].tiled and tiled.notes == ()
     small = plan_run(
-        (32, 32), [(32, 32)], StyleOptions(max_size=32, iterations=2, style_loss="mean_cov"), limits=budget
+        (32, 32),
+        [(32, 32)],
+        StyleOptions(max_size=32, iterations=2),
+        masks=[MaskInput(32, 32)],
+        limits=budget,
     )
     assert small.notes == ()  # within the budget: nothing to say

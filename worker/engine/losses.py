@@ -1,52 +1,200 @@
-"""The loss terms of Gatys et al., as small pure functions on tensors (shape (1, H, W, C))."""
+"""The loss terms, each written once: content, style (gram or mean_cov, whole-image or masked), TV.
+
+Every term is a function of sums over an image's positions, so the untiled step (objective.py) and
+the tiled passes (tiling.py) compose the same pieces: the untiled step takes the sums over the
+whole feature map, the tiled passes add them up tile by tile and differentiate the same term with
+respect to those sums. Features have shape (1, h, w, C); S is the number of style terms (one per
+style image with masks, one blended term without).
+
+- content: ``squared_distance`` sums (feature - target)^2 over a layer; ``content_loss`` is their
+  mean over positions and channels, averaged over the content layers.
+- style: ``moment_sums`` gives a layer's position count, feature sum and second-moment sum
+  (mask-weighted when there are masks), ``normalised`` (or ``moments``, for a whole map) their
+  values per position; ``style_loss`` weighs each term's ``STYLE_DISTANCES[loss]`` between those
+  and its ``StyleTarget``, summed over layers.
+- tv: ``total_variation_loss`` on the whole image (cheap; never tiled).
+- masks: ``composite`` keeps the content where no mask is white, before the features are taken.
+
+A new term is a function of the features' sums (or of the image) here, and one line where
+objective.loss_parts and tiling.TiledObjective add the terms up (LOSS_PARTS).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import tensorflow as tf
 
-
-def gram_matrix(features: tf.Tensor, compute_dtype: tf.DType | None = None) -> tf.Tensor:
-    """Channel correlations (batch, C, C), averaged over the H*W positions (as in the TF tutorial).
-
-    ``compute_dtype`` bfloat16: the products in bfloat16 (accumulated in float32 by oneDNN and
-    cuBLAS), the result rounded to bfloat16 and returned as float32; features that are bfloat16
-    values already (a mixed_bfloat16 extractor's) lose nothing on the way in.
-    """
-    shape = tf.shape(features)
-    positions = tf.cast(shape[1] * shape[2], tf.float32)
-    if compute_dtype is not None and compute_dtype != features.dtype:
-        narrow = tf.cast(features, compute_dtype)
-        return tf.cast(tf.einsum("bijc,bijd->bcd", narrow, narrow), tf.float32) / positions
-    return tf.einsum("bijc,bijd->bcd", features, features) / positions
+MASK_AREA_EPSILON = 1e-6  # the smallest region a masked term divides by: an empty region stays finite
 
 
-def content_loss(features: Mapping[str, tf.Tensor], targets: Mapping[str, tf.Tensor]) -> tf.Tensor:
-    """Mean squared feature distance, averaged over the content layers (unweighted)."""
-    distances = [tf.reduce_mean(tf.square(features[name] - target)) for name, target in targets.items()]
-    return tf.add_n(distances) / len(distances)
+class Moments(NamedTuple):
+    """Sums over a layer's positions (mask-weighted with masks): additive, so tiles add up."""
+
+    count: tf.Tensor  # (S,) the positions (the region's area with masks)
+    first: tf.Tensor | None  # (S, C) sum of the features; None when the loss needs no means
+    second: tf.Tensor  # (S, C, C) sum of the features' outer products
+
+
+class StyleTarget(NamedTuple):
+    """One style layer's target statistics, normalised per position."""
+
+    second: tf.Tensor  # (S, C, C) second moments (gram) or covariances (mean_cov)
+    mean: tf.Tensor | None  # (S, C) means (mean_cov); None for gram
+
+
+def moment_sums(
+    features: tf.Tensor,
+    masks: tf.Tensor | None = None,
+    dtype: tf.DType | None = None,
+    means: bool = False,
+) -> Moments:
+    """The sums of one layer's features (1, h, w, C), over the whole map or weighted by each of
+    ``masks`` (S, h, w). ``dtype`` bfloat16: the second moments' products in bfloat16 (accumulated in
+    float32 by oneDNN and cuBLAS), rounded to bfloat16 and returned as float32 (see
+    ``second_moment_dtype``). ``means``: the feature sums too."""
+    values = features[0]  # (h, w, C)
+    narrow = values if dtype is None or dtype == values.dtype else tf.cast(values, dtype)
+    if masks is None:
+        shape = tf.shape(values)
+        count = tf.cast(shape[0] * shape[1], tf.float32)[None]
+        first = tf.reduce_sum(values, axis=(0, 1))[None] if means else None
+        second = tf.cast(tf.einsum("hwc,hwd->cd", narrow, narrow), tf.float32)[None]
+    else:
+        count = tf.reduce_sum(masks, axis=(1, 2))
+        weighted = masks[..., None] * values[None]  # (S, h, w, C)
+        narrow_weighted = weighted if narrow is values else tf.cast(weighted, dtype)
+        second = tf.cast(tf.einsum("shwc,hwd->scd", narrow_weighted, narrow), tf.float32)
+        first = tf.reduce_sum(weighted, axis=(1, 2)) if means else None
+    return Moments(count=count, first=first, second=second)
+
+
+def add_moments(total: Moments | None, more: Moments) -> Moments:
+    """Two sets of sums added (a tile's to the tiles' so far)."""
+    if total is None:
+        return more
+    first = None if more.first is None else total.first + more.first
+    return Moments(total.count + more.count, first, total.second + more.second)
+
+
+def normalised(sums: Moments) -> Normalised:
+    """(mean (S, C) or None, second moment (S, C, C)) per position of the sums' region."""
+    count = tf.maximum(sums.count, MASK_AREA_EPSILON)
+    mean = None if sums.first is None else sums.first / count[:, None]
+    return mean, sums.second / count[:, None, None]
+
+
+def blended(weights: Sequence[float], values: Sequence[tf.Tensor]) -> tf.Tensor:
+    """sum_s weights[s] * values[s]: several styles' statistics as one (they are linear in the pixels'
+    features, so means and second moments blend by a weighted mean)."""
+    total = weights[0] * values[0]
+    for weight, value in zip(weights[1:], values[1:], strict=True):
+        total = total + weight * value
+    return total
+
+
+Normalised = tuple[tf.Tensor | None, tf.Tensor]  # (mean (S, C) or None, second moment (S, C, C))
+
+
+def moments(
+    features: tf.Tensor, masks: tf.Tensor | None = None, dtype: tf.DType | None = None, means: bool = False
+) -> Normalised:
+    """``normalised(moment_sums(...))``: a whole image's (or region's) moments per position."""
+    if means and masks is None:
+        # reduce_mean, not the sum over the count: the same value, but its gradient rounds as it
+        # did before the terms were shared, so a seed gives the same picture (compiled, the two differ
+        # in the last bit). Taken first for the same reason: the order the gradients are added in.
+        mean = tf.reduce_mean(features[0], axis=(0, 1))[None]
+        return mean, normalised(moment_sums(features, None, dtype))[1]
+    return normalised(moment_sums(features, masks, dtype, means))
+
+
+def gram_matrix(features: tf.Tensor, dtype: tf.DType | None = None) -> tf.Tensor:
+    """Channel correlations (1, C, C), averaged over the h*w positions (as in the TF tutorial)."""
+    return normalised(moment_sums(features, dtype=dtype))[1]
+
+
+def outer(means: tf.Tensor) -> tf.Tensor:
+    """(S, C) -> (S, C, C) outer products of each row with itself."""
+    return means[:, :, None] * means[:, None, :]
+
+
+def gram_distance(mean: tf.Tensor | None, second: tf.Tensor, target: StyleTarget) -> tf.Tensor:
+    """(S,) mean squared difference of second moments (Gatys' Gram loss)."""
+    return tf.reduce_mean(tf.square(second - target.second), axis=(1, 2))
+
+
+def mean_cov_distance(mean: tf.Tensor | None, second: tf.Tensor, target: StyleTarget) -> tf.Tensor:
+    """(S,) mean squared difference of means plus that of covariances, matched apart."""
+    assert mean is not None and target.mean is not None
+    return tf.reduce_mean(tf.square(mean - target.mean), axis=1) + tf.reduce_mean(
+        tf.square(second - outer(mean) - target.second), axis=(1, 2)
+    )
+
+
+Distance = Callable[[Any, tf.Tensor, StyleTarget], tf.Tensor]
+# style_loss option -> the distance between an image's normalised moments and its target's.
+STYLE_DISTANCES: dict[str, Distance] = {"gram": gram_distance, "mean_cov": mean_cov_distance}
+NEEDS_MEANS = frozenset({"mean_cov"})  # the losses whose moments include the feature sums
 
 
 def style_loss(
-    grams: Mapping[str, tf.Tensor],
-    targets: Mapping[str, tf.Tensor],
-    layer_weights: Sequence[float] | tf.Tensor | None = None,
+    loss: str,
+    found: Mapping[str, Normalised],
+    targets: Mapping[str, StyleTarget],
+    layer_weights: Sequence[float] | tf.Tensor,
+    term_weights: tf.Tensor,
 ) -> tf.Tensor:
-    """Sum over style layers of weight * mean squared Gram distance; equal weights (1 / layers) by default.
-
+    """Sum over style layers of layer weight * the style terms' (``term_weights``, (S,)) weighted
+    ``STYLE_DISTANCES[loss]`` between the image's moments (``found``, per position) and the targets.
     ``layer_weights`` may be a float32 vector (compiled steps take it as an input, so other weights
-    do not change the graph).
-    """
-    names = list(targets)
-    weights = layer_weights if layer_weights is not None else [1.0 / len(names)] * len(names)
-    distances = [
-        weights[index] * tf.reduce_mean(tf.square(grams[name] - targets[name]))
-        for index, name in enumerate(names)
-    ]
-    return tf.add_n(distances)
+    do not change the graph)."""
+    distance = STYLE_DISTANCES[loss]
+    terms = []
+    for index, (name, target) in enumerate(targets.items()):
+        mean, second = found[name]
+        terms.append(layer_weights[index] * tf.reduce_sum(term_weights * distance(mean, second, target)))
+    return tf.add_n(terms)
+
+
+def squared_distance(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """The sum of (features - target)^2 over a layer's positions and channels (additive over tiles)."""
+    return tf.reduce_sum(tf.square(features - target))
+
+
+def content_loss(squared: Mapping[str, tf.Tensor], sizes: Mapping[str, Any]) -> tf.Tensor:
+    """Mean squared feature distance (``squared_distance`` over ``sizes`` values), averaged over the
+    content layers (unweighted)."""
+    distances = [squared[name] / sizes[name] for name in squared]
+    return tf.add_n(distances) / len(distances)
 
 
 def total_variation_loss(image: tf.Tensor) -> tf.Tensor:
     """Sum of absolute differences between neighbouring pixels (tf.image.total_variation), over the batch."""
     return tf.reduce_sum(tf.image.total_variation(image))
+
+
+def composite(image: tf.Tensor, keep: tuple[tf.Tensor, tf.Tensor] | None) -> tf.Tensor:
+    """The image the network sees under masks: ``coverage * image + (1 - coverage) * content``, the
+    content where no style applies; ``keep`` None: the image itself."""
+    if keep is None:
+        return image
+    content, coverage = keep
+    return coverage * image + (1.0 - coverage) * content
+
+
+def second_moment_dtype(precision: str, loss: str) -> tf.DType | None:
+    """The dtype of the second moments' products, one policy for the image and its targets, tiled
+    or whole (None: float32).
+
+    bfloat16 under mixed_bfloat16 for the Gram loss: 13-20% of a bfloat16 step in float32, with the
+    loss curve as close to float32's (docs/performance.md). float32 where a covariance is taken
+    (mean_cov): E[xx^T] - mu mu^T cancels the leading digits that bfloat16's 8 bits keep.
+    """
+    if BFLOAT16_GRAMS and precision == "mixed_bfloat16" and loss not in NEEDS_MEANS:
+        return tf.bfloat16
+    return None
+
+
+BFLOAT16_GRAMS = True  # False: float32 second moments under every precision (bench/engine.py's variant)
