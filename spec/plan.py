@@ -220,7 +220,7 @@ UNTILED_NOTE = (
     "Masks are evaluated on the whole image, not by tiles: this picture needs more memory than the "
     "server's tile budget."
 )
-TILED_LOSSES = ("gram", "mean_cov")  # the style losses the tiled passes serve
+TILED_LOSSES = ("gram", "mean_cov", "w2")  # the style losses the tiled passes serve: sums over positions
 
 
 def tiles_serve(options: StyleOptions, has_masks: bool) -> bool:

@@ -123,9 +123,12 @@ def test_tiled_loss_and_gradient_equal_the_whole_images(
     assert float(only_loss["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
 
 
-def test_tiled_mean_cov_targets_loss_and_gradient_equal_the_whole_images(shallow: FeatureExtractor) -> None:
-    """The tiled passes compose the same terms for every loss of sums over positions: mean_cov too."""
-    options = StyleOptions(**SHALLOW, style_loss="mean_cov")
+@pytest.mark.parametrize("loss", ["mean_cov", "w2"])
+def test_tiled_moment_losses_targets_loss_and_gradient_equal_the_whole_images(
+    shallow: FeatureExtractor, loss: str
+) -> None:
+    """The tiled passes compose the same terms for every loss of sums over positions."""
+    options = StyleOptions(**SHALLOW, style_loss=loss)
     content, style = gradient(160, 128), stripes(96, 112)
     control = controls.prepare(options, content, [style], None)
 
@@ -139,7 +142,7 @@ def test_tiled_mean_cov_targets_loss_and_gradient_equal_the_whole_images(shallow
         assert target.mean is not None and tiled.style[name].mean is not None
         assert _relative(tiled.style[name].mean.numpy(), target.mean.numpy()) < TOLERANCE
         # The raw second moments (what tiles add up): the covariance itself cancels leading digits.
-        raw = [(t.second + outer(t.mean)).numpy() for t in (tiled.style[name], target)]
+        raw = [(t.second + outer(t.mean)).numpy() for t in (tiled.style[name], target)]  # w2: + ridge
         assert _relative(*raw) < TOLERANCE
     image = tf.constant(to_float(noise(160, 128))[None])
     parts, expected = loss_and_gradient(shallow, loss_weights(options), image, whole)

@@ -178,7 +178,7 @@ def test_tiles_that_cannot_serve_masks_are_dropped_by_the_plan_which_says_so() -
     )
     assert masked.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in masked.rungs)
     assert any(note.startswith("Masks are evaluated on the whole image") for note in masked.notes)
-    for loss in ("gram", "mean_cov"):  # sums over positions: exact by tiles
+    for loss in ("gram", "mean_cov", "w2"):  # sums over positions: exact by tiles
         tiled = square(256, StyleOptions(max_size=256, iterations=2, style_loss=loss), limits=budget)
         assert tiled.max_tile_pixels == 64 * 64 and tiled.rungs[-1].tiled and tiled.notes == ()
     small = plan_run(

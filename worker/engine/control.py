@@ -16,7 +16,7 @@ this module adds the other two, and the style-loss variants of crowsonkb/style-t
 - ``style_loss="mean_cov"`` matches each style layer's feature mean and covariance apart (the
   Gram matrix mixes the two: it is the covariance plus the mean's outer product). Several styles
   are blended by averaging their means and second moments, which are linear in the images, and
-  only then taking the covariance.
+  only then taking the covariance. ``style_loss="w2"`` takes the same moments (losses.w2_distance).
 - ``ema_decay``: an exponential moving average of Adam's iterates (bias-corrected) is the output.
 - ``pooling="average"``: model.ScaledAveragePooling instead of VGG19's max pooling.
 
@@ -40,7 +40,7 @@ import tensorflow as tf
 from spec.errors import OptionsError
 from spec.options import StyleOptions
 from worker.engine import images as imaging
-from worker.engine.losses import StyleTarget, moments, outer
+from worker.engine.losses import NEEDS_MEANS, moments, style_target
 from worker.engine.model import FeatureExtractor, build_network
 from worker.engine.objective import Stats, Targets, blended_targets
 
@@ -51,7 +51,7 @@ COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat imag
 class ControlPlan:
     """One run's masks and loss choice, at the content's (max_size) resolution."""
 
-    mean_cov: bool
+    loss: str  # the style loss (losses.STYLE_DISTANCES)
     blend: tuple[float, ...]  # normalised style_blend
     masks: np.ndarray | None  # (S, H, W) float32 in [0, 1], ones for a style without a mask; None: no masks
     coverage: np.ndarray | None  # (H, W) float32, where the styles apply at all; None: everywhere
@@ -70,7 +70,7 @@ class ControlPlan:
         ``content`` (H x W x 3) is the float content at this run's size, ``stats`` each style image's
         ``style_moments`` at this run's style side.
         """
-        loss = "mean_cov" if self.mean_cov else "gram"
+        loss = self.loss
         if self.masks is None:  # one blended term
             return blended_targets(content_targets, stats, self.blend, loss)
         height, width = content.shape[:2]
@@ -91,12 +91,8 @@ class ControlPlan:
             keep = (tf.constant(content[None]), tf.constant(coverage[None, ..., None]))
         style = {}
         for name in style_layers:  # one term per style image
-            second = tf.stack([found[name][1] for found in stats])
-            if self.mean_cov:
-                mean = tf.stack([found[name][0] for found in stats])
-                style[name] = StyleTarget(second - outer(mean), mean)
-            else:
-                style[name] = StyleTarget(second, None)
+            mean = tf.stack([found[name][0] for found in stats]) if loss in NEEDS_MEANS else None
+            style[name] = style_target(loss, mean, tf.stack([found[name][1] for found in stats]))
         return Targets(content_targets, style, weights, loss, masks, keep)
 
     def composite(self, image: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -121,7 +117,7 @@ def prepare(
         return None
     blend = options.normalized_blend(len(styles))
     if not given:
-        return ControlPlan(options.style_loss == "mean_cov", blend, None, None)
+        return ControlPlan(options.style_loss, blend, None, None)
     height, width = content.shape[:2]
     sized = [
         np.ones((height, width), np.float32) if mask is None else fit_mask(mask, height, width)
@@ -130,7 +126,7 @@ def prepare(
     stacked = np.stack(sized)
     coverage = np.minimum(stacked.sum(axis=0), 1.0)
     return ControlPlan(
-        options.style_loss == "mean_cov",
+        options.style_loss,
         blend,
         stacked,
         None if coverage.min() >= 1.0 - imaging.BLACK else coverage,

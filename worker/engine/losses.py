@@ -1,4 +1,4 @@
-"""The loss terms, each written once: content, style (gram or mean_cov, whole-image or masked), TV.
+"""The loss terms, each written once: content, style (gram, mean_cov or w2; whole or masked), TV.
 
 Every term is a function of sums over an image's positions, so the untiled step (objective.py) and
 the tiled passes (tiling.py) compose the same pieces: the untiled step takes the sums over the
@@ -38,10 +38,11 @@ class Moments(NamedTuple):
 
 
 class StyleTarget(NamedTuple):
-    """One style layer's target statistics, normalised per position."""
+    """One style layer's target statistics, normalised per position (``style_target`` makes them)."""
 
-    second: tf.Tensor  # (S, C, C) second moments (gram) or covariances (mean_cov)
-    mean: tf.Tensor | None  # (S, C) means (mean_cov); None for gram
+    second: tf.Tensor  # (S, C, C) second moments (gram) or covariances (mean_cov, w2)
+    mean: tf.Tensor | None  # (S, C) means (mean_cov, w2); None for gram
+    root: tf.Tensor | None = None  # (S, C, C) float64 square root of the covariance (w2)
 
 
 def moment_sums(
@@ -133,10 +134,87 @@ def mean_cov_distance(mean: tf.Tensor | None, second: tf.Tensor, target: StyleTa
     )
 
 
+# w2: the covariances' ridge, relative to the target's mean variance (crowsonkb adds 1e-4 x I on
+# features of unit scale): it keeps the square roots' arguments away from singular, where float32
+# rounding of a covariance would be amplified (d sqrt(x) / dx is unbounded at 0).
+W2_RIDGE = 1e-3
+
+
+def w2_distance(mean: tf.Tensor | None, second: tf.Tensor, target: StyleTarget) -> tf.Tensor:
+    """(S,) the squared Wasserstein-2 distance between the Gaussians of the image's features and the
+    target's, per channel: (|mu - mu_t|^2 + tr(cov + cov_t - 2 (cov_t^1/2 cov cov_t^1/2)^1/2)) / C,
+    after crowsonkb/style-transfer-pytorch (its StyleLossW2; the square root here by an
+    eigendecomposition in float64 with clamped eigenvalues, ``trace_sqrt``)."""
+    assert mean is not None and target.mean is not None and target.root is not None
+    channels = tf.cast(tf.shape(mean)[-1], tf.float32)
+    # The target's ridge: its covariance's trace is (1 + W2_RIDGE) x the unridged one's.
+    covariance = second - outer(mean) + ridge(target.second, W2_RIDGE / (1.0 + W2_RIDGE))
+    root = target.root
+    inner = root @ tf.cast(covariance, tf.float64) @ root
+    coupling = tf.cast(trace_sqrt(0.5 * (inner + tf.linalg.matrix_transpose(inner))), tf.float32)
+    traces = tf.linalg.trace(covariance) + tf.linalg.trace(target.second) - 2.0 * coupling
+    return tf.reduce_mean(tf.square(mean - target.mean), axis=1) + traces / channels
+
+
+def ridge(covariance: tf.Tensor, factor: float | None = None) -> tf.Tensor:
+    """``factor`` (W2_RIDGE) x the mean variance x I, per term: (S, C, C)."""
+    channels = tf.shape(covariance)[-1]
+    scale = (
+        (W2_RIDGE if factor is None else factor)
+        * tf.linalg.trace(covariance)
+        / tf.cast(channels, covariance.dtype)
+    )
+    return scale[:, None, None] * tf.eye(channels, dtype=covariance.dtype)[None]
+
+
+@tf.custom_gradient
+def trace_sqrt(matrices: tf.Tensor) -> tuple[tf.Tensor, Callable[[tf.Tensor], tf.Tensor]]:
+    """tr(A^1/2) of symmetric positive semi-definite (S, C, C) matrices: the sum of the square roots
+    of their eigenvalues, clamped at 0. Its gradient, V diag(1 / (2 sqrt(lambda))) V^T, takes the
+    eigenvalues at least EIGEN_FLOOR x the largest, so it stays finite where A is singular."""
+    values, vectors = tf.linalg.eigh(matrices)
+    result = tf.reduce_sum(tf.sqrt(tf.maximum(values, 0.0)), axis=-1)
+
+    def gradient(upstream: tf.Tensor) -> tf.Tensor:
+        floor = EIGEN_FLOOR * tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
+        scale = upstream[:, None] * 0.5 / tf.sqrt(tf.maximum(values, floor))
+        return (vectors * scale[:, None, :]) @ tf.linalg.matrix_transpose(vectors)
+
+    return result, gradient
+
+
+EIGEN_FLOOR = 1e-12  # float64: trace_sqrt's gradient treats smaller eigenvalues as this
+
+
+def matrix_sqrt(matrices: tf.Tensor) -> tf.Tensor:
+    """The symmetric square roots (float64) of symmetric positive semi-definite (S, C, C) matrices,
+    by an eigendecomposition with the eigenvalues clamped at 0 (targets only: not differentiated)."""
+    values, vectors = tf.linalg.eigh(tf.cast(matrices, tf.float64))
+    roots = tf.sqrt(tf.maximum(values, 0.0))
+    return (vectors * roots[:, None, :]) @ tf.linalg.matrix_transpose(vectors)
+
+
+def style_target(loss: str, mean: tf.Tensor | None, second: tf.Tensor) -> StyleTarget:
+    """A layer's target for ``loss`` from the style's (blended) mean and second raw moment: the
+    second moment (gram), the covariance (mean_cov), the ridged covariance and its root (w2)."""
+    if loss not in NEEDS_MEANS:
+        return StyleTarget(second, None)
+    assert mean is not None
+    covariance = second - outer(mean)
+    if loss != "w2":
+        return StyleTarget(covariance, mean)
+    covariance = covariance + ridge(covariance)
+    return StyleTarget(covariance, mean, matrix_sqrt(covariance))
+
+
 Distance = Callable[[Any, tf.Tensor, StyleTarget], tf.Tensor]
 # style_loss option -> the distance between an image's normalised moments and its target's.
-STYLE_DISTANCES: dict[str, Distance] = {"gram": gram_distance, "mean_cov": mean_cov_distance}
-NEEDS_MEANS = frozenset({"mean_cov"})  # the losses whose moments include the feature sums
+STYLE_DISTANCES: dict[str, Distance] = {
+    "gram": gram_distance,
+    "mean_cov": mean_cov_distance,
+    "w2": w2_distance,
+}
+NEEDS_MEANS = frozenset({"mean_cov", "w2"})  # the losses whose moments include the feature sums
 
 
 def style_loss(
@@ -190,7 +268,7 @@ def second_moment_dtype(precision: str, loss: str) -> tf.DType | None:
 
     bfloat16 under mixed_bfloat16 for the Gram loss: 13-20% of a bfloat16 step in float32, with the
     loss curve as close to float32's (docs/performance.md). float32 where a covariance is taken
-    (mean_cov): E[xx^T] - mu mu^T cancels the leading digits that bfloat16's 8 bits keep.
+    (mean_cov, w2): E[xx^T] - mu mu^T cancels the leading digits that bfloat16's 8 bits keep.
     """
     if BFLOAT16_GRAMS and precision == "mixed_bfloat16" and loss not in NEEDS_MEANS:
         return tf.bfloat16

@@ -19,10 +19,10 @@ from worker.engine.losses import (
     composite,
     content_loss,
     moments,
-    outer,
     second_moment_dtype,
     squared_distance,
     style_loss,
+    style_target,
     total_variation_loss,
 )
 from worker.engine.model import FeatureExtractor
@@ -64,15 +64,12 @@ def blended_targets(
 ) -> Targets:
     """Targets of one style term: the styles' ``stats`` blended by ``blend`` (means and second
     moments are linear in the features, so several styles blend by their weighted mean; mean_cov
-    takes the covariance of the blend)."""
+    and w2 take the covariance of the blend, as crowsonkb/style-transfer-pytorch does)."""
     style = {}
     for name in stats[0]:
         second = blended(blend, [found[name][1] for found in stats])[None]
-        mean = None
-        if loss in NEEDS_MEANS:
-            mean = blended(blend, [found[name][0] for found in stats])[None]
-            second = second - outer(mean)
-        style[name] = StyleTarget(second, mean)
+        mean = blended(blend, [found[name][0] for found in stats])[None] if loss in NEEDS_MEANS else None
+        style[name] = style_target(loss, mean, second)
     return Targets(content, style, tf.ones((1,), tf.float32), loss)
 
 
