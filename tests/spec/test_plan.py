@@ -176,8 +176,13 @@ def test_tiles_that_cannot_serve_masks_are_dropped_by_the_plan_which_says_so() -
         masks=[MaskInput(256, 256)],
         limits=budget,
     )
-    assert masked.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in masked.rungs)
-    assert any(note.startswith("Masks are evaluated on the whole image") for note in masked.notes)
+    sliced = square(256, StyleOptions(max_size=256, iterations=2, style_loss="sliced_w"), limits=budget)
+    for plan in (masked, sliced):  # sliced_w sorts whole maps: not by tiles either
+        assert plan.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in plan.rungs)
+        assert any(
+            note.startswith("Masks and style_loss=sliced_w are evaluated on the whole image")
+            for note in plan.notes
+        )
     for loss in ("gram", "mean_cov", "w2"):  # sums over positions: exact by tiles
         tiled = square(256, StyleOptions(max_size=256, iterations=2, style_loss=loss), limits=budget)
         assert tiled.max_tile_pixels == 64 * 64 and tiled.rungs[-1].tiled and tiled.notes == ()
@@ -189,3 +194,11 @@ def test_tiles_that_cannot_serve_masks_are_dropped_by_the_plan_which_says_so() -
         limits=budget,
     )
     assert small.notes == ()  # within the budget: nothing to say
+
+
+def test_sliced_w_with_masks_is_refused_naming_the_option() -> None:
+    options = StyleOptions(max_size=64, iterations=2, style_loss="sliced_w")
+    plan = plan_run((64, 64), [(64, 64)], options, masks=[MaskInput(64, 64)])
+    assert [refusal.field for refusal in plan.refusals] == ["style_loss"]
+    assert "takes no masks" in plan.refusals[0].message
+    assert plan_run((64, 64), [(64, 64)], options).refusals == ()

@@ -207,6 +207,65 @@ def style_target(loss: str, mean: tf.Tensor | None, second: tf.Tensor) -> StyleT
     return StyleTarget(covariance, mean, matrix_sqrt(covariance))
 
 
+def random_directions(draw: tf.Tensor, channels: int, count: int) -> tf.Tensor:
+    """(C, count) unit vectors, uniform on the sphere, drawn from ``draw`` (a shape-[2] int seed:
+    the run's seed and the step, so a run reproduces and each step has fresh ones)."""
+    normal = tf.random.stateless_normal((channels, count), seed=draw, dtype=tf.float32)
+    return normal / tf.norm(normal, axis=0, keepdims=True)
+
+
+def resampled(sorted_values: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+    """(n, K) values sorted along axis 0 -> (count, K): their quantiles at count's midpoints, by
+    linear interpolation (a style and an image of other pixel counts compare quantile by quantile)."""
+    size = tf.cast(tf.shape(sorted_values)[0], tf.float32)
+    # Quantile i of count sits at (i + 0.5) / count; in the n values, at that times n, minus 0.5
+    # (equal counts: exactly the values themselves).
+    positions = (tf.range(count, dtype=tf.float32) + 0.5) * size / tf.cast(count, tf.float32) - 0.5
+    positions = tf.clip_by_value(positions, 0.0, size - 1.0)
+    below = tf.cast(tf.floor(positions), tf.int32)
+    above = tf.minimum(below + 1, tf.cast(size, tf.int32) - 1)
+    fraction = (positions - tf.cast(below, tf.float32))[:, None]
+    low, high = tf.gather(sorted_values, below), tf.gather(sorted_values, above)
+    return low * (1.0 - fraction) + high * fraction
+
+
+def sliced_distance(
+    features: tf.Tensor, samples: Sequence[tf.Tensor], blend: tf.Tensor, directions: tf.Tensor
+) -> tf.Tensor:
+    """Heitz et al. (2021)'s sliced Wasserstein loss of one layer: the features (1, h, w, C) and each
+    style's (n_s, C) projected on ``directions`` (C, K), sorted, the styles' quantiles resampled to
+    the image's pixel count and blended (``blend``, (S,): the 1-D Wasserstein barycentre), the mean
+    squared difference of the sorted projections."""
+    values = tf.reshape(features, (-1, tf.shape(features)[-1]))
+    image = tf.sort(values @ directions, axis=0)
+    count = tf.shape(image)[0]
+    quantiles = [resampled(tf.sort(style @ directions, axis=0), count) for style in samples]
+    target = blended(tf.unstack(blend), quantiles)
+    return tf.reduce_mean(tf.square(image - tf.stop_gradient(target)))
+
+
+def sliced_loss(
+    features: Mapping[str, tf.Tensor],
+    samples: Mapping[str, Sequence[tf.Tensor]],
+    blend: tf.Tensor,
+    layer_weights: Sequence[float] | tf.Tensor,
+    draw: tf.Tensor,
+) -> tf.Tensor:
+    """Sum over style layers of layer weight * ``sliced_distance``, with SLICED_DIRECTIONS x C
+    directions per layer drawn from ``draw`` (folded with the layer's index)."""
+    terms = []
+    for index, (name, styles) in enumerate(samples.items()):
+        channels = features[name].shape[-1]
+        directions = random_directions(
+            tf.random.experimental.stateless_fold_in(draw, index), channels, SLICED_DIRECTIONS * channels
+        )
+        terms.append(layer_weights[index] * sliced_distance(features[name], styles, blend, directions))
+    return tf.add_n(terms)
+
+
+SLICED_DIRECTIONS = 1  # directions per layer, times its channels (Heitz et al. use as many as channels)
+
+
 Distance = Callable[[Any, tf.Tensor, StyleTarget], tf.Tensor]
 # style_loss option -> the distance between an image's normalised moments and its target's.
 STYLE_DISTANCES: dict[str, Distance] = {

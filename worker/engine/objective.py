@@ -20,6 +20,7 @@ from worker.engine.losses import (
     content_loss,
     moments,
     second_moment_dtype,
+    sliced_loss,
     squared_distance,
     style_loss,
     style_target,
@@ -44,6 +45,10 @@ class Targets(NamedTuple):
     masks: dict[str, tf.Tensor] | None = None  # style layer -> (S, h, w) region weights; None: everywhere
     keep: tuple[tf.Tensor, tf.Tensor] | None = None  # (content (1, H, W, 3), coverage (1, H, W, 1))
     # where some pixels are left unstyled (losses.composite); None: none is
+    # sliced_w: style layer -> each style image's features (n_s, C), blended by ``weights``; ``style``
+    # is then empty; ``draw`` the step's seed of its random directions (shape [2], int64)
+    samples: dict[str, tuple[tf.Tensor, ...]] | None = None
+    draw: tf.Tensor | None = None
 
 
 class LossWeights(NamedTuple):
@@ -71,6 +76,23 @@ def blended_targets(
         mean = blended(blend, [found[name][0] for found in stats])[None] if loss in NEEDS_MEANS else None
         style[name] = style_target(loss, mean, second)
     return Targets(content, style, tf.ones((1,), tf.float32), loss)
+
+
+def sliced_targets(
+    content: dict[str, tf.Tensor], samples: Sequence[dict[str, tf.Tensor]], blend: Sequence[float], seed: int
+) -> Targets:
+    """Targets of style_loss=sliced_w: each style image's features per layer (``samples``), blended
+    by ``blend`` when compared; the directions of the first draw (``with_draw`` sets a step's)."""
+    layers = {name: tuple(found[name] for found in samples) for name in samples[0]}
+    weights = tf.constant(blend, tf.float32)
+    return with_draw(Targets(content, {}, weights, "sliced_w", samples=layers), seed, 0)
+
+
+def with_draw(targets: Targets, seed: int, step: int) -> Targets:
+    """``targets`` with step ``step``'s random directions (sliced_w; other losses have none)."""
+    if targets.samples is None:
+        return targets
+    return targets._replace(draw=tf.constant([seed, step], tf.int64))
 
 
 def content_sizes(targets: Targets) -> dict[str, tf.Tensor]:
@@ -102,13 +124,17 @@ def loss_parts(
     """Weighted loss parts {"total", "content", "style", "tv"} of ``image`` (1, H, W, 3) in [0, 1]."""
     image = composite(image, targets.keep)  # the content where masks say no style
     features = extractor(image)
-    dtype, means = moment_dtype(extractor, targets.loss), targets.loss in NEEDS_MEANS
-    masks = targets.masks
-    found = {
-        name: moments(features[name], None if masks is None else masks[name], dtype, means)
-        for name in targets.style
-    }
-    styled = style_loss(targets.loss, found, targets.style, weights.style_layers, targets.weights)
+    if targets.samples is not None:
+        assert targets.draw is not None
+        styled = sliced_loss(features, targets.samples, targets.weights, weights.style_layers, targets.draw)
+    else:
+        dtype, means = moment_dtype(extractor, targets.loss), targets.loss in NEEDS_MEANS
+        masks = targets.masks
+        found = {
+            name: moments(features[name], None if masks is None else masks[name], dtype, means)
+            for name in targets.style
+        }
+        styled = style_loss(targets.loss, found, targets.style, weights.style_layers, targets.weights)
     squared = {name: squared_distance(features[name], target) for name, target in targets.content.items()}
     return weighted_parts(weights, content_loss(squared, content_sizes(targets)), styled, image)
 

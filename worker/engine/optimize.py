@@ -33,7 +33,15 @@ from worker.engine import images as imaging
 from worker.engine import tiling
 from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
 from worker.engine.model import FeatureExtractor
-from worker.engine.objective import LOSS_PARTS, LossWeights, Targets, blended_targets, moment_dtype
+from worker.engine.objective import (
+    LOSS_PARTS,
+    LossWeights,
+    Targets,
+    blended_targets,
+    moment_dtype,
+    sliced_targets,
+    with_draw,
+)
 from worker.engine.steps import AdamHyper, AdamState, Compiled, TiledSteps, steps_for
 from worker.engine.style_cache import StyleLookup, StyleTargetCache
 
@@ -226,6 +234,8 @@ def _targets_at(
         targets = _tiled_targets(
             extractor, scaled_content, scaled_styles, options, max_tile_pixels, label, lookup, style_side
         )
+    elif options.style_loss == "sliced_w":  # each style's features themselves (no masks: the plan)
+        targets = _sliced_targets(extractor, scaled_content, scaled_styles, options, lookup, style_side)
     elif control is not None:  # masks or mean_cov: each style's moments instead of its Gram matrices
         features = steps_for(extractor).features(extractor, options.content_layers, options.style_layers)
         content_targets, _ = features(tf.constant(scaled_content[None]))
@@ -282,6 +292,30 @@ def _tiled_targets(
         return blended_targets(content_targets, stats, blend, loss)
 
     return tiling.with_smaller_tiles(within, max_tile_pixels, "computing the targets", label)
+
+
+def _sliced_targets(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    lookup: StyleLookup,
+    style_side: int,
+) -> Targets:
+    """Targets of style_loss=sliced_w: the content's features, each style's (through the cache)."""
+    features = steps_for(extractor).features(extractor, options.content_layers, options.style_layers)
+    content_targets, _ = features(tf.constant(content[None]))
+    layers = options.style_layers
+
+    def style_features(style: np.ndarray) -> dict[str, tf.Tensor]:
+        found = extractor(tf.constant(style[None]))
+        return {name: tf.reshape(found[name], (-1, found[name].shape[-1])) for name in layers}
+
+    samples = [
+        lookup.get(index, style_side, ("features", layers), functools.partial(style_features, style))
+        for index, style in enumerate(styles)
+    ]
+    return sliced_targets(content_targets, samples, options.normalized_blend(len(styles)), options.seed)
 
 
 def _check_inputs(plan: RunPlan, images: RunImages, extractor: FeatureExtractor) -> None:
@@ -437,7 +471,8 @@ class _Run:
             if self.hooks.should_stop():
                 stopped = True
                 break
-            parts = _floats(self.steps.adam_step(self.targets, self.weights, hyper))
+            targets = with_draw(self.targets, options.seed, first_step + number)  # sliced_w: fresh directions
+            parts = _floats(self.steps.adam_step(targets, self.weights, hyper))
             average.update()
             if self.first_loss is None:
                 self.first_loss = parts
@@ -453,7 +488,9 @@ class _Run:
 
         def value_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
             image = tf.constant(flat.reshape(shape), dtype=tf.float32)
-            parts, gradient = evaluate(image, self.targets, self.weights)
+            # sliced_w: the directions of this iteration, the same through its line search
+            targets = with_draw(self.targets, self.options.seed, first_step + accepted["steps"] + 1)
+            parts, gradient = evaluate(image, targets, self.weights)
             last["parts"] = _floats(parts)
             if self.first_loss is None:  # SciPy evaluates the starting point first
                 self.first_loss = last["parts"]

@@ -181,6 +181,12 @@ def needs_tiles(height: int, width: int, max_tile_pixels: int) -> bool:
     return 0 < max_tile_pixels < height * width
 
 
+def serves(targets: Targets) -> bool:
+    """Whether the tiled passes compute these targets' loss: sums over positions without masks (the
+    run plan's rule, spec/plan.py tiles_serve, seen from the targets)."""
+    return targets.masks is None and targets.keep is None and targets.samples is None
+
+
 class TiledObjective:
     """The loss parts and gradient of images by tiles of at most ``max_tile_pixels`` pixels (pass 2;
     pass 1, forward only, by tiles FORWARD_TILE_FACTOR times larger).
@@ -233,6 +239,7 @@ class TiledObjective:
     ) -> tuple[dict[str, tf.Tensor], _SumGradients | None]:
         """Pass 1: the loss parts, from the same terms as the untiled step (losses.py) applied to sums
         over the tiles; with ``gradients``, the loss's gradient with respect to those sums."""
+        assert serves(targets), "the run plan gives no tile budget to masks or sliced_w"
         _, height, width, _ = image.shape
         strides = self.geometry.strides
         functions = self._functions_for(targets)
