@@ -33,7 +33,8 @@ def _evaluation(variant: str, size: int) -> tuple[Any, Any, Any]:
     from tests.engine.conftest import gradient, stripes
     from worker.engine import control as controls
     from worker.engine import load_extractor
-    from worker.engine.optimize import _targets_at, loss_and_gradient, loss_weights
+    from worker.engine.objective import loss_and_gradient
+    from worker.engine.optimize import _targets_at, loss_weights
 
     extractor = load_extractor("random", seed=0)
     if variant == "average":

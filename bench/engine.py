@@ -390,9 +390,9 @@ def main() -> None:
         elif kind in TORCH_VARIANTS:
             result = measure_torch(size, args.steps, args.warmup, TORCH_VARIANTS[kind])
         elif kind == "bf16-gram32":  # bfloat16 convolutions, float32 Gram matrices
-            import worker.engine.optimize
+            import worker.engine.losses
 
-            worker.engine.optimize.BFLOAT16_GRAMS = False
+            worker.engine.losses.BFLOAT16_GRAMS = False
             result = measure_engine(size, args.steps, args.warmup, args.weights, "mixed_bfloat16")
         elif kind in ENGINE_VARIANTS:
             precision, jit_compile = ENGINE_VARIANTS[kind]

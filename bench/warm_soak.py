@@ -45,7 +45,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     extractor = load_extractor(args.weights, ROOT / "data" / "models", precision="auto")
     images = {size: [to_uint8(image) for image in test_images(size)] for size in sizes}
-    print(f"{len(sizes)} sizes, step cache of {extractor.steps.max_entries}, precision {extractor.precision}")
+    print(f"{len(sizes)} sizes, step cache of {extractor.step_cache_size}, precision {extractor.precision}")
     print(f"{'round':>5} {'RSS MiB':>8} {'peak MiB':>9} {'warm jobs':>10} {'seconds':>8}")
     for round_number in range(1, args.rounds + 1):
         started, warm = time.perf_counter(), 0

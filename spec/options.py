@@ -37,7 +37,7 @@ OPTIMIZERS = ("adam", "lbfgs")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")  # load_extractor(precision=...)
 INITS = ("content", "style", "noise")
 COLORS = ("style", "luminance", "histogram")  # worker/engine/control.py
-STYLE_LOSSES = ("gram", "mean_cov")
+STYLE_LOSSES = ("gram", "mean_cov", "w2", "sliced_w")
 POOLINGS = ("max", "average")
 FRAME_INITS = ("previous", "content")  # worker/engine/video.py
 MAX_FPS = 60.0
@@ -148,10 +148,12 @@ class StyleOptions:
         "Weight of the total-variation loss: higher gives smoother, less noisy results.",
         minimum=0,
     )
-    style_loss: Literal["gram", "mean_cov"] = _option(
+    style_loss: Literal["gram", "mean_cov", "w2", "sliced_w"] = _option(
         "gram",
-        "What of the style image's features is matched: gram (their Gram matrices, Gatys) or "
-        "mean_cov (their means and covariances, apart).",
+        "What of the style image's features is matched: gram (their Gram matrices, Gatys), mean_cov "
+        "(their means and covariances, apart), w2 (the distance between their bell curves, "
+        "Wasserstein-2; often cleaner textures, a little slower) or sliced_w (their whole "
+        "distributions, compared along random directions; no masks, slowest).",
         choices=STYLE_LOSSES,
     )
     style_layer_weights: tuple[float, ...] | None = _option(

@@ -179,6 +179,7 @@ def plan_run(
         *count_refusals(len(styles), len(masks) if masks else None, options, limits),
         *_size_refusals(content, height, width, options),
         *_mask_refusals(masks, content),
+        *_loss_refusals(options, masks),
     ]
     notes = [*_style_notes(styles, height, width, options), *_mask_notes(masks, content)]
     budget = limits.max_tile_pixels
@@ -215,17 +216,18 @@ def plan_run(
     )
 
 
-# Tiles reproduce the plain Gram loss only (worker/engine/tiling.py); a run they cannot serve is
-# evaluated whole, in more memory, rather than refused.
+# Tiles reproduce every loss whose statistics are sums over positions (worker/engine/tiling.py), not
+# masks: a run they cannot serve is evaluated whole, in more memory, rather than refused.
 UNTILED_NOTE = (
-    "Masks and style_loss=mean_cov are evaluated on the whole image, not by tiles: this picture needs "
+    "Masks and style_loss=sliced_w are evaluated on the whole image, not by tiles: this picture needs "
     "more memory than the server's tile budget."
 )
+TILED_LOSSES = ("gram", "mean_cov", "w2")  # the style losses the tiled passes serve: sums over positions
 
 
 def tiles_serve(options: StyleOptions, has_masks: bool) -> bool:
     """Whether tiled evaluation can serve a run with these options (and masks or not)."""
-    return not has_masks and options.style_loss == "gram"
+    return not has_masks and options.style_loss in TILED_LOSSES
 
 
 def output_size(content: Size, max_size: int) -> Size:
@@ -303,6 +305,18 @@ def count_refusals(
             )
         )
     return refusals
+
+
+def _loss_refusals(options: StyleOptions, masks: tuple[MaskInput | None, ...]) -> list[Refusal]:
+    if options.style_loss == "sliced_w" and any(mask is not None for mask in masks):
+        return [
+            Refusal(
+                "style_loss",
+                "sliced_w compares whole distributions and takes no masks: use gram, mean_cov or w2 "
+                "with masks",
+            )
+        ]
+    return []
 
 
 def _mask_refusals(masks: tuple[MaskInput | None, ...], content: Size) -> list[Refusal]:

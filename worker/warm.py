@@ -2,7 +2,7 @@
 its first job), and with it the compiled steps of the image sizes it ran last and the style targets
 of the paintings it has seen (a byte-bounded cache, ATELIER_STYLE_TARGET_CACHE_MB).
 
-The extractor carries a bounded StepCache (worker/engine/optimize.py): a job of a size seen recently
+Each extractor has a bounded StepCache (worker/engine/steps.py, steps_for): a job of a size seen recently
 starts its first step without tracing anything, and a worker that runs many sizes keeps at most
 STEP_CACHE_SIZES sizes' graphs, so its memory stays bounded (docs/performance.md, "Warm worker").
 TensorFlow is imported on first use only: a prefork parent never initialises it.

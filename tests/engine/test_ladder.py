@@ -16,7 +16,7 @@ from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import Progress, StyleResult
 from worker.engine.model import FeatureExtractor, load_extractor
-from worker.engine.optimize import AdamHyper, AdamState, _Compiled
+from worker.engine.steps import AdamHyper, AdamState, Compiled
 
 SHALLOW = {  # VGG19 up to block3_conv2: small tiles stay exact (tests/engine/test_tiling.py)
     "content_layers": ("block3_conv2",),
@@ -37,7 +37,7 @@ def test_a_bad_ladder_is_refused(changes: dict[str, object], message: str) -> No
 
 
 def test_carried_state_is_resized_and_keeps_its_step_count(extractor: FeatureExtractor) -> None:
-    compiled = _Compiled(extractor, 64, 48)
+    compiled = Compiled(extractor, 64, 48)
     moment = tf.fill((1, 32, 24, 3), -0.5)
     velocity = tf.fill((1, 32, 24, 3), 0.25)
     compiled.carry(np.full((64, 48, 3), 0.5, np.float32), AdamState(moment, velocity, 17.0))
@@ -91,7 +91,7 @@ def test_carrying_adams_state_avoids_a_cold_start_at_every_rung(
 
     carried, carried_losses = run()
     # The same ladder with Adam restarted at every rung, as coarse to fine worked before the ladder.
-    monkeypatch.setattr(_Compiled, "carry", lambda self, initial, state: self.reset(initial))
+    monkeypatch.setattr(Compiled, "carry", lambda self, initial, state: self.reset(initial))
     cold, cold_losses = run()
 
     rungs = plan_run((64, 64), [(64, 64)], _ladder()).rungs

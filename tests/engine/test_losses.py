@@ -11,7 +11,8 @@ from tests.engine.conftest import gradient, noise, stripes
 from worker.engine.images import to_float
 from worker.engine.losses import gram_matrix, total_variation_loss
 from worker.engine.model import FeatureExtractor
-from worker.engine.optimize import compute_targets, loss_parts, loss_weights
+from worker.engine.objective import loss_parts
+from worker.engine.optimize import compute_targets, loss_weights
 
 
 def _parts(extractor: FeatureExtractor, image: np.ndarray, content: np.ndarray, style: np.ndarray) -> dict:

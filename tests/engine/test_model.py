@@ -18,7 +18,8 @@ from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
 from worker.engine import model as model_module
 from worker.engine.images import to_float
 from worker.engine.model import FeatureExtractor, load_extractor, load_vgg19
-from worker.engine.optimize import compute_targets, loss_parts, loss_weights
+from worker.engine.objective import loss_parts
+from worker.engine.optimize import compute_targets, loss_weights
 
 
 def _numpy_gram(features: np.ndarray) -> np.ndarray:

@@ -17,7 +17,7 @@ from tests.support.engine import stylize_arrays
 from worker.engine import StyleResult
 from worker.engine.control import with_pooling
 from worker.engine.model import FeatureExtractor, load_extractor
-from worker.engine.optimize import StepCache
+from worker.engine.steps import StepCache
 from worker.engine.style_cache import StyleTargetCache, network_identity
 
 CONTENT = (64, 48)  # (height, width): its rungs' shapes are never a style's (styles are square here)

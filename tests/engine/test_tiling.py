@@ -20,21 +20,17 @@ from spec.options import StyleOptions
 from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import StyleResult, optimize, tiling
+from worker.engine import control as controls
 from worker.engine.images import to_float
+from worker.engine.losses import outer
 from worker.engine.model import FeatureExtractor, load_extractor
-from worker.engine.optimize import (
-    AdamHyper,
-    Targets,
-    _Compiled,
-    compute_targets,
-    loss_and_gradient,
-    loss_weights,
-)
+from worker.engine.objective import Targets, loss_and_gradient
+from worker.engine.optimize import compute_targets, loss_weights
+from worker.engine.steps import AdamHyper, Compiled, TiledSteps
 from worker.engine.tiling import (
     FORWARD_TILE_FACTOR,
     Geometry,
     TiledObjective,
-    TiledSteps,
     geometry,
     plan_tiles,
     tiled_targets,
@@ -127,6 +123,37 @@ def test_tiled_loss_and_gradient_equal_the_whole_images(
     assert float(only_loss["total"]) == pytest.approx(float(parts["total"]), rel=TOLERANCE)
 
 
+@pytest.mark.parametrize("loss", ["mean_cov", "w2"])
+def test_tiled_moment_losses_targets_loss_and_gradient_equal_the_whole_images(
+    shallow: FeatureExtractor, loss: str
+) -> None:
+    """The tiled passes compose the same terms for every loss of sums over positions."""
+    options = StyleOptions(**SHALLOW, style_loss=loss)
+    content, style = gradient(160, 128), stripes(96, 112)
+    control = controls.prepare(options, content, [style], None)
+
+    def targets(budget: int) -> Targets:
+        return optimize._targets_at(
+            shallow, content, [style], options, 160, 128, 112, control=control, max_tile_pixels=budget
+        )
+
+    whole, tiled = targets(0), targets(48 * 48)
+    for name, target in whole.style.items():
+        assert target.mean is not None and tiled.style[name].mean is not None
+        assert _relative(tiled.style[name].mean.numpy(), target.mean.numpy()) < TOLERANCE
+        # The raw second moments (what tiles add up): the covariance itself cancels leading digits.
+        raw = [(t.second + outer(t.mean)).numpy() for t in (tiled.style[name], target)]  # w2: + ridge
+        assert _relative(*raw) < TOLERANCE
+    image = tf.constant(to_float(noise(160, 128))[None])
+    parts, expected = loss_and_gradient(shallow, loss_weights(options), image, whole)
+    objective = TiledObjective(shallow, 48 * 48)
+    tiled_parts, tiled_gradient = objective.loss_and_gradient(image, tiled, loss_weights(options))
+    assert len(objective.tiles(160, 128)) > 4
+    for name in ("content", "style", "tv", "total"):
+        assert float(tiled_parts[name]) == pytest.approx(float(parts[name]), rel=TOLERANCE)
+    assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
+
+
 def test_a_halo_one_grid_cell_narrower_is_not_exact(shallow: FeatureExtractor) -> None:
     """The halo is the smallest that works: one cell less lets the tiles' zero padding leak in."""
     options = StyleOptions(**SHALLOW)
@@ -146,7 +173,7 @@ def test_tiled_targets_equal_the_whole_images(shallow: FeatureExtractor) -> None
     options = StyleOptions(**SHALLOW, style_blend=(0.3, 0.7))
     content, styles = to_float(gradient(200, 248)), [to_float(stripes(256, 176)), to_float(noise(120, 136))]
     expected = compute_targets(shallow, content, styles, options)
-    content_targets, style_targets = tiled_targets(
+    tiled = tiled_targets(
         shallow,
         content,
         styles,
@@ -156,11 +183,11 @@ def test_tiled_targets_equal_the_whole_images(shallow: FeatureExtractor) -> None
         48 * 48,
     )
     for name, value in expected.content.items():
-        assert content_targets[name].shape == value.shape
-        assert _relative(content_targets[name].numpy(), value.numpy()) < TOLERANCE
-    for name, value in expected.style.items():
-        assert style_targets[name].shape == value.shape
-        assert _relative(style_targets[name].numpy(), value.numpy()) < TOLERANCE
+        assert tiled.content[name].shape == value.shape
+        assert _relative(tiled.content[name].numpy(), value.numpy()) < TOLERANCE
+    for name, target in expected.style.items():
+        assert tiled.style[name].second.shape == target.second.shape
+        assert _relative(tiled.style[name].second.numpy(), target.second.numpy()) < TOLERANCE
 
 
 def test_out_of_memory_retries_with_smaller_tiles(
@@ -236,7 +263,7 @@ def test_an_untiled_step_out_of_memory_goes_on_by_tiles(
     targets, weights = _targets(shallow, options, 96, 128), loss_weights(options).as_tensors()
     hyper = AdamHyper(*(tf.constant(value, tf.float32) for value in (0.02, 0.99, 0.999, 0.1)))
     start = to_float(noise(96, 128))
-    compiled = _Compiled(shallow, 96, 128)
+    compiled = Compiled(shallow, 96, 128)
     compiled.reset(start)
     expected_parts = compiled.adam_step(targets, weights, hyper)
     expected = compiled.image.numpy()
@@ -249,9 +276,9 @@ def test_an_untiled_step_out_of_memory_goes_on_by_tiles(
     compiled.reset(start)
     compiled.adam_step = out_of_memory
     steps = TiledSteps(compiled, 0, label="job y")  # 0: untiled, until memory runs out
-    with caplog.at_level(logging.WARNING, logger="worker.engine.tiling"):
+    with caplog.at_level(logging.WARNING, logger="worker.engine.steps"):
         parts = steps.adam_step(targets, weights, hyper)
-    assert [record.getMessage() for record in caplog.records if record.name == "worker.engine.tiling"] == [
+    assert [record.getMessage() for record in caplog.records if record.name == "worker.engine.steps"] == [
         "job y: out of memory at 128x96 untiled (OOM when allocating tensor with shape[1,96,128,64]); "
         "retrying the step by tiles of 6144 pixels"
     ]
@@ -295,4 +322,4 @@ def test_targets_out_of_memory_are_computed_by_tiles(
     for name, target in expected.content.items():
         assert _relative(found.content[name].numpy(), target.numpy()) < TOLERANCE
     for name, target in expected.style.items():
-        assert _relative(found.style[name].numpy(), target.numpy()) < TOLERANCE
+        assert _relative(found.style[name].second.numpy(), target.second.numpy()) < TOLERANCE

@@ -20,7 +20,7 @@ from worker.engine.model import (
     load_extractor,
     resolve_precision,
 )
-from worker.engine.optimize import StepCache
+from worker.engine.steps import StepCache, steps_for
 
 TINY = StyleOptions(max_size=32, iterations=4, init="noise", tv_weight=0.0)
 
@@ -137,14 +137,14 @@ def test_the_step_cache_keeps_the_most_recent_sizes_only() -> None:
     bounded = load_extractor(
         "random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers, step_cache_size=2
     )
-    assert isinstance(bounded.steps, StepCache)
+    assert isinstance(steps_for(bounded), StepCache)
     options = _options(content_layers=layers, style_layers=layers, iterations=2)
 
     def run(side: int) -> bool:
         return stylize_arrays(gradient(side, side), [stripes()], options, extractor=bounded).warm_start
 
     assert [run(16), run(24), run(32)] == [False, False, False]
-    assert len(bounded.steps) == 2
+    assert len(steps_for(bounded)) == 2
     assert run(32) and run(24)  # the two most recent sizes are kept
     assert not run(16)  # the oldest was dropped
 

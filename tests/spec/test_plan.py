@@ -167,7 +167,7 @@ def test_the_plan_as_json_lists_rungs_work_notes_and_refusals() -> None:
     assert shown["notes"] == [] and shown["refusals"] == []
 
 
-def test_tiles_that_cannot_serve_masks_or_mean_cov_are_dropped_by_the_plan_which_says_so() -> None:
+def test_tiles_that_cannot_serve_masks_are_dropped_by_the_plan_which_says_so() -> None:
     budget = Limits(max_tile_pixels=64 * 64)
     masked = plan_run(
         (256, 256),
@@ -176,16 +176,29 @@ def test_tiles_that_cannot_serve_masks_or_mean_cov_are_dropped_by_the_plan_which
         masks=[MaskInput(256, 256)],
         limits=budget,
     )
-    mean_cov = square(256, StyleOptions(max_size=256, iterations=2, style_loss="mean_cov"), limits=budget)
-    for plan in (masked, mean_cov):
+    sliced = square(256, StyleOptions(max_size=256, iterations=2, style_loss="sliced_w"), limits=budget)
+    for plan in (masked, sliced):  # sliced_w sorts whole maps: not by tiles either
         assert plan.max_tile_pixels == 0 and not any(rung.tiled or rung.tiled_targets for rung in plan.rungs)
         assert any(
-            note.startswith("Masks and style_loss=mean_cov are evaluated on the whole image")
+            note.startswith("Masks and style_loss=sliced_w are evaluated on the whole image")
             for note in plan.notes
         )
-    gram = square(256, StyleOptions(max_size=256, iterations=2), limits=budget)
-    assert gram.max_tile_pixels == 64 * 64 and gram.rungs[-1].tiled and gram.notes == ()
+    for loss in ("gram", "mean_cov", "w2"):  # sums over positions: exact by tiles
+        tiled = square(256, StyleOptions(max_size=256, iterations=2, style_loss=loss), limits=budget)
+        assert tiled.max_tile_pixels == 64 * 64 and tiled.rungs[-1].tiled and tiled.notes == ()
     small = plan_run(
-        (32, 32), [(32, 32)], StyleOptions(max_size=32, iterations=2, style_loss="mean_cov"), limits=budget
+        (32, 32),
+        [(32, 32)],
+        StyleOptions(max_size=32, iterations=2),
+        masks=[MaskInput(32, 32)],
+        limits=budget,
     )
     assert small.notes == ()  # within the budget: nothing to say
+
+
+def test_sliced_w_with_masks_is_refused_naming_the_option() -> None:
+    options = StyleOptions(max_size=64, iterations=2, style_loss="sliced_w")
+    plan = plan_run((64, 64), [(64, 64)], options, masks=[MaskInput(64, 64)])
+    assert [refusal.field for refusal in plan.refusals] == ["style_loss"]
+    assert "takes no masks" in plan.refusals[0].message
+    assert plan_run((64, 64), [(64, 64)], options).refusals == ()

@@ -16,22 +16,22 @@ this module adds the other two, and the style-loss variants of crowsonkb/style-t
 - ``style_loss="mean_cov"`` matches each style layer's feature mean and covariance apart (the
   Gram matrix mixes the two: it is the covariance plus the mean's outer product). Several styles
   are blended by averaging their means and second moments, which are linear in the images, and
-  only then taking the covariance.
+  only then taking the covariance. ``style_loss="w2"`` takes the same moments (losses.w2_distance).
 - ``ema_decay``: an exponential moving average of Adam's iterates (bias-corrected) is the output.
 - ``pooling="average"``: model.ScaledAveragePooling instead of VGG19's max pooling.
 
 stylize() calls ``prepare`` once, ``style_moments`` (through the style target cache) and
-``ControlPlan.attach`` per image size and, inside the compiled
-loss, ``composite`` and ``style_loss``; the default options make none of it run.
+``ControlPlan.attach`` per image size; the compiled loss composes the masked terms of losses.py
+(``moment_sums`` with masks, ``composite``) from the Targets made here. The default options make
+none of it run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import keras
 import numpy as np
@@ -40,77 +40,60 @@ import tensorflow as tf
 from spec.errors import OptionsError
 from spec.options import StyleOptions
 from worker.engine import images as imaging
+from worker.engine.losses import NEEDS_MEANS, moments, style_target
 from worker.engine.model import FeatureExtractor, build_network
+from worker.engine.objective import Stats, Targets, blended_targets
 
 COLOUR_EPSILON = 1e-4  # added to the colour covariances' eigenvalues: flat images stay finite
-
-
-class StyleControl(NamedTuple):
-    """What the compiled loss needs for masks or mean_cov (tensors; part of optimize.Targets).
-
-    S is the number of style terms: one per style image with masks, one blended term without.
-    """
-
-    second: dict[str, tf.Tensor]  # layer -> (S, C, C) target second moments (gram) or covariances (mean_cov)
-    means: dict[str, tf.Tensor] | None  # layer -> (S, C) target means; None: the gram loss
-    masks: dict[str, tf.Tensor] | None  # layer -> (S, h, w) region weights; None: the whole image
-    weights: tf.Tensor  # (S,) weight of each style term
-    keep: tuple[tf.Tensor, tf.Tensor] | None  # (content (1, H, W, 3), coverage (1, H, W, 1)); None: no
-    # pixel is left unstyled
 
 
 @dataclass(frozen=True)
 class ControlPlan:
     """One run's masks and loss choice, at the content's (max_size) resolution."""
 
-    mean_cov: bool
+    loss: str  # the style loss (losses.STYLE_DISTANCES)
     blend: tuple[float, ...]  # normalised style_blend
     masks: np.ndarray | None  # (S, H, W) float32 in [0, 1], ones for a style without a mask; None: no masks
     coverage: np.ndarray | None  # (H, W) float32, where the styles apply at all; None: everywhere
 
     def attach(
         self,
-        targets: Any,
+        content_targets: dict[str, tf.Tensor],
         extractor: FeatureExtractor,
         content: np.ndarray,
-        stats: Sequence[Moments],
+        stats: Sequence[Stats],
         style_layers: Sequence[str],
-    ) -> Any:
-        """optimize.Targets for this size with a StyleControl in place of the blended Gram matrices.
+    ) -> Targets:
+        """This size's Targets: the styles' moments blended (one term), or one term per style image
+        inside its mask's region.
 
         ``content`` (H x W x 3) is the float content at this run's size, ``stats`` each style image's
         ``style_moments`` at this run's style side.
         """
+        loss = self.loss
+        if self.masks is None:  # one blended term
+            return blended_targets(content_targets, stats, self.blend, loss)
         height, width = content.shape[:2]
-        masks = keep = None
-        if self.masks is None:  # one blended term: means and second moments average linearly
-            blend = tf.constant(self.blend, tf.float32)
-            means = {name: _blended(blend, [m[name][0] for m in stats]) for name in style_layers}
-            second = {name: _blended(blend, [m[name][1] for m in stats]) for name in style_layers}
-            weights = tf.ones((1,), tf.float32)
-        else:
-            means = {name: tf.stack([m[name][0] for m in stats]) for name in style_layers}
-            second = {name: tf.stack([m[name][1] for m in stats]) for name in style_layers}
-            sized = _resize_masks(self.masks, height, width)
-            # A region as strong as a whole-image style (equal blend: each style at full weight), and
-            # weighted by its area, so a pixel's pull towards its style is the same as without masks.
-            areas = sized.mean(axis=(1, 2))
-            weights = tf.constant(np.asarray(self.blend) * len(self.blend) * areas, tf.float32)
-            features = extractor(tf.constant(content[None]))
-            shapes = {name: tf.shape(features[name])[1:3] for name in style_layers}
-            masks = {
-                name: tf.image.resize(sized[..., None], shapes[name], method="area")[..., 0]
-                for name in style_layers
-            }
-            if self.coverage is not None:
-                coverage = _resize_masks(self.coverage[None], height, width)[0]
-                keep = (tf.constant(content[None]), tf.constant(coverage[None, ..., None]))
-        if self.mean_cov:
-            second = {name: second[name] - _outer(means[name]) for name in style_layers}
-        else:
-            means = None
-        control = StyleControl(second=second, means=means, masks=masks, weights=weights, keep=keep)
-        return targets._replace(style={}, control=control)
+        sized = _resize_masks(self.masks, height, width)
+        # A region as strong as a whole-image style (equal blend: each style at full weight), and
+        # weighted by its area, so a pixel's pull towards its style is the same as without masks.
+        areas = sized.mean(axis=(1, 2))
+        weights = tf.constant(np.asarray(self.blend) * len(self.blend) * areas, tf.float32)
+        features = extractor(tf.constant(content[None]))
+        shapes = {name: tf.shape(features[name])[1:3] for name in style_layers}
+        masks = {
+            name: tf.image.resize(sized[..., None], shapes[name], method="area")[..., 0]
+            for name in style_layers
+        }
+        keep = None
+        if self.coverage is not None:
+            coverage = _resize_masks(self.coverage[None], height, width)[0]
+            keep = (tf.constant(content[None]), tf.constant(coverage[None, ..., None]))
+        style = {}
+        for name in style_layers:  # one term per style image
+            mean = tf.stack([found[name][0] for found in stats]) if loss in NEEDS_MEANS else None
+            style[name] = style_target(loss, mean, tf.stack([found[name][1] for found in stats]))
+        return Targets(content_targets, style, weights, loss, masks, keep)
 
     def composite(self, image: np.ndarray, content: np.ndarray) -> np.ndarray:
         """The output seen by a person: the content where no style applies (float H x W x 3, full size)."""
@@ -134,7 +117,7 @@ def prepare(
         return None
     blend = options.normalized_blend(len(styles))
     if not given:
-        return ControlPlan(options.style_loss == "mean_cov", blend, None, None)
+        return ControlPlan(options.style_loss, blend, None, None)
     height, width = content.shape[:2]
     sized = [
         np.ones((height, width), np.float32) if mask is None else fit_mask(mask, height, width)
@@ -143,7 +126,7 @@ def prepare(
     stacked = np.stack(sized)
     coverage = np.minimum(stacked.sum(axis=0), 1.0)
     return ControlPlan(
-        options.style_loss == "mean_cov",
+        options.style_loss,
         blend,
         stacked,
         None if coverage.min() >= 1.0 - imaging.BLACK else coverage,
@@ -163,75 +146,18 @@ def _resize_masks(masks: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(resized.numpy()[..., 0], 0.0, 1.0).astype(np.float32)
 
 
-Moments = dict[str, tuple[tf.Tensor, tf.Tensor]]  # layer -> (mean (C,), second raw moment (C, C))
-
-
-def style_moments(extractor: FeatureExtractor, style: np.ndarray, layers: Sequence[str]) -> Moments:
+def style_moments(
+    extractor: FeatureExtractor, style: np.ndarray, layers: Sequence[str], dtype: tf.DType | None = None
+) -> Stats:
     """One style image's (float H x W x 3, at the run's style side) moments per layer: one forward
-    pass, what the style target cache keeps for masks and mean_cov (they do not depend on the masks)."""
-    return _moments(extractor(tf.constant(style[None])), layers)
-
-
-def _moments(features: Mapping[str, tf.Tensor], layers: Sequence[str]) -> Moments:
-    """layer -> (mean (C,), second raw moment (C, C)) of one image's features (1, h, w, C)."""
+    pass, what the style target cache keeps for masks and mean_cov (they do not depend on the masks).
+    ``dtype``: the second moments' (objective.moment_dtype)."""
+    features = extractor(tf.constant(style[None]))
     stats = {}
     for name in layers:
-        values = features[name][0]
-        positions = tf.cast(tf.shape(values)[0] * tf.shape(values)[1], tf.float32)
-        stats[name] = (
-            tf.reduce_mean(values, axis=(0, 1)),
-            tf.einsum("hwc,hwd->cd", values, values) / positions,
-        )
+        mean, second = moments(features[name], dtype=dtype, means=True)
+        stats[name] = (mean[0], second[0])
     return stats
-
-
-def _blended(blend: tf.Tensor, values: list[tf.Tensor]) -> tf.Tensor:
-    """sum_s blend[s] * values[s], with a leading axis of 1 (one blended style term)."""
-    return tf.tensordot(blend, tf.stack(values), axes=1)[None]
-
-
-def _outer(means: tf.Tensor) -> tf.Tensor:
-    return means[:, :, None] * means[:, None, :]
-
-
-def composite(image: tf.Tensor, control: StyleControl | None) -> tf.Tensor:
-    """Inside the compiled loss: the content where no style applies (see the module's docstring)."""
-    if control is None or control.keep is None:
-        return image
-    content, coverage = control.keep
-    return coverage * image + (1.0 - coverage) * content
-
-
-def style_loss(
-    features: Mapping[str, tf.Tensor], control: StyleControl, layer_weights: Sequence[float] | tf.Tensor
-) -> tf.Tensor:
-    """Sum over style layers of weight * the style terms' weighted distances (gram or mean_cov).
-
-    Each term compares the image's statistics inside its region (mask-weighted averages over the
-    layer's positions) with its style's: the mean squared difference of second moments (gram), or
-    of means plus that of covariances (mean_cov). Without masks it is today's Gram loss.
-    """
-    terms = []
-    for index, name in enumerate(control.second):
-        values = features[name][0]  # (h, w, C)
-        if control.masks is None:
-            positions = tf.cast(tf.shape(values)[0] * tf.shape(values)[1], tf.float32)
-            means = tf.reduce_mean(values, axis=(0, 1))[None]
-            second = tf.einsum("hwc,hwd->cd", values, values)[None] / positions
-        else:
-            masks = control.masks[name]  # (S, h, w)
-            area = tf.maximum(tf.reduce_sum(masks, axis=(1, 2)), 1e-6)
-            weighted = masks[..., None] * values[None]  # (S, h, w, C)
-            means = tf.reduce_sum(weighted, axis=(1, 2)) / area[:, None]
-            second = tf.einsum("shwc,hwd->scd", weighted, values) / area[:, None, None]
-        if control.means is None:
-            distance = tf.reduce_mean(tf.square(second - control.second[name]), axis=(1, 2))
-        else:
-            distance = tf.reduce_mean(tf.square(means - control.means[name]), axis=1) + tf.reduce_mean(
-                tf.square(second - _outer(means) - control.second[name]), axis=(1, 2)
-            )
-        terms.append(layer_weights[index] * tf.reduce_sum(control.weights * distance))
-    return tf.add_n(terms)
 
 
 def match_colors(style: np.ndarray, content: np.ndarray) -> np.ndarray:
@@ -292,7 +218,7 @@ _POOLED = weakref.WeakKeyDictionary()
 
 def with_pooling(extractor: FeatureExtractor, pooling: str) -> FeatureExtractor:
     """``extractor`` with ``pooling`` ("max" or "average"): itself, or a variant built once from its
-    kernels (kept while the extractor lives, with a step cache of its own)."""
+    kernels (kept while the extractor lives; steps.steps_for gives it a step cache of its own)."""
     if pooling == extractor.pooling:
         return extractor
     if pooling not in ("max", "average"):
@@ -305,6 +231,5 @@ def with_pooling(extractor: FeatureExtractor, pooling: str) -> FeatureExtractor:
             if isinstance(layer, keras.layers.Conv2D)
         }
         model = build_network(kernels, extractor.layers, extractor.precision, pooling)
-        steps = type(extractor.steps)(extractor.steps.max_entries) if extractor.steps is not None else None
-        variants[pooling] = dataclasses.replace(extractor, model=model, pooling=pooling, steps=steps)
+        variants[pooling] = dataclasses.replace(extractor, model=model, pooling=pooling)
     return variants[pooling]

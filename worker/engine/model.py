@@ -76,7 +76,7 @@ class FeatureExtractor:
     Only those layers exist (no full VGG19 is kept). Under a mixed precision their weights are
     stored in the compute dtype (bfloat16 or float16), so there is no float32 copy of them and no
     per-step cast; the features returned are always float32. Identity-compared: stylize() keys its
-    compiled steps on the extractor object (``steps``).
+    compiled steps on the extractor object (steps.steps_for).
     """
 
     model: keras.Model
@@ -85,9 +85,9 @@ class FeatureExtractor:
     precision: str = "float32"  # convolutions' dtype: "float32", "mixed_bfloat16" or "mixed_float16"
     jit_compile: bool = False  # compile stylize()'s steps with XLA
     pooling: str = "max"  # "average": ScaledAveragePooling instead (control.with_pooling derives one)
-    # stylize()'s compiled steps for this extractor, reused by later runs of the same image size
-    # (worker/engine/optimize.py StepCache; typed loosely: optimize.py imports this module).
-    steps: Any = None
+    # How many image sizes' compiled steps stylize() keeps for this extractor (steps.StepCache,
+    # made on first use); 0: none kept, each run compiles its own.
+    step_cache_size: int = 0
 
     def __call__(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         return self.model(images, training=False)
@@ -117,21 +117,21 @@ def load_extractor(
     """
     if precision not in PRECISION_SETTINGS:
         raise OptionsError(f"precision must be one of {', '.join(PRECISION_SETTINGS)}, not {precision!r}")
+    if step_cache_size < 1:
+        raise OptionsError(f"the step cache needs at least 1 entry, not {step_cache_size}")
     precision = resolve_precision(precision)
     wanted = tuple(dict.fromkeys([*content_layers, *style_layers]))  # ordered, without duplicates
     deepest = _check_layers(wanted)
     kernels = vgg19_kernels(weights, model_dir, seed, deepest)
     model = build_network(kernels, wanted, precision)
     jit = bool(tf.config.list_physical_devices("GPU")) if jit_compile is None else bool(jit_compile)
-    from worker.engine.optimize import StepCache  # optimize.py imports this module at its top
-
     return FeatureExtractor(
         model=model,
         layers=wanted,
         weights=describe_weights(weights, seed),
         precision=precision,
         jit_compile=jit,
-        steps=StepCache(step_cache_size),
+        step_cache_size=step_cache_size,
     )
 
 

@@ -5,9 +5,9 @@ target cache when an earlier run had it) and passed to the compiled step explici
 Adam runs a ``tf.function`` step whose state (image, moments, step count) is reset per run; L-BFGS
 runs SciPy's L-BFGS-B over the same loss and gradient. Pixels stay in [0, 1] throughout.
 
-Compiled steps are kept per image size in the extractor's ``StepCache``: loss weights, learning rate
-and Adam's constants are tensors passed in, not values baked into the graph, so a later run of the
-same size and layers starts without tracing anything (a warm worker's second job of a size).
+The loss is objective.py's composition of losses.py's terms; the compiled steps are steps.py's,
+kept per image size for the extractor (steps.steps_for), so a later run of the same size and layers
+starts without tracing anything (a warm worker's second job of a size).
 """
 
 from __future__ import annotations
@@ -17,12 +17,9 @@ import dataclasses
 import functools
 import logging
 import math
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.optimize
@@ -36,13 +33,21 @@ from worker.engine import images as imaging
 from worker.engine import temporal as temporal_terms
 from worker.engine import tiling
 from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
-from worker.engine.losses import content_loss, gram_matrix, style_loss, total_variation_loss
 from worker.engine.model import FeatureExtractor
+from worker.engine.objective import (
+    LOSS_PARTS,
+    LossWeights,
+    Targets,
+    blended_targets,
+    moment_dtype,
+    sliced_targets,
+    with_draw,
+)
+from worker.engine.steps import AdamHyper, AdamState, Compiled, TiledSteps, steps_for
 from worker.engine.style_cache import StyleLookup, StyleTargetCache
 
 logger = logging.getLogger(__name__)
 
-LOSS_PARTS = ("total", "content", "style", "tv")
 ADAM_BETA_2 = 0.999  # Keras's default, as before
 
 
@@ -62,26 +67,6 @@ class StyleResult:
     # the optimised image at the output's size before colours and masks (a video's next frame starts
     # from it, as a resumed run does from a checkpoint); None from a stylize() that did not keep it
     raw: np.ndarray | None = None
-
-
-class Targets(NamedTuple):
-    content: dict[str, tf.Tensor]  # content layer -> features of the content image
-    style: dict[str, tf.Tensor]  # style layer -> blended Gram matrix of the style image(s)
-    control: Any = None  # masks or mean_cov (control.StyleControl; then ``style`` is empty)
-    temporal: Any = None  # a video frame's temporal loss target (worker/engine/temporal.py)
-
-
-class LossWeights(NamedTuple):
-    """Floats, or (as the compiled steps get them) float32 tensors: a scalar each, a vector for
-    ``style_layers``, so changing a weight does not change the graph."""
-
-    content: Any
-    style: Any
-    tv: Any
-    style_layers: Any  # one per style layer, summing to 1
-
-    def as_tensors(self) -> LossWeights:
-        return LossWeights(*(tf.constant(value, tf.float32) for value in self))
 
 
 def stylize(
@@ -125,7 +110,7 @@ def stylize(
         " + XLA" if extractor.jit_compile else "",
     )  # fmt: skip
     full_content = imaging.to_float(content)
-    cache = steps_of(extractor)
+    cache = steps_for(extractor)
     hits = cache.hits
     lookup = StyleLookup(style_cache, extractor, styles)
     targets_at = functools.partial(
@@ -247,8 +232,9 @@ def _targets_at(
     ``style_side`` on their longest side (the plan's; both from the originals). Each style's
     statistics come from ``lookup`` (the style target cache) when it has them.
 
-    By tiles when an image exceeds ``max_tile_pixels``, and when the whole images run out of memory
-    (a GPU; not with masks or mean_cov, which tiles do not reproduce), with tiles halved until they fit.
+    By tiles when an image exceeds ``max_tile_pixels`` (the plan's: 0 where tiles cannot serve the
+    run), and when the whole images run out of memory (a GPU; the Gram loss without masks), with
+    tiles halved until they fit.
     """
     started = time.perf_counter()
     lookup = lookup or StyleLookup(None, extractor, styles)
@@ -257,23 +243,22 @@ def _targets_at(
     scaled_styles = [imaging.to_float(imaging.resize_to_longest(style, style_side)) for style in styles]
     images = [scaled_content, *scaled_styles]
     if any(tiling.needs_tiles(*image.shape[:2], max_tile_pixels) for image in images):
-        if control is not None:
-            raise OptionsError(
-                "tiled evaluation (max_tile_pixels) supports the Gram style loss without masks"
-            )
         targets = _tiled_targets(
             extractor, scaled_content, scaled_styles, options, max_tile_pixels, label, lookup, style_side
         )
+    elif options.style_loss == "sliced_w":  # each style's features themselves (no masks: the plan)
+        targets = _sliced_targets(extractor, scaled_content, scaled_styles, options, lookup, style_side)
     elif control is not None:  # masks or mean_cov: each style's moments instead of its Gram matrices
-        features = steps_of(extractor).features(extractor, options.content_layers, options.style_layers)
+        features = steps_for(extractor).features(extractor, options.content_layers, options.style_layers)
         content_targets, _ = features(tf.constant(scaled_content[None]))
-        layers = options.style_layers
-        moments = functools.partial(controls.style_moments, extractor, layers=layers)
+        layers, dtype = options.style_layers, moment_dtype(extractor, options.style_loss)
+        moments = functools.partial(controls.style_moments, extractor, layers=layers, dtype=dtype)
+        what = ("moments", layers, str(dtype))
         stats = [
-            lookup.get(index, style_side, ("moments", layers), functools.partial(moments, style))
+            lookup.get(index, style_side, what, functools.partial(moments, style))
             for index, style in enumerate(scaled_styles)
         ]
-        targets = control.attach(Targets(content_targets, {}), extractor, scaled_content, stats, layers)
+        targets = control.attach(content_targets, extractor, scaled_content, stats, layers)
     else:
         try:
             targets = compute_targets(extractor, scaled_content, scaled_styles, options, lookup, style_side)
@@ -304,21 +289,45 @@ def _tiled_targets(
     lookup: StyleLookup,
     style_side: int,
 ) -> Targets:
-    """tiling.tiled_targets, through the style target cache (each style's Gram sums by tiles of a
+    """tiling.tiled_targets, through the style target cache (each style's statistics by tiles of a
     budget), its tiles halved while they run out of memory (as a tiled step's are)."""
-    blend = options.normalized_blend(len(styles))
-    tiled = tiling.TiledTargets(extractor, options.content_layers, options.style_layers)
+    blend, loss = options.normalized_blend(len(styles)), options.style_loss
+    tiled = tiling.TiledTargets(extractor, options.content_layers, options.style_layers, loss)
 
     def within(budget: int) -> Targets:
         content_targets = tiled.content(content, budget)  # first, as before: where an OOM shows first
-        what = ("gram_sums", options.style_layers, budget)
-        sums = [
-            lookup.get(index, style_side, what, lambda s=style: tiled.gram_sums(s, budget))
+        what = ("tiled", options.style_layers, budget, loss, str(moment_dtype(extractor, loss)))
+        stats = [
+            lookup.get(index, style_side, what, lambda s=style: tiled.style_stats(s, budget))
             for index, style in enumerate(styles)
         ]
-        return Targets(content_targets, tiled.blend(sums, styles, blend))
+        return blended_targets(content_targets, stats, blend, loss)
 
     return tiling.with_smaller_tiles(within, max_tile_pixels, "computing the targets", label)
+
+
+def _sliced_targets(
+    extractor: FeatureExtractor,
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    options: StyleOptions,
+    lookup: StyleLookup,
+    style_side: int,
+) -> Targets:
+    """Targets of style_loss=sliced_w: the content's features, each style's (through the cache)."""
+    features = steps_for(extractor).features(extractor, options.content_layers, options.style_layers)
+    content_targets, _ = features(tf.constant(content[None]))
+    layers = options.style_layers
+
+    def style_features(style: np.ndarray) -> dict[str, tf.Tensor]:
+        found = extractor(tf.constant(style[None]))
+        return {name: tf.reshape(found[name], (-1, found[name].shape[-1])) for name in layers}
+
+    samples = [
+        lookup.get(index, style_side, ("features", layers), functools.partial(style_features, style))
+        for index, style in enumerate(styles)
+    ]
+    return sliced_targets(content_targets, samples, options.normalized_blend(len(styles)), options.seed)
 
 
 def _check_inputs(plan: RunPlan, images: RunImages, extractor: FeatureExtractor) -> None:
@@ -358,67 +367,24 @@ def compute_targets(
     lookup: StyleLookup | None = None,
     style_side: int = 0,
 ) -> Targets:
-    """Content features and blended style Gram matrices (float images in [0, 1]); each style's Gram
-    matrices from ``lookup`` (the style target cache, under ``style_side``) when it has them."""
-    features = steps_of(extractor).features(extractor, options.content_layers, options.style_layers)
+    """Content features and blended style Gram matrices (float images in [0, 1]) for the Gram loss
+    without masks; each style's Gram matrices from ``lookup`` (the style target cache, under
+    ``style_side``) when it has them."""
+    features = steps_for(extractor).features(extractor, options.content_layers, options.style_layers)
     content_targets, _ = features(tf.constant(content[None]))
     lookup = lookup or StyleLookup(None, extractor, styles)
-    what = ("gram", options.style_layers, str(gram_dtype(extractor)))
-    style_targets: dict[str, tf.Tensor] = {}
-    for index, (style, weight) in enumerate(zip(styles, options.normalized_blend(len(styles)), strict=True)):
+    what = ("gram", options.style_layers, str(moment_dtype(extractor, "gram")))
+    stats = []
+    for index, style in enumerate(styles):
         grams = lookup.get(index, style_side, what, lambda s=style: features(tf.constant(s[None]))[1])
-        for name in options.style_layers:
-            gram = weight * grams[name]
-            style_targets[name] = style_targets[name] + gram if name in style_targets else gram
-    return Targets(content=content_targets, style=style_targets)
-
-
-# Gram matrices in bfloat16 under mixed_bfloat16: 13-20% of a bfloat16 step in float32, and the
-# loss curve stays as close to float32's (docs/performance.md). False: always float32.
-BFLOAT16_GRAMS = True
-
-
-def gram_dtype(extractor: FeatureExtractor) -> tf.DType | None:
-    """The dtype the Gram matrices are computed in for this extractor (None: float32)."""
-    return tf.bfloat16 if BFLOAT16_GRAMS and extractor.precision == "mixed_bfloat16" else None
+        stats.append({name: (None, grams[name][0]) for name in options.style_layers})
+    return blended_targets(content_targets, stats, options.normalized_blend(len(styles)), "gram")
 
 
 def loss_weights(options: StyleOptions) -> LossWeights:
     return LossWeights(
         options.content_weight, options.style_weight, options.tv_weight, options.normalized_layer_weights()
     )
-
-
-def loss_parts(
-    extractor: FeatureExtractor, weights: LossWeights, image: tf.Tensor, targets: Targets
-) -> dict[str, tf.Tensor]:
-    """Weighted loss parts {"total", "content", "style", "tv"} of ``image`` (1, H, W, 3) in [0, 1]."""
-    image = controls.composite(image, targets.control)  # the content where masks say no style
-    features = extractor(image)
-    if targets.control is None:
-        grams = {name: gram_matrix(features[name], gram_dtype(extractor)) for name in targets.style}
-        styled = style_loss(grams, targets.style, weights.style_layers)
-    else:
-        styled = controls.style_loss(features, targets.control, weights.style_layers)
-    parts = {
-        "content": weights.content * content_loss(features, targets.content),
-        "style": weights.style * styled,
-        "tv": weights.tv * total_variation_loss(image),
-    }
-    parts["total"] = parts["content"] + parts["style"] + parts["tv"]
-    if targets.temporal is not None:  # a video frame's (worker/engine/temporal.py)
-        parts["temporal"] = temporal_terms.temporal_loss(image, targets.temporal)
-        parts["total"] += parts["temporal"]
-    return parts
-
-
-def loss_and_gradient(
-    extractor: FeatureExtractor, weights: LossWeights, image: tf.Tensor, targets: Targets
-) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-    with tf.GradientTape() as tape:
-        tape.watch(image)
-        parts = loss_parts(extractor, weights, image, targets)
-    return parts, tape.gradient(parts["total"], image)
 
 
 def initial_image(content: np.ndarray, style: np.ndarray, options: StyleOptions) -> np.ndarray:
@@ -439,170 +405,6 @@ class _StopRequested(Exception):
     """Raised from SciPy's callback to end L-BFGS early; never leaves this module."""
 
 
-class AdamHyper(NamedTuple):
-    learning_rate: float
-    beta_1: float
-    beta_2: float
-    epsilon: float
-
-
-class AdamState(NamedTuple):
-    """Adam's state at the end of one size, carried to the next (resized) so it does not start cold."""
-
-    moment: tf.Tensor | tf.Variable  # (1, H, W, 3)
-    velocity: tf.Tensor | tf.Variable  # (1, H, W, 3)
-    steps: float  # updates taken: the bias correction goes on from there
-
-
-class StepCache:
-    """Compiled steps of recent image sizes, shared by the runs of one extractor, LRU-bounded.
-
-    One entry per (image size, content layers, style layers): the traced Adam step with its
-    variables (image, moments, step count), the loss evaluation and L-BFGS's loss-and-gradient, and
-    per layer choice the shape-independent target function. Each size's graphs (and, on a GPU, XLA
-    programs) stay in memory, hence the bound: ``max_entries`` sizes, least recently used dropped.
-    A run holds its entries (``use``); a second run of the same size at the same time (threads)
-    gets entries of its own, not kept.
-    """
-
-    def __init__(self, max_entries: int = 4) -> None:
-        if max_entries < 1:
-            raise OptionsError(f"the step cache needs at least 1 entry, not {max_entries}")
-        self.max_entries = max_entries
-        self.hits = 0  # runs (scales) that found their size's compiled steps
-        self.misses = 0
-        self._entries: OrderedDict[tuple, _Compiled] = OrderedDict()
-        self._features: dict[tuple, tuple[FeatureExtractor, Callable]] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    @contextlib.contextmanager
-    def use(
-        self, extractor: FeatureExtractor, height: int, width: int, options: StyleOptions
-    ) -> Iterator[_Compiled]:
-        key = (height, width, options.content_layers, options.style_layers)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry.extractor is extractor and not entry.busy:
-                self._entries.move_to_end(key)
-                self.hits += 1
-            else:
-                self.misses += 1
-                entry = _Compiled(extractor, height, width)
-                if key not in self._entries or self._entries[key].extractor is not extractor:
-                    self._entries[key] = entry
-                    while len(self._entries) > self.max_entries:
-                        self._entries.popitem(last=False)  # a run still holding it keeps its own reference
-            entry.busy = True
-        try:
-            yield entry
-        finally:
-            entry.busy = False
-
-    def features(
-        self, extractor: FeatureExtractor, content_layers: Sequence[str], style_layers: Sequence[str]
-    ) -> Callable[[tf.Tensor], tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]]:
-        """image (1, H, W, 3) -> (content layer -> features, style layer -> Gram matrix), compiled
-        once for any image size (target images come in every size and aspect ratio)."""
-        key = (tuple(content_layers), tuple(style_layers))
-        with self._lock:
-            found = self._features.get(key)
-            if found is None or found[0] is not extractor:
-
-                def features(image: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-                    values = extractor(image)
-                    return (
-                        {name: values[name] for name in key[0]},
-                        {name: gram_matrix(values[name], gram_dtype(extractor)) for name in key[1]},
-                    )
-
-                signature = [tf.TensorSpec((1, None, None, 3), tf.float32)]
-                found = (extractor, tf.function(features, input_signature=signature))
-                self._features[key] = found
-            return found[1]
-
-
-def steps_of(extractor: FeatureExtractor) -> StepCache:
-    """The extractor's step cache; a throw-away one for an extractor built without (by hand)."""
-    return extractor.steps if isinstance(extractor.steps, StepCache) else StepCache(1)
-
-
-class _Compiled:
-    """One image size's compiled functions and Adam's variables; see StepCache."""
-
-    def __init__(self, extractor: FeatureExtractor, height: int, width: int) -> None:
-        self.extractor = extractor
-        self.busy = False
-        jit = extractor.jit_compile
-        zeros = tf.zeros((1, height, width, 3), tf.float32)
-        self.image = tf.Variable(zeros, name="stylized")
-        self.moment = tf.Variable(zeros, trainable=False, name="adam_m")
-        self.velocity = tf.Variable(zeros, trainable=False, name="adam_v")
-        self.iterations = tf.Variable(0.0, trainable=False, name="adam_steps")
-        # Partials, not bound methods: TensorFlow counts traces per underlying function, and a worker
-        # that runs many sizes would log "excessive retracing" warnings for entries that trace once.
-        self.evaluate = tf.function(functools.partial(_Compiled._evaluate, self), jit_compile=jit)
-        self.loss_and_gradient = tf.function(
-            functools.partial(_Compiled._loss_and_gradient, self), jit_compile=jit
-        )
-        self.adam_step = tf.function(functools.partial(_Compiled._adam_step, self), jit_compile=jit)
-        self.apply_adam = tf.function(self._apply_adam, jit_compile=jit)  # after a tiled gradient
-
-    def reset(self, initial: np.ndarray) -> None:
-        """Adam starts over from ``initial`` (H x W x 3): moments and step count zero."""
-        self.image.assign(initial[None])
-        self.moment.assign(tf.zeros_like(self.moment))
-        self.velocity.assign(tf.zeros_like(self.velocity))
-        self.iterations.assign(0.0)
-
-    def carry(self, initial: np.ndarray, state: AdamState) -> None:
-        """Adam goes on from ``state`` (another size's) instead of starting cold: the moments resized
-        to this size as crowsonkb/style-transfer-pytorch does (bicubic for the mean, bilinear and
-        non-negative for the second moment), the step count kept. Not rescaled to this size's smaller
-        per-pixel gradients: that measured within 5% either way (docs/performance.md)."""
-        size = self.image.shape[1:3]
-        self.image.assign(initial[None])
-        self.moment.assign(tf.image.resize(state.moment, size, method="bicubic"))
-        self.velocity.assign(tf.nn.relu(tf.image.resize(state.velocity, size, method="bilinear")))
-        self.iterations.assign(state.steps)
-
-    def state(self) -> AdamState:
-        """The state now, not a copy: the next size's carry() reads it at once (a plan's sizes differ,
-        so they never share these variables)."""
-        return AdamState(self.moment, self.velocity, float(self.iterations.numpy()))
-
-    def _evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
-        return loss_parts(self.extractor, weights, image, targets)
-
-    def _loss_and_gradient(
-        self, image: tf.Tensor, targets: Targets, weights: LossWeights
-    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        return loss_and_gradient(self.extractor, weights, image, targets)
-
-    def _adam_step(self, targets: Targets, weights: LossWeights, hyper: AdamHyper) -> dict[str, tf.Tensor]:
-        """One Adam update of the image, clipped to [0, 1]; returns the loss parts before the update.
-
-        Keras's Adam, written out so its state lives here (reset per run, reused by the next):
-        m += (g - m)(1 - b1), v += (g^2 - v)(1 - b2), image -= lr sqrt(1 - b2^t) / (1 - b1^t)
-        m / (sqrt(v) + epsilon).
-        """
-        image = self.image
-        with tf.GradientTape() as tape:
-            parts = loss_parts(self.extractor, weights, image, targets)
-        self._apply_adam(tape.gradient(parts["total"], image), hyper)
-        return parts
-
-    def _apply_adam(self, gradient: tf.Tensor, hyper: AdamHyper) -> None:
-        image = self.image
-        step = self.iterations.assign_add(1.0)
-        moment = self.moment.assign_add((gradient - self.moment) * (1.0 - hyper.beta_1))
-        velocity = self.velocity.assign_add((tf.square(gradient) - self.velocity) * (1.0 - hyper.beta_2))
-        alpha = hyper.learning_rate * tf.sqrt(1.0 - hyper.beta_2**step) / (1.0 - hyper.beta_1**step)
-        image.assign(tf.clip_by_value(image - alpha * moment / (tf.sqrt(velocity) + hyper.epsilon), 0.0, 1.0))
-
-
 @dataclass
 class _Run:
     """One scale's optimiser loops: optimise(initial, first_step, steps) -> (final, steps done, stopped).
@@ -618,14 +420,14 @@ class _Run:
     content: np.ndarray
     hooks: Hooks
     started: float  # time.perf_counter() when stylize() began
-    compiled: _Compiled
+    compiled: Compiled
     control: controls.ControlPlan | None = None
     max_tile_pixels: int = 0
     label: str = "stylize"
 
     def __post_init__(self) -> None:
         self.weights = loss_weights(self.options).as_tensors()
-        self.steps = tiling.TiledSteps(self.compiled, self.max_tile_pixels, self.label)  # or untiled
+        self.steps = TiledSteps(self.compiled, self.max_tile_pixels, self.label)  # or untiled
         self.first_loss: dict[str, float] | None = None  # loss of the first image evaluated
 
     @functools.cached_property
@@ -681,7 +483,8 @@ class _Run:
             if self.hooks.should_stop():
                 stopped = True
                 break
-            parts = _floats(self.steps.adam_step(self.targets, self.weights, hyper))
+            targets = with_draw(self.targets, options.seed, first_step + number)  # sliced_w: fresh directions
+            parts = _floats(self.steps.adam_step(targets, self.weights, hyper))
             average.update()
             if self.first_loss is None:
                 self.first_loss = parts
@@ -697,7 +500,9 @@ class _Run:
 
         def value_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
             image = tf.constant(flat.reshape(shape), dtype=tf.float32)
-            parts, gradient = evaluate(image, self.targets, self.weights)
+            # sliced_w: the directions of this iteration, the same through its line search
+            targets = with_draw(self.targets, self.options.seed, first_step + accepted["steps"] + 1)
+            parts, gradient = evaluate(image, targets, self.weights)
             last["parts"] = _floats(parts)
             if self.first_loss is None:  # SciPy evaluates the starting point first
                 self.first_loss = last["parts"]

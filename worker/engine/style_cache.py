@@ -130,7 +130,7 @@ _FINGERPRINTS: weakref.WeakKeyDictionary[FeatureExtractor, str] = weakref.WeakKe
 def network_identity(extractor: FeatureExtractor) -> Key:
     """What a style's statistics depend on in the network: its weights (their hash, as stored, so
     the precision's rounding too), layers, precision, pooling and XLA. The Gram dtype follows from
-    the precision (optimize.gram_dtype) but is named by the caller's ``what``."""
+    the precision and the loss (objective.moment_dtype) but is named by the caller's ``what``."""
     fingerprint = _FINGERPRINTS.get(extractor)
     if fingerprint is None:
         digest = hashlib.blake2b(digest_size=20)
@@ -144,7 +144,10 @@ def network_identity(extractor: FeatureExtractor) -> Key:
 
 
 def _to_host(value: Any) -> Any:
-    """``value`` (a dict of tensors, or of tuples of them) as NumPy arrays: kept off a GPU's memory."""
+    """``value`` (a dict of tensors, or of tuples of them, some None) as NumPy arrays: kept off a
+    GPU's memory."""
+    if value is None:
+        return None
     if isinstance(value, dict):
         return {name: _to_host(item) for name, item in value.items()}
     if isinstance(value, tuple):
@@ -153,6 +156,8 @@ def _to_host(value: Any) -> Any:
 
 
 def _as_tensors(value: Any) -> Any:
+    if value is None:
+        return None
     if isinstance(value, dict):
         return {name: _as_tensors(item) for name, item in value.items()}
     if isinstance(value, tuple):
@@ -161,6 +166,8 @@ def _as_tensors(value: Any) -> Any:
 
 
 def _nbytes(value: Any) -> int:
+    if value is None:
+        return 0
     if isinstance(value, dict):
         return sum(_nbytes(item) for item in value.values())
     if isinstance(value, tuple):

@@ -26,18 +26,34 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import NamedTuple, TypeVar
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from spec.errors import EngineError, OptionsError
-from worker.engine.losses import total_variation_loss
+from worker.engine.losses import (
+    NEEDS_MEANS,
+    Moments,
+    add_moments,
+    content_loss,
+    moment_sums,
+    normalised,
+    squared_distance,
+    style_loss,
+    total_variation_loss,
+)
 from worker.engine.model import FeatureExtractor
-
-if TYPE_CHECKING:  # optimize.py imports this module; at run time its types are only duck-typed here
-    from worker.engine.optimize import LossWeights, Targets
+from worker.engine.objective import (
+    LossWeights,
+    Stats,
+    Targets,
+    blended_targets,
+    content_sizes,
+    moment_dtype,
+    weighted_parts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -165,65 +181,10 @@ def needs_tiles(height: int, width: int, max_tile_pixels: int) -> bool:
     return 0 < max_tile_pixels < height * width
 
 
-class TiledSteps:
-    """One image size's steps with optimize.py's ``_Compiled`` interface (``evaluate``,
-    ``loss_and_gradient``, ``adam_step``): by tiles when the image exceeds ``max_tile_pixels`` (0:
-    never), else the compiled untiled steps themselves, unchanged.
-
-    An untiled step that runs out of memory (``tf.errors.ResourceExhaustedError``, on a GPU) is
-    retried by tiles of half the image's pixels, and the rest of the run stays tiled; a tiled one
-    halves its tiles (TiledObjective). Both are logged as warnings.
-    """
-
-    def __init__(self, compiled: Any, max_tile_pixels: int, label: str = "stylize") -> None:
-        self.compiled = compiled  # optimize._Compiled (typed loosely: optimize.py imports this module)
-        self.label = label
-        _, height, width, _ = compiled.image.shape
-        self.size = (height, width)
-        tiled = needs_tiles(height, width, max_tile_pixels)
-        self.objective = TiledObjective(compiled.extractor, max_tile_pixels, label) if tiled else None
-
-    def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
-        return self._either(self.compiled.evaluate, lambda: self._tiled.evaluate, image, targets, weights)
-
-    def loss_and_gradient(
-        self, image: tf.Tensor, targets: Targets, weights: LossWeights
-    ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        untiled = self.compiled.loss_and_gradient
-        return self._either(untiled, lambda: self._tiled.loss_and_gradient, image, targets, weights)
-
-    def adam_step(self, targets: Targets, weights: LossWeights, hyper: Any) -> dict[str, tf.Tensor]:
-        """One Adam update of ``compiled.image``, clipped to [0, 1]; the loss parts before it."""
-        return self._either(self.compiled.adam_step, lambda: self._tiled_adam_step, targets, weights, hyper)
-
-    @property
-    def _tiled(self) -> TiledObjective:
-        assert self.objective is not None
-        return self.objective
-
-    def _tiled_adam_step(self, targets: Targets, weights: LossWeights, hyper: Any) -> dict[str, tf.Tensor]:
-        compiled = self.compiled
-        image = tf.convert_to_tensor(compiled.image)
-        parts, gradient = self._tiled.loss_and_gradient(image, targets, weights)
-        compiled.apply_adam(gradient, hyper)  # the untiled step's own update
-        return parts
-
-    def _either(
-        self, untiled: Callable[..., _T], tiled: Callable[[], Callable[..., _T]], *arguments: Any
-    ) -> _T:
-        """``untiled(*arguments)`` while untiled and it fits in memory, else ``tiled()(*arguments)``."""
-        if self.objective is None:
-            try:
-                return untiled(*arguments)
-            except tf.errors.ResourceExhaustedError as error:
-                height, width = self.size
-                budget = height * width // 2
-                logger.warning(
-                    "%s: out of memory at %dx%d untiled (%s); retrying the step by tiles of %d pixels",
-                    self.label, width, height, first_line(error), budget,
-                )  # fmt: skip
-                self.objective = TiledObjective(self.compiled.extractor, budget, self.label)
-        return tiled()(*arguments)
+def serves(targets: Targets) -> bool:
+    """Whether the tiled passes compute these targets' loss: sums over positions without masks (the
+    run plan's rule, spec/plan.py tiles_serve, seen from the targets)."""
+    return targets.masks is None and targets.keep is None and targets.samples is None
 
 
 class TiledObjective:
@@ -257,7 +218,7 @@ class TiledObjective:
 
     def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
         """Weighted loss parts of ``image`` (1, H, W, 3): pass 1 only."""
-        return self._retrying(lambda: self._loss(image, targets, weights)[0])
+        return self._retrying(lambda: self._loss(image, targets, weights, gradients=False)[0])
 
     def loss_and_gradient(
         self, image: tf.Tensor, targets: Targets, weights: LossWeights
@@ -274,73 +235,77 @@ class TiledObjective:
         return with_smaller_tiles(within, self.max_tile_pixels, "in a step", self.label)
 
     def _loss(
-        self, image: tf.Tensor, targets: Targets, weights: LossWeights
-    ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor], tf.Tensor]:
-        """Pass 1: (loss parts, each style layer's dL/dGram-sum, each content layer's coefficient)."""
+        self, image: tf.Tensor, targets: Targets, weights: LossWeights, gradients: bool = True
+    ) -> tuple[dict[str, tf.Tensor], _SumGradients | None]:
+        """Pass 1: the loss parts, from the same terms as the untiled step (losses.py) applied to sums
+        over the tiles; with ``gradients``, the loss's gradient with respect to those sums."""
+        assert serves(targets), "the run plan gives no tile budget to masks or sliced_w"
         _, height, width, _ = image.shape
         strides = self.geometry.strides
-        # Floats or tensors (optimize.LossWeights.as_tensors) alike.
-        content_weight, style_weight, tv_weight = (tf.cast(value, tf.float32) for value in weights[:3])
-        layer_weights = tf.cast(weights.style_layers, tf.float32)
-        if getattr(targets, "control", None) is not None:
-            raise OptionsError(
-                f"a {width}x{height} image is evaluated by tiles (max_tile_pixels), which supports the Gram "
-                "style loss without masks only; use style_loss=gram and no masks, or a smaller size"
-            )
-        tiles = self.tiles(height, width, forward_only=True)
+        functions = self._functions_for(targets)
+        squared: dict[str, tf.Tensor] = {}
+        sums: dict[str, Moments] = {}
+        for tile in self.tiles(height, width, forward_only=True):
+            crop, box = _crop(image, tile)
+            features, tile_sums = functions.forward(crop, box)
+            for name, target in targets.content.items():
+                distance = squared_distance(features[name], _slice(target, tile, strides[name]))
+                squared[name] = squared[name] + distance if name in squared else distance
+            for name, moments in tile_sums.items():
+                sums[name] = add_moments(sums.get(name), moments)
+        seconds = {name: moments.second for name, moments in sums.items()}
+        firsts = {name: moments.first for name, moments in sums.items() if moments.first is not None}
+        # Floats or tensors (objective.LossWeights.as_tensors) alike.
+        weights = LossWeights(*(tf.cast(value, tf.float32) for value in weights))
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch((squared, seconds, firsts))
+            watched = {
+                name: normalised(Moments(sums[name].count, firsts.get(name), seconds[name]))
+                for name in targets.style
+            }
+            style = style_loss(targets.loss, watched, targets.style, weights.style_layers, targets.weights)
+            content = content_loss(squared, content_sizes(targets))
+            parts = weighted_parts(weights, content, style, image)
+        if not gradients:
+            return parts, None
+        found = tape.gradient(parts["total"], (squared, seconds, firsts))
+        return parts, _SumGradients(*found)
+
+    def _functions_for(self, targets: Targets) -> _TileFunctions:
         if self._functions is None:
             self._functions = _TileFunctions(
-                self.extractor, self.geometry, tuple(targets.content), tuple(targets.style)
+                self.extractor,
+                self.geometry,
+                tuple(targets.content),
+                tuple(targets.style),
+                moment_dtype(self.extractor, targets.loss),
+                targets.loss in NEEDS_MEANS,
             )
-        gram_sums: dict[str, tf.Tensor] = {}
-        squared: dict[str, tf.Tensor] = {}
-        for tile in tiles:
-            crop, box = _crop(image, tile)
-            features, grams = self._functions.forward(crop, box)
-            for name in targets.style:
-                gram_sums[name] = gram_sums[name] + grams[name] if name in gram_sums else grams[name]
-            for name, target in targets.content.items():
-                difference = tf.reduce_sum(tf.square(features[name] - _slice(target, tile, strides[name])))
-                squared[name] = squared[name] + difference if name in squared else difference
-        # content_loss: the mean over positions and channels, averaged over the content layers.
-        sizes = [
-            _positions(height, width, strides[name]) * t.shape[-1] for name, t in targets.content.items()
-        ]
-        content_coefficients = tf.stack([content_weight / (len(sizes) * size) for size in sizes])
-        content = tf.reduce_sum(content_coefficients * tf.stack([squared[name] for name in targets.content]))
-        style_terms, gram_gradients = [], {}
-        for index, (name, target) in enumerate(targets.style.items()):
-            positions = _positions(height, width, strides[name])
-            difference = gram_sums[name] / positions - target[0]
-            # style_loss: the mean over the C x C entries, weighted per layer.
-            coefficient = style_weight * layer_weights[index] / float(target.shape[-1] ** 2)
-            style_terms.append(coefficient * tf.reduce_sum(tf.square(difference)))
-            gram_gradients[name] = 2.0 * coefficient * difference / positions
-        parts = {
-            "content": content,
-            "style": tf.add_n(style_terms),
-            "tv": tv_weight * total_variation_loss(image),
-        }
-        parts["total"] = parts["content"] + parts["style"] + parts["tv"]
-        return parts, gram_gradients, content_coefficients
+        return self._functions
 
     def _loss_and_gradient(
         self, image: tf.Tensor, targets: Targets, weights: LossWeights
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        parts, gram_gradients, content_coefficients = self._loss(image, targets, weights)
+        parts, found = self._loss(image, targets, weights)
+        assert found is not None and self._functions is not None  # _loss built them
         _, height, width, _ = image.shape
         strides = self.geometry.strides
-        assert self._functions is not None  # _loss built them
         gradient = np.array(self._functions.tv_gradient(image, tf.cast(weights.tv, tf.float32)))
         for tile in self.tiles(height, width):
             crop, box = _crop(image, tile)
             content_slices = {name: _slice(t, tile, strides[name]) for name, t in targets.content.items()}
-            tile_gradient = self._functions.backward(
-                crop, box, gram_gradients, content_slices, content_coefficients
-            )
+            tile_gradient = self._functions.backward(crop, box, found, content_slices)
             top, bottom, left, right = tile.crop
             gradient[:, top:bottom, left:right, :] += tile_gradient.numpy()
         return parts, tf.constant(gradient)
+
+
+class _SumGradients(NamedTuple):
+    """d(loss)/d(each sum over the tiles): pass 2 backpropagates them through each tile's sums."""
+
+    squared: dict[str, tf.Tensor]  # content layer -> d/d(sum of squared distances) (a scalar)
+    second: dict[str, tf.Tensor]  # style layer -> d/d(second-moment sums) (1, C, C)
+    first: dict[str, tf.Tensor]  # style layer -> d/d(feature sums) (1, C); empty for gram
 
 
 def tiled_targets(
@@ -351,25 +316,36 @@ def tiled_targets(
     content_layers: Sequence[str],
     style_layers: Sequence[str],
     max_tile_pixels: int,
-) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    """optimize.compute_targets by tiles: (content layer -> features (1, h, w, C), style layer ->
-    blended Gram matrix (1, C, C)); forward only, so by tiles of FORWARD_TILE_FACTOR x
-    ``max_tile_pixels`` pixels, and an image within that in one piece."""
-    targets = TiledTargets(extractor, content_layers, style_layers)
-    sums = [targets.gram_sums(style, max_tile_pixels) for style in styles]
-    return targets.content(content, max_tile_pixels), targets.blend(sums, styles, blend)
+    loss: str = "gram",
+) -> Targets:
+    """optimize.compute_targets by tiles (one blended style term); forward only, so by tiles of
+    FORWARD_TILE_FACTOR x ``max_tile_pixels`` pixels, and an image within that in one piece."""
+    targets = TiledTargets(extractor, content_layers, style_layers, loss)
+    stats = [targets.style_stats(style, max_tile_pixels) for style in styles]
+    return blended_targets(targets.content(content, max_tile_pixels), stats, blend, loss)
 
 
 class TiledTargets:
-    """The targets by tiles, in parts: the content's features, each style's Gram sums (what the
-    style target cache keeps), and their blend."""
+    """The targets by tiles, in parts: the content's features and each style's statistics (what the
+    style target cache keeps), with the same terms (losses.moment_sums) as the untiled targets."""
 
     def __init__(
-        self, extractor: FeatureExtractor, content_layers: Sequence[str], style_layers: Sequence[str]
+        self,
+        extractor: FeatureExtractor,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        loss: str = "gram",
     ) -> None:
         self.geometry = geometry(extractor)
         self.content_layers, self.style_layers = tuple(content_layers), tuple(style_layers)
-        self.functions = _TileFunctions(extractor, self.geometry, self.content_layers, self.style_layers)
+        self.functions = _TileFunctions(
+            extractor,
+            self.geometry,
+            self.content_layers,
+            self.style_layers,
+            moment_dtype(extractor, loss),
+            loss in NEEDS_MEANS,
+        )
 
     def content(self, image: np.ndarray, max_tile_pixels: int) -> dict[str, tf.Tensor]:
         """Content layer -> the whole image's features (1, h, w, C), from the tiles' interiors."""
@@ -378,50 +354,47 @@ class TiledTargets:
         )
         return {name: features[name] for name in self.content_layers}
 
-    def gram_sums(self, style: np.ndarray, max_tile_pixels: int) -> dict[str, tf.Tensor]:
-        """Style layer -> the unnormalised Gram matrix (C, C) of one style image, summed over tiles."""
-        return _tiled_features(self.functions, self.geometry, style, max_tile_pixels, ())[1]
-
-    def blend(
-        self, sums: Sequence[dict[str, tf.Tensor]], styles: Sequence[np.ndarray], blend: Sequence[float]
-    ) -> dict[str, tf.Tensor]:
-        """Style layer -> the blended Gram matrix (1, C, C) of the styles whose ``sums`` these are."""
-        style_targets: dict[str, tf.Tensor] = {}
-        for grams, style, weight in zip(sums, styles, blend, strict=True):
-            height, width = style.shape[:2]
-            for name in self.style_layers:
-                gram = weight * grams[name][None] / _positions(height, width, self.geometry.strides[name])
-                style_targets[name] = style_targets[name] + gram if name in style_targets else gram
-        return style_targets
+    def style_stats(self, style: np.ndarray, max_tile_pixels: int) -> Stats:
+        """Style layer -> (mean (C,) or None, second moment (C, C)) of one style image, by tiles."""
+        sums = _tiled_features(self.functions, self.geometry, style, max_tile_pixels, ())[1]
+        stats = {}
+        for name, moments in sums.items():
+            mean, second = normalised(moments)
+            stats[name] = (None if mean is None else mean[0], second[0])
+        return stats
 
 
 def _tiled_features(
     functions: _TileFunctions, found: Geometry, image: np.ndarray, max_tile_pixels: int, layers: Sequence[str]
-) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    """(layer -> the whole image's features, assembled from the tiles' interiors; layer -> Gram sum)."""
+) -> tuple[dict[str, tf.Tensor], dict[str, Moments]]:
+    """(layer -> the whole image's features, assembled from the tiles' interiors; style layer -> its
+    moment sums over the tiles)."""
     height, width = image.shape[:2]
     budget = max_tile_pixels * FORWARD_TILE_FACTOR
     tiles = plan_tiles(height, width, budget if needs_tiles(height, width, budget) else height * width, found)
     batch = tf.constant(image[None], tf.float32)
     rows: dict[str, list[list[tf.Tensor]]] = {name: [] for name in layers}
-    gram_sums: dict[str, tf.Tensor] = {}
+    sums: dict[str, Moments] = {}
     previous_top = None
     for tile in tiles:
         crop, box = _crop(batch, tile)
-        features, grams = functions.forward(crop, box)
-        for name, gram in grams.items():
-            gram_sums[name] = gram_sums[name] + gram if name in gram_sums else gram
+        features, tile_sums = functions.forward(crop, box)
+        for name, moments in tile_sums.items():
+            sums[name] = add_moments(sums.get(name), moments)
         for name in layers:
             if tile.interior[0] != previous_top:
                 rows[name].append([])
             rows[name][-1].append(features[name])
         previous_top = tile.interior[0]
     assembled = {name: tf.concat([tf.concat(row, axis=2) for row in rows[name]], axis=1) for name in layers}
-    return assembled, gram_sums
+    return assembled, sums
 
 
 class _TileFunctions:
-    """The compiled per-tile computations; shapes are left dynamic so every tile shares one graph."""
+    """The compiled per-tile computations; shapes are left dynamic so every tile shares one graph.
+
+    ``dtype`` and ``means``: the style loss's moment_sums (objective.moment_dtype, losses.NEEDS_MEANS).
+    """
 
     def __init__(
         self,
@@ -429,10 +402,13 @@ class _TileFunctions:
         found: Geometry,
         content_layers: tuple[str, ...],
         style_layers: tuple[str, ...],
+        dtype: tf.DType | None = None,
+        means: bool = False,
     ) -> None:
         self.extractor = extractor
         self.strides = found.strides
         self.content_layers, self.style_layers = content_layers, style_layers
+        self.dtype, self.means = dtype, means
         crop = tf.TensorSpec([1, None, None, 3], tf.float32)
         box = tf.TensorSpec([4], tf.int32)
         # No AutoGraph (nothing here branches on tensors): it re-reads the source file when tracing,
@@ -440,12 +416,17 @@ class _TileFunctions:
         traced = functools.partial(tf.function, jit_compile=extractor.jit_compile, autograph=False)
         self.forward = traced(self._forward, input_signature=[crop, box])
         channels = {name: output.shape[-1] for name, output in extractor.model.output.items()}
-        grams = {name: tf.TensorSpec([channels[name]] * 2, tf.float32) for name in style_layers}
+        gradients = _SumGradients(
+            squared={name: tf.TensorSpec([], tf.float32) for name in content_layers},
+            second={
+                name: tf.TensorSpec([1, channels[name], channels[name]], tf.float32) for name in style_layers
+            },
+            first={name: tf.TensorSpec([1, channels[name]], tf.float32) for name in style_layers if means},
+        )
         targets = {
             name: tf.TensorSpec([1, None, None, channels[name]], tf.float32) for name in content_layers
         }
-        coefficients = tf.TensorSpec([len(content_layers)], tf.float32)
-        self.backward = traced(self._backward, input_signature=[crop, box, grams, targets, coefficients])
+        self.backward = traced(self._backward, input_signature=[crop, box, gradients, targets])
         self.tv_gradient = tf.function(
             self._tv_gradient, input_signature=[crop, tf.TensorSpec([], tf.float32)], autograph=False
         )
@@ -459,34 +440,31 @@ class _TileFunctions:
             if name in wanted
         }
 
-    def _forward(self, crop: tf.Tensor, box: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-        """(content layer -> the interior's features, style layer -> the interior's Gram sum (C, C)),
+    def _sums(self, interiors: dict[str, tf.Tensor]) -> dict[str, Moments]:
+        return {
+            name: moment_sums(interiors[name], None, self.dtype, self.means) for name in self.style_layers
+        }
+
+    def _forward(self, crop: tf.Tensor, box: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, Moments]]:
+        """(content layer -> the interior's features, style layer -> the interior's moment sums),
         forward only."""
         interiors = self._interiors(crop, box)
-        return (
-            {name: interiors[name] for name in self.content_layers},
-            {name: _gram_sum(interiors[name]) for name in self.style_layers},
-        )
+        return {name: interiors[name] for name in self.content_layers}, self._sums(interiors)
 
     def _backward(
-        self,
-        crop: tf.Tensor,
-        box: tf.Tensor,
-        gram_gradients: dict[str, tf.Tensor],
-        content_targets: dict[str, tf.Tensor],
-        content_coefficients: tf.Tensor,
+        self, crop: tf.Tensor, box: tf.Tensor, gradients: _SumGradients, content_targets: dict[str, tf.Tensor]
     ) -> tf.Tensor:
-        """d(loss)/d(crop) through this tile's interior features: <dL/dGram-sum, Gram sum> + content."""
+        """d(loss)/d(crop) through this tile's interior features: the sum, over every sum the loss is
+        made of, of d(loss)/d(sum) times this tile's part of it."""
         with tf.GradientTape() as tape:
             tape.watch(crop)
             interiors = self._interiors(crop, box)
-            terms = [
-                tf.reduce_sum(gradient * _gram_sum(interiors[name]))
-                for name, gradient in gram_gradients.items()
-            ]
+            sums = self._sums(interiors)
+            terms = [tf.reduce_sum(gradients.second[name] * sums[name].second) for name in self.style_layers]
+            terms += [tf.reduce_sum(gradients.first[name] * sums[name].first) for name in gradients.first]
             terms += [
-                content_coefficients[index] * tf.reduce_sum(tf.square(interiors[name] - target))
-                for index, (name, target) in enumerate(content_targets.items())
+                gradients.squared[name] * squared_distance(interiors[name], target)
+                for name, target in content_targets.items()
             ]
             surrogate = tf.add_n(terms)
         return tape.gradient(surrogate, crop)
@@ -497,11 +475,6 @@ class _TileFunctions:
             tape.watch(image)
             loss = weight * total_variation_loss(image)
         return tape.gradient(loss, image)
-
-
-def _gram_sum(features: tf.Tensor) -> tf.Tensor:
-    """Unnormalised Gram matrix (C, C) of (1, h, w, C) features: the sum over positions."""
-    return tf.einsum("bijc,bijd->cd", features, features)
 
 
 def _slice_box(features: tf.Tensor, box: tf.Tensor, stride: int) -> tf.Tensor:
@@ -522,11 +495,6 @@ def _slice(target: tf.Tensor, tile: Tile, stride: int) -> tf.Tensor:
     """The part of a whole-image feature map under ``tile``'s interior."""
     top, bottom, left, right = tile.interior
     return target[:, top // stride : bottom // stride, left // stride : right // stride, :]
-
-
-def _positions(height: int, width: int, stride: int) -> int:
-    """Positions of a feature map of the given stride (each 'valid' pooling floors the size)."""
-    return (height // stride) * (width // stride)
 
 
 def with_smaller_tiles(evaluate: Callable[[int], _T], max_tile_pixels: int, what: str, label: str) -> _T:
