@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-fast soak lint audit bench bench-service bench-resources bench-targets bench-video system-deps install clean docker-test
+.PHONY: run test test-fast soak lint audit bench bench-service bench-resources bench-targets bench-style-quality bench-video system-deps install clean docker-test
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -77,6 +77,11 @@ bench-resources: system-deps $(STAMP)
 # jobs on three paintings, and a Print job's first step (docs/performance.md, "Style targets").
 bench-targets: $(STAMP)
 	$(PY) bench/targets.py $(BENCH_ARGS)
+
+# Issue 24's proxy of quality: each style loss's feature distributions against the style's
+# (docs/performance.md, section 8). BENCH_ARGS="--weights imagenet" reruns it with ImageNet's weights.
+bench-style-quality: $(STAMP)
+	$(PY) bench/style_quality.py --style-weight 10000 $(BENCH_ARGS)
 
 # Video (docs/video.md): warping error of independent frames, warm start, warm start + temporal loss.
 bench-video: $(STAMP)
