@@ -18,6 +18,9 @@ from spec.plan import RunPlan
 
 REFERENCE_SIDE = 256  # the note states the pace as the seconds of one step at this side
 NEAR_FACTOR = 4.0  # jobs within 4x a preset's pixels measure its pace (traces weigh on small ones)
+UNREACHABLE_NOTE = (
+    "No time estimates right now: the server cannot read its measurements (its job store is down)."
+)
 NO_MEASUREMENT_NOTE = (
     "No time estimates yet: this server has not finished a job. They appear once it has, from the pace "
     "its workers measure."
@@ -52,8 +55,11 @@ def estimate_seconds(size: int, seconds_per_megapixel_step: float, plan: RunPlan
     return seconds_per_megapixel_step * size * size / 1e6 * plan.full_size_steps()
 
 
-def timing_note(paces: Sequence[Pace]) -> str:
-    """Where the estimates come from, in a sentence the page shows under the presets."""
+def timing_note(paces: Sequence[Pace] | None) -> str:
+    """Where the estimates come from, in a sentence the page shows under the presets (paces None:
+    the job store could not be read)."""
+    if paces is None:
+        return UNREACHABLE_NOTE
     if not paces:
         return NO_MEASUREMENT_NOTE
     pace = statistics.median(p.seconds_per_megapixel_step for p in paces)

@@ -35,6 +35,7 @@ from app.submission import (
 )
 from app.templating import templates
 from app.timing import preset_choices, timing_note
+from core.jobs import Pace
 from core.library import BUILTIN_DIR, get_library
 from core.settings import get_settings
 from core.storage import Storage, mask_key, style_key
@@ -66,14 +67,15 @@ def _render_index(
     if error is not None and error.field in FIELDS_WITH_ERROR_SLOT:
         # Next to the field its name is redundant: "size: must be ..." reads "must be ...".
         field_errors[error.field] = error.detail.removeprefix(f"{error.field}: ")
-    paces, problem = [], None
+    paces: list[Pace] | None = None
+    problem = None
     try:  # the form still works while Redis is down; only the estimates and the warning need it
         store = job_store_for(request)
         paces, problem = store.recent_paces(), engine_problem(store)
     except RedisError as redis_error:
         logger.warning("upload page without time estimates or engine state: %s", redis_error)
     context = {
-        "presets": preset_choices(settings.max_size, settings.max_iterations, paces),
+        "presets": preset_choices(settings.max_size, settings.max_iterations, paces or []),
         "timing_note": timing_note(paces),
         "engine_problem": problem,
         "limits": settings,

@@ -6,6 +6,7 @@ import pytest
 
 from app.timing import (
     NO_MEASUREMENT_NOTE,
+    UNREACHABLE_NOTE,
     estimate_seconds,
     humanize_duration,
     pace_near,
@@ -43,6 +44,7 @@ def test_a_server_that_has_finished_no_job_gives_no_estimate_and_says_why() -> N
     choices = preset_choices(max_size=2048, max_iterations=2000, paces=[])
     assert [choice.time for choice in choices] == [None] * len(choices)
     assert timing_note([]) == NO_MEASUREMENT_NOTE
+    assert timing_note(None) == UNREACHABLE_NOTE  # Redis down: not "no job has finished"
 
 
 def test_estimates_follow_the_measured_pace_of_jobs_near_each_size() -> None:
