@@ -50,17 +50,34 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _clips(side: int, frames: int) -> dict[str, tuple[list, list]]:
+def _clips(side: int, frames: int, real: Path | None, fps: float) -> dict[str, tuple[list, list]]:
     from tests.support.clips import pan, pan_flow, photo, zoom, zoom_flow
     from worker.engine.flow import FrameFlow
 
     source = photo("chelsea.png")
     pan_true = FrameFlow(*pan_flow(side, side, 2))
     zoom_true = FrameFlow(*zoom_flow(side, side, 0.03))
-    return {
+    clips = {
         "pan": (pan(source, frames, side, side, step=2), [pan_true] * (frames - 1)),
         "zoom": (zoom(source, frames, side, side, rate=0.03), [zoom_true] * (frames - 1)),
     }
+    if real is not None:
+        clips[f"real: {real.name}"] = _real_clip(real, side, frames, fps)
+    return clips
+
+
+def _real_clip(path: Path, side: int, frames: int, fps: float) -> tuple[list, list]:
+    """A real clip's first ``frames`` frames at ``fps``, scaled to ``side`` px on their longest side.
+    Its true motion is unknown: the DIS flow between the input frames stands in for it (so its
+    error includes the flow's own, alike for the three runs)."""
+    import itertools
+
+    from core.media import decode_frames
+    from worker.engine.flow import FrameFlow
+    from worker.engine.images import resize_to_longest
+
+    clip = [resize_to_longest(frame, side) for frame in itertools.islice(decode_frames(path, fps), frames)]
+    return clip, [FrameFlow.between(a, b) for a, b in zip(clip, clip[1:], strict=False)]
 
 
 def consistency(args: argparse.Namespace, extractor, style) -> dict:  # noqa: ANN001
@@ -70,7 +87,7 @@ def consistency(args: argparse.Namespace, extractor, style) -> dict:  # noqa: AN
     from worker.engine.video import VideoHooks, stylize_video
 
     table: dict = {}
-    for name, (clip, true_flows) in _clips(args.side, args.frames).items():
+    for name, (clip, true_flows) in _clips(args.side, args.frames, args.clip, args.clip_fps).items():
         estimated = [FrameFlow.between(a, b) for a, b in zip(clip, clip[1:], strict=False)]
         rows: dict = {"input": warping_error(clip, true_flows)}
         for run, chosen in RUNS.items():
@@ -184,6 +201,10 @@ def main() -> None:
     parser.add_argument("--cost-steps", type=int, default=6, help="steps timed at 256 px")
     parser.add_argument("--skip-cost", action="store_true")
     parser.add_argument("--cost-only", action="store_true", help="only the 256 px costs")
+    parser.add_argument(
+        "--clip", type=Path, help="also a real clip (its error measured with DIS flow: its motion is unknown)"
+    )
+    parser.add_argument("--clip-fps", type=float, default=12.0, help="the real clip's frames kept per second")
     args = parser.parse_args()
 
     from worker.engine.images import load_image, resize_to_longest
@@ -195,7 +216,7 @@ def main() -> None:
     report = {
         "cpu": _cpu(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "args": vars(args),
+        "args": {name: str(v) if isinstance(v, Path) else v for name, v in vars(args).items()},
     }
     if not args.cost_only:
         report["consistency"] = consistency(args, extractor, style)
