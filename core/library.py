@@ -136,9 +136,6 @@ class Library:
         except KeyError:
             raise UnknownLibraryImage("photo", photo_id) from None
 
-    def of_kind(self, kind: Kind) -> dict[str, LibraryImage]:
-        return self.styles if kind == "style" else self.photos
-
 
 # Libraries loaded in this process, by everything they depend on: a library is the same as long as
 # its directories and the limits are (an operator restarts the web to change it). A dict rather than
