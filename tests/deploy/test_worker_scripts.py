@@ -4,7 +4,6 @@ worker-healthcheck.sh against it, and claim-gpu.sh's one-GPU-per-worker locking.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -78,14 +77,17 @@ def first_line(process: subprocess.Popen[str]) -> str:
     return process.stdout.readline().strip()
 
 
-def inspect_worker(redis_url: str, hostname: str, command: str) -> Any:
-    """`celery inspect COMMAND` for one worker node, through the broker; its JSON answer."""
-    answer = subprocess.run(
-        [str(VENV_BIN / "celery"), "--broker", redis_url, "inspect", command, "--json",
-         "--destination", f"celery@{hostname}", "--timeout", "5"],
-        env=script_env(), capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return json.loads(answer.stdout)[f"celery@{hostname}"]
+def inspect_worker(redis_url: str, hostname: str) -> tuple[Any, Any]:
+    """The worker node's active queues and stats, as `celery inspect` asks them through the broker
+    (from this process: two `celery inspect` processes cost more than the worker's own start)."""
+    from celery import Celery
+
+    node = f"celery@{hostname}"
+    with Celery(broker=redis_url) as app:
+        inspector = app.control.inspect(destination=[node], timeout=5)
+        queues, stats = inspector.active_queues(), inspector.stats()
+    assert queues and stats, f"{node} did not answer"
+    return queues[node], stats[node]
 
 
 def test_each_worker_claims_its_own_gpu_until_it_exits(host_with_two_gpus: dict[str, str]) -> None:
@@ -202,14 +204,18 @@ def test_worker_takes_the_queues_it_is_told_and_answers_the_healthcheck(
         )
     try:
         deadline = time.monotonic() + 120
+        # Celery says "celery@HOST ready." once it consumes: a healthcheck (a process) before is wasted.
+        while " ready." not in log_path.read_text(errors="replace"):
+            assert worker.poll() is None, f"worker exited:\n{log_path.read_text()}"
+            assert time.monotonic() < deadline, f"never ready:\n{log_path.read_text()}"
+            time.sleep(0.2)
         while (check := healthcheck(redis_url, hostname)).returncode != 0:
             assert worker.poll() is None, f"worker exited:\n{log_path.read_text()}"
             assert time.monotonic() < deadline, f"never healthy: {check.stderr}\n{log_path.read_text()}"
             time.sleep(1)
 
-        queues = inspect_worker(redis_url, hostname, "active_queues")
+        queues, stats = inspect_worker(redis_url, hostname)
         assert sorted(queue["name"] for queue in queues) == ["cpu", "gpu"]
-        stats = inspect_worker(redis_url, hostname, "stats")
         assert stats["pool"]["max-concurrency"] == 1
         assert stats["prefetch_count"] == 1
 

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from tests.engine.conftest import gradient, stripes
-from tests.worker.test_cli import atelier
+from tests.support.cli import atelier
 from worker.engine.images import load_image, save_image
 
 

@@ -1,4 +1,5 @@
-"""``atelier stylize clip.mp4 style.jpg -o out.mp4``: a video through the command line, as a process."""
+"""``atelier stylize clip.mp4 style.jpg -o out.mp4``: a video through the command line (main() in this
+process, tests/support/cli.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.engine.conftest import stripes
+from tests.support.cli import atelier
 from tests.support.clips import encode, pan, photo, streams
-from tests.worker.test_cli import atelier
 from worker.engine.images import save_image
-
-pytestmark = pytest.mark.processes
 
 
 @pytest.fixture
