@@ -1,26 +1,26 @@
 """GET /metrics on real processes: Prometheus text that prometheus_client's parser reads, numbers that
-move when jobs run, the same numbers from every uvicorn worker process, and no metrics for the public."""
+move when jobs run, the same numbers from every uvicorn worker process, and no metrics for the public.
+On the session's default stack (its one solo worker): every stack has a metrics token (TEST_ENV)."""
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.reliability.test_lost_workers import LOST_WORKERS_ENV, METRICS_TOKEN
 from tests.support.images import png_bytes
-from tests.support.stack import VENV_BIN, Stack, free_port, spawn
+from tests.support.stack import METRICS_TOKEN, TLS, VENV_BIN, Stack, free_port, spawn
 
 AUTH = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def _scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """{(sample name, labels): value} of one scrape."""
-    response = httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=10)
+    response = httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=10, verify=TLS)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return {
@@ -31,8 +31,8 @@ def _scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
 
 
 @pytest.fixture
-def metrics_stack(stack_factory: Callable[..., Stack]) -> Stack:
-    return stack_factory("lost-workers", LOST_WORKERS_ENV)
+def metrics_stack(stack: Stack) -> Stack:
+    return stack
 
 
 @contextlib.contextmanager
@@ -47,7 +47,7 @@ def _another_web(stack: Stack, name: str, env: dict[str, str], processes: int) -
         while True:
             web.check_alive()
             try:
-                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                if httpx.get(f"{base_url}/healthz", timeout=2, verify=TLS).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -146,12 +146,12 @@ def test_every_web_process_serves_the_same_numbers(metrics_stack: Stack, two_pro
 
 
 def test_metrics_are_not_public(metrics_stack: Stack) -> None:
-    assert httpx.get(f"{metrics_stack.base_url}/metrics", timeout=10).status_code == 401
+    assert httpx.get(f"{metrics_stack.base_url}/metrics", timeout=10, verify=TLS).status_code == 401
     wrong = httpx.get(
-        f"{metrics_stack.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10
+        f"{metrics_stack.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10, verify=TLS
     )
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
     # Without ATELIER_METRICS_TOKEN (the default) there is no endpoint at all.
     env = {name: value for name, value in metrics_stack.env.items() if name != "ATELIER_METRICS_TOKEN"}
     with _another_web(metrics_stack, "web-without-token", env, processes=1) as base_url:
-        assert httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=10).status_code == 404
+        assert httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=10, verify=TLS).status_code == 404

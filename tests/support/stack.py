@@ -32,6 +32,11 @@ from redis import Redis
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 QUEUE_NAME = "atelier-test"
+METRICS_TOKEN = "test-metrics-token"
+# One TLS context for every client here: httpx otherwise builds one and loads certifi's CA bundle for
+# each Client it makes (~25 ms of CPU), and wait_for and the start-up waits make clients 10-20 times a
+# second (the stacks speak plain HTTP: the context is never used, only built).
+TLS = httpx.create_ssl_context()
 
 # Settings every test stack runs with (override per stack with start_stack(env=...)).
 TEST_ENV = {
@@ -46,6 +51,8 @@ TEST_ENV = {
     # The suite submits far more than a person would from one address; tests/security lowers it.
     "ATELIER_RATE_LIMIT_PER_MINUTE": "100000",
     "ATELIER_LOG_LEVEL": "INFO",
+    # GET /metrics answers with it (tests/reliability/test_metrics.py scrapes the default stack).
+    "ATELIER_METRICS_TOKEN": METRICS_TOKEN,
 }
 
 
@@ -161,11 +168,11 @@ class Stack:
     def client(self) -> httpx.Client:
         """An HTTP client for base_url (a new one each time; use it in a with block or let it go)."""
         # httpx uses a CookieJar it is given as is (a Cookies object it would copy).
-        return httpx.Client(base_url=self.base_url, timeout=30, cookies=self.cookie_jar)
+        return httpx.Client(base_url=self.base_url, timeout=30, cookies=self.cookie_jar, verify=TLS)
 
     def stranger(self) -> httpx.Client:
         """A client that is not the submitter: its own empty cookie jar (use it in a with block)."""
-        return httpx.Client(base_url=self.base_url, timeout=30)
+        return httpx.Client(base_url=self.base_url, timeout=30, verify=TLS)
 
     def redis(self) -> Redis:
         return Redis.from_url(self.redis_url, decode_responses=True)
@@ -194,9 +201,12 @@ class Stack:
         with self.client as client:
             return client.post("/api/jobs", files=files or None, data=data)
 
-    def status(self, job_id: str) -> dict[str, Any]:
-        with self.client as client:
-            response = client.get(f"/api/jobs/{job_id}")
+    def status(self, job_id: str, client: httpx.Client | None = None) -> dict[str, Any]:
+        """GET /api/jobs/{job_id}; client: one to reuse (a poll loop's: one connection, not one a poll)."""
+        if client is None:
+            with self.client as client:
+                return self.status(job_id, client)
+        response = client.get(f"/api/jobs/{job_id}")
         response.raise_for_status()
         return response.json()
 
@@ -205,17 +215,18 @@ class Stack:
     ) -> dict[str, Any]:
         """Poll the job until its status is one of statuses; on_poll(status_dict) sees every poll."""
         deadline = time.monotonic() + timeout
-        while True:
-            current = self.status(job_id)
-            if on_poll is not None:
-                on_poll(current)
-            if current["status"] in statuses:
-                return current
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {current['status']} after {timeout} s: {current}")
-            for process in self.processes.values():
-                process.check_alive()
-            time.sleep(0.05)
+        with self.client as client:
+            while True:
+                current = self.status(job_id, client)
+                if on_poll is not None:
+                    on_poll(current)
+                if current["status"] in statuses:
+                    return current
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"job {job_id} still {current['status']} after {timeout} s: {current}")
+                for process in self.processes.values():
+                    process.check_alive()
+                time.sleep(0.05)
 
     def busy_job_ids(self) -> list[str]:
         """Jobs queued or running right now (read straight from the job store)."""
@@ -432,8 +443,8 @@ def start_stack(
 
         def ready() -> bool:
             if not worker:  # a web-only stack may be broken on purpose: alive is enough
-                return httpx.get(f"{stack.base_url}/healthz", timeout=5).status_code == 200
-            body = httpx.get(f"{stack.base_url}/readyz", timeout=5).json()
+                return httpx.get(f"{stack.base_url}/healthz", timeout=5, verify=TLS).status_code == 200
+            body = httpx.get(f"{stack.base_url}/readyz", timeout=5, verify=TLS).json()
             engine_failed = engine_may_fail and body["engine"].startswith("error:")
             return (body["status"] == "ready" or engine_failed) and body["worker_seen"]
 
