@@ -18,6 +18,9 @@ from worker.engine.control import match_colors, with_pooling
 from worker.engine.model import FeatureExtractor
 
 SIZE = 64
+# The styled runs: few steps, the style weighted up so they still move the colours (measured at 10
+# steps: the styled half 29 grey levels off the content, the unstyled half 0).
+STYLED = {"max_size": SIZE, "iterations": 10, "style_weight": 30.0}
 
 
 def _halves(height: int = SIZE, width: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
@@ -37,16 +40,23 @@ def _grey_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.abs(a.astype(np.int16) - b.astype(np.int16))
 
 
-def test_a_black_region_keeps_the_content_while_the_white_one_is_styled(extractor: FeatureExtractor) -> None:
+@pytest.fixture(scope="module")
+def styled(extractor: FeatureExtractor) -> np.ndarray:
+    """The content styled everywhere (STYLED, no mask, no other control): what each control changes."""
+    return stylize_arrays(gradient(), [stripes()], StyleOptions(**STYLED), extractor=extractor).image
+
+
+def test_a_black_region_keeps_the_content_while_the_white_one_is_styled(
+    extractor: FeatureExtractor, styled: np.ndarray
+) -> None:
     content = gradient()
     styled_half, _ = _halves()
-    options = StyleOptions(max_size=SIZE, iterations=30, style_weight=10.0)
+    options = StyleOptions(**STYLED)
     result = stylize_arrays(content, [stripes()], options, extractor=extractor, masks=[styled_half])
     difference = _grey_levels(result.image, content)
     assert difference[:, SIZE // 2 :].max() <= 3  # unstyled: the content, within a few grey levels
     assert difference[:, : SIZE // 2].mean() > 10  # styled: changed
-    unmasked = stylize_arrays(content, [stripes()], options, extractor=extractor).image
-    assert _grey_levels(unmasked, content)[:, SIZE // 2 :].mean() > 10  # the mask is what kept it
+    assert _grey_levels(styled, content)[:, SIZE // 2 :].mean() > 10  # the mask is what kept it
 
 
 def test_complementary_masks_give_each_half_its_styles_colour(extractor: FeatureExtractor) -> None:
@@ -54,7 +64,7 @@ def test_complementary_masks_give_each_half_its_styles_colour(extractor: Feature
     red, blue = _textured((210, 40, 40), seed=1), _textured((40, 60, 210), seed=2)
     left, right = _halves()
     options = StyleOptions(
-        max_size=SIZE, iterations=40, style_weight=100.0, content_weight=0.0, tv_weight=0.0
+        max_size=SIZE, iterations=20, style_weight=100.0, content_weight=0.0, tv_weight=0.0
     )
     image = stylize_arrays(grey, [red, blue], options, extractor=extractor, masks=[left, right]).image.astype(
         float
@@ -103,15 +113,13 @@ def _channel_distance(image: np.ndarray, reference: np.ndarray) -> float:
 
 
 def test_histogram_colours_stay_closer_to_the_contents_than_style_colours(
-    extractor: FeatureExtractor,
+    extractor: FeatureExtractor, styled: np.ndarray
 ) -> None:
     content = gradient()
-    common = {"max_size": SIZE, "iterations": 30, "style_weight": 10.0}
-    with_style = stylize_arrays(content, [stripes()], StyleOptions(**common), extractor=extractor).image
     histogram = stylize_arrays(
-        content, [stripes()], StyleOptions(**common, colors="histogram"), extractor=extractor
+        content, [stripes()], StyleOptions(**STYLED, colors="histogram"), extractor=extractor
     ).image
-    assert _channel_distance(histogram, content) < 0.5 * _channel_distance(with_style, content)
+    assert _channel_distance(histogram, content) < 0.5 * _channel_distance(styled, content)  # 0.16 measured
 
 
 def test_match_colors_gives_the_style_the_contents_mean_and_covariance() -> None:
@@ -156,13 +164,11 @@ def _high_frequency_energy(image: np.ndarray) -> float:
     return float(np.mean(np.diff(pixels, axis=0) ** 2) + np.mean(np.diff(pixels, axis=1) ** 2))
 
 
-def test_ema_lowers_high_frequency_energy(extractor: FeatureExtractor) -> None:
-    common = {"max_size": SIZE, "iterations": 30, "style_weight": 10.0, "tv_weight": 0.0}
-    plain = stylize_arrays(gradient(), [stripes()], StyleOptions(**common), extractor=extractor).image
+def test_ema_lowers_high_frequency_energy(extractor: FeatureExtractor, styled: np.ndarray) -> None:
     averaged = stylize_arrays(
-        gradient(), [stripes()], StyleOptions(**common, ema_decay=0.9), extractor=extractor
+        gradient(), [stripes()], StyleOptions(**STYLED, ema_decay=0.9), extractor=extractor
     ).image
-    assert _high_frequency_energy(averaged) < 0.9 * _high_frequency_energy(plain)
+    assert _high_frequency_energy(averaged) < 0.9 * _high_frequency_energy(styled)  # 0.47 measured
 
 
 def test_average_pooling_changes_the_features_not_their_shapes(extractor: FeatureExtractor) -> None:
@@ -202,7 +208,7 @@ def test_masks_work_with_lbfgs_and_mean_cov(extractor: FeatureExtractor) -> None
     styled_half, _ = _halves()
     # From noise: where the mask is black the output is the content all the same.
     options = StyleOptions(
-        max_size=SIZE, iterations=8, optimizer="lbfgs", style_loss="mean_cov", init="noise", tv_weight=0
+        max_size=SIZE, iterations=5, optimizer="lbfgs", style_loss="mean_cov", init="noise", tv_weight=0
     )
     result = stylize_arrays(content, [stripes()], options, extractor=extractor, masks=[styled_half])
     assert result.loss_final["total"] < result.loss_initial["total"]

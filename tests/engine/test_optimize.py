@@ -139,10 +139,11 @@ def test_init_chooses_the_starting_image(extractor: FeatureExtractor) -> None:
 
 
 def test_content_is_scaled_down_to_max_size(extractor: FeatureExtractor) -> None:
+    # To 64 x 48: the ladder's and the multiscale tests' output, whose steps the session keeps.
     result = stylize_arrays(
-        gradient(64, 96), [stripes()], StyleOptions(max_size=48, iterations=1), extractor=extractor
+        gradient(128, 96), [stripes()], StyleOptions(max_size=64, iterations=1), extractor=extractor
     )
-    assert result.image.shape == (32, 48, 3)
+    assert result.image.shape == (64, 48, 3)
 
 
 def test_too_elongated_content_is_refused(extractor: FeatureExtractor) -> None:

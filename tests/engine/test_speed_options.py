@@ -10,7 +10,7 @@ import pytest
 
 from spec.errors import OptionsError
 from spec.options import StyleOptions
-from tests.engine.conftest import WEIGHTS_SEED, gradient, stripes
+from tests.engine.conftest import SHALLOW, WEIGHTS_SEED, gradient, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import Progress
 from worker.engine.model import FeatureExtractor, load_extractor
@@ -23,28 +23,45 @@ def _options(**changes: object) -> StyleOptions:
     return StyleOptions(**{**FROM_NOISE.__dict__, **changes})
 
 
-def test_bfloat16_losses_are_close_to_float32_and_still_fall(extractor: FeatureExtractor) -> None:
-    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
-    assert mixed.precision == "mixed_bfloat16"
-    exact = stylize_arrays(gradient(), [stripes()], FROM_NOISE, extractor=extractor)
-    fast = stylize_arrays(gradient(), [stripes()], FROM_NOISE, extractor=mixed)
-    # bfloat16 keeps 8 bits of mantissa: ~0.4% per value; the sums measured 0.2% apart.
+def test_bfloat16_losses_are_close_to_float32_and_still_fall(
+    extractor: FeatureExtractor, mixed: FeatureExtractor
+) -> None:
+    """The small version of bench/precision.py: 64 px, from noise, the loss before every step."""
+    assert (extractor.precision, mixed.precision) == ("float32", "mixed_bfloat16")
+    curves: dict[str, list[float]] = {"float32": [], "bf16": []}
+    exact, fast = (
+        stylize_arrays(
+            gradient(),
+            [stripes()],
+            FROM_NOISE,
+            extractor=used,
+            on_progress=lambda progress, curve=curves[name]: curve.append(progress.loss["total"]),
+        )  # fmt: skip
+        for name, used in (("float32", extractor), ("bf16", mixed))
+    )
+    # bfloat16 keeps 8 bits of mantissa: ~0.4% per value; the sums measured 0.2% apart at most.
+    assert len(curves["float32"]) == len(curves["bf16"]) == FROM_NOISE.iterations
+    for exact_loss, fast_loss in zip(curves["float32"], curves["bf16"], strict=True):
+        assert fast_loss == pytest.approx(exact_loss, rel=0.01)
     for name in ("total", "content", "style"):
         assert fast.loss_initial[name] == pytest.approx(exact.loss_initial[name], rel=0.02)
         assert fast.loss_final[name] == pytest.approx(exact.loss_final[name], rel=0.05)
     assert fast.loss_final["total"] < 0.8 * fast.loss_initial["total"]
+    difference = exact.image.astype(float) - fast.image.astype(float)
+    psnr = 10 * np.log10(255**2 / max(np.mean(difference**2), 1e-12))
+    assert psnr > 35  # 45 dB measured
 
 
-def test_mixed_extractor_returns_float32_features() -> None:
-    mixed = load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16")
+def test_mixed_extractor_returns_float32_features(mixed: FeatureExtractor) -> None:
     features = mixed(np.full((1, 32, 32, 3), 0.5, np.float32))
     assert {str(tensor.dtype) for tensor in features.values()} == {"<dtype: 'float32'>"}
 
 
 def test_xla_gives_the_same_losses_as_without() -> None:
-    options = _options(iterations=3)
-    plain = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=False)
-    compiled = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=True)
+    # The shallow network: XLA compiles a graph the size of the network's, whatever the image size.
+    options = _options(iterations=3, max_size=32, **SHALLOW)
+    plain = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=False, **SHALLOW)
+    compiled = load_extractor("random", seed=WEIGHTS_SEED, jit_compile=True, **SHALLOW)
     assert (plain.jit_compile, compiled.jit_compile) == (False, True)
     without = stylize_arrays(gradient(), [stripes()], options, extractor=plain)
     with_xla = stylize_arrays(gradient(), [stripes()], options, extractor=compiled)
@@ -56,7 +73,9 @@ def test_jit_compile_auto_is_off_without_a_gpu() -> None:
     import tensorflow as tf
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    assert load_extractor("random", seed=WEIGHTS_SEED).jit_compile is has_gpu
+    layers = ("block1_conv1",)  # the smallest network: only its flag is looked at
+    auto = load_extractor("random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers)
+    assert auto.jit_compile is has_gpu
 
 
 def test_unknown_precision_is_refused() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from spec.options import StyleOptions
 from spec.plan import plan_run
-from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
+from tests.engine.conftest import SHALLOW, WEIGHTS_SEED, gradient, noise, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import StyleResult
 from worker.engine.control import with_pooling
@@ -137,13 +137,15 @@ def test_colour_matched_styles_are_the_pixels_the_network_sees(extractor: Featur
     assert again.style_targets["cached"] == 1 and other.style_targets == {"cached": 0, "computed": 1}
 
 
-def test_the_key_holds_the_weights_precision_pooling_and_layers(extractor: FeatureExtractor) -> None:
+def test_the_key_holds_the_weights_precision_pooling_and_layers(
+    extractor: FeatureExtractor, mixed: FeatureExtractor
+) -> None:
     same_weights = load_extractor("random", seed=WEIGHTS_SEED)
     assert network_identity(same_weights) == network_identity(extractor)  # a rebuilt worker still hits
     layers = ("block1_conv1", "block2_conv1")
     others = [
         load_extractor("random", seed=WEIGHTS_SEED + 1),
-        load_extractor("random", seed=WEIGHTS_SEED, precision="mixed_bfloat16"),
+        mixed,
         load_extractor("random", seed=WEIGHTS_SEED, content_layers=layers[:1], style_layers=layers),
         with_pooling(extractor, "average"),
     ]
@@ -214,12 +216,10 @@ def test_a_run_stopped_early_reports_its_loss_at_the_rung_it_reached(
     assert done.loss_size == CONTENT
 
 
-def test_tiled_targets_are_cached_by_their_tile_budget() -> None:
-    layers = {"content_layers": ("block3_conv2",), "style_layers": ("block1_conv1", "block2_conv1")}
-    shallow = load_extractor("random", seed=WEIGHTS_SEED, **layers)
+def test_tiled_targets_are_cached_by_their_tile_budget(shallow: FeatureExtractor) -> None:
     cache = StyleTargetCache(64 * MB)
-    content, styles = gradient(128, 96), [stripes(96, 96)]
-    options = StyleOptions(max_size=128, iterations=2, **layers)  # type: ignore[arg-type]
+    content, styles = gradient(96, 128), [stripes(96, 96)]  # the tiling tests' size: their steps
+    options = StyleOptions(max_size=128, iterations=2, **SHALLOW)  # type: ignore[arg-type]
 
     def run(cache: StyleTargetCache | None, max_tile_pixels: int) -> StyleResult:
         return stylize_arrays(content, styles, options, extractor=shallow, max_tile_pixels=max_tile_pixels,

@@ -1,8 +1,10 @@
 """Tiled evaluation (worker/engine/tiling.py): the same loss and gradient as the whole image, by tiles.
 
-Random weights, images of at most 256 px. Two networks: VGG19 up to block5_conv2 (the default
-layers: 16-pixel grid, 96-pixel halo, so tiles of a 256 px image still overlap a lot) and VGG19 up
-to block3_conv2 (4-pixel grid, 16-pixel halo), whose tiles are far smaller than the image.
+Random weights, images of at most 250 px. Two networks: VGG19 up to block5_conv2 (the default
+layers: 16-pixel grid, 96-pixel halo, so tiles of a 232 px image still overlap a lot) and VGG19 up
+to block3_conv2 (4-pixel grid, 16-pixel halo), whose tiles are far smaller than the image. A tile
+costs about as much to run as its pixels, halo included: the images are as small as keeps more than
+one tile in each pass that is meant to be tiled.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ import tensorflow as tf
 
 from spec.errors import EngineError, OptionsError
 from spec.options import StyleOptions
-from tests.engine.conftest import WEIGHTS_SEED, gradient, noise, stripes
+from tests.engine.conftest import SHALLOW, gradient, noise, stripes
 from tests.support.engine import stylize_arrays
 from worker.engine import StyleResult, optimize, tiling
 from worker.engine import control as controls
 from worker.engine.images import to_float
 from worker.engine.losses import outer
-from worker.engine.model import FeatureExtractor, load_extractor
+from worker.engine.model import FeatureExtractor
 from worker.engine.objective import Targets, loss_and_gradient
 from worker.engine.optimize import compute_targets, loss_weights
 from worker.engine.steps import AdamHyper, Compiled, TiledSteps
@@ -36,16 +38,7 @@ from worker.engine.tiling import (
     tiled_targets,
 )
 
-SHALLOW = {
-    "content_layers": ("block3_conv2",),
-    "style_layers": ("block1_conv1", "block2_conv1", "block3_conv1"),
-}
 TOLERANCE = 1e-4  # relative, float32
-
-
-@pytest.fixture(scope="module")
-def shallow() -> FeatureExtractor:
-    return load_extractor("random", seed=WEIGHTS_SEED, **SHALLOW)
 
 
 def _targets(extractor: FeatureExtractor, options: StyleOptions, height: int, width: int) -> Targets:
@@ -100,9 +93,10 @@ def test_a_budget_below_one_tile_is_refused(extractor: FeatureExtractor) -> None
     ("network", "height", "width", "budget", "tiles"),
     [
         # 2 tiles with 96 px halos; sides off the 16 px grid, so the poolings floor the sizes.
-        ("deep", 200, 232, 46_000, 2),
-        ("shallow", 256, 256, 64 * 64, 64),  # tiles of 32 + 2 x 16 px, far smaller than the image
-        ("shallow", 250, 198, 64 * 64, 56),
+        ("deep", 120, 232, 27_000, 2),
+        # Tiles of 32 + 2 x 16 px, far smaller than the image; the forward pass by 2 tiles.
+        ("shallow", 144, 144, 64 * 64, 24),
+        ("shallow", 250, 198, 64 * 64, 56),  # off the 4 px grid; the forward pass by 6 tiles
     ],
 )
 def test_tiled_loss_and_gradient_equal_the_whole_images(
@@ -146,9 +140,9 @@ def test_tiled_moment_losses_targets_loss_and_gradient_equal_the_whole_images(
         assert _relative(*raw) < TOLERANCE
     image = tf.constant(to_float(noise(160, 128))[None])
     parts, expected = loss_and_gradient(shallow, loss_weights(options), image, whole)
-    objective = TiledObjective(shallow, 48 * 48)
+    objective = TiledObjective(shallow, 64 * 64)
     tiled_parts, tiled_gradient = objective.loss_and_gradient(image, tiled, loss_weights(options))
-    assert len(objective.tiles(160, 128)) > 4
+    assert len(objective.tiles(160, 128)) > 4 and len(objective.tiles(160, 128, forward_only=True)) > 1
     for name in ("content", "style", "tv", "total"):
         assert float(tiled_parts[name]) == pytest.approx(float(parts[name]), rel=TOLERANCE)
     assert _relative(tiled_gradient.numpy(), expected.numpy()) < TOLERANCE
@@ -157,14 +151,15 @@ def test_tiled_moment_losses_targets_loss_and_gradient_equal_the_whole_images(
 def test_a_halo_one_grid_cell_narrower_is_not_exact(shallow: FeatureExtractor) -> None:
     """The halo is the smallest that works: one cell less lets the tiles' zero padding leak in."""
     options = StyleOptions(**SHALLOW)
-    targets = _targets(shallow, options, 250, 198)
-    image = tf.constant(to_float(noise(250, 198))[None])
+    targets = _targets(shallow, options, 122, 98)  # sides off the grid, 10 tiles
+    image = tf.constant(to_float(noise(122, 98))[None])
     _, expected = loss_and_gradient(shallow, loss_weights(options), image, targets)
     errors = {}
     for halo in (16, 12):
         objective = TiledObjective(shallow, 64 * 64)
         objective.geometry = dataclasses.replace(objective.geometry, halo=halo)
         tiled_gradient = objective.loss_and_gradient(image, targets, loss_weights(options))[1]
+        assert len(objective.tiles(122, 98)) > 4
         errors[halo] = _relative(tiled_gradient.numpy(), expected.numpy())
     assert errors[16] < TOLERANCE < errors[12]
 
@@ -234,9 +229,11 @@ def test_a_tiled_run_makes_the_untiled_runs_picture(
     shallow: FeatureExtractor, optimizer: str, steps: int
 ) -> None:
     options = StyleOptions(
-        **SHALLOW, max_size=192, iterations=steps, optimizer=optimizer, init="noise", tv_weight=1.0
+        **SHALLOW, max_size=128, iterations=steps, optimizer=optimizer, init="noise", tv_weight=1.0
     )
-    content, style = gradient(160, 192), stripes(224, 208)  # style and content both over the budget
+    # Style and content both over the budget: 8 tiles a step (the forward pass and the targets, with
+    # FORWARD_TILE_FACTOR times the budget, in one piece: the tests above tile those).
+    content, style = gradient(96, 128), stripes(224, 208)
 
     def run(max_tile_pixels: int) -> StyleResult:
         return stylize_arrays(content, [style], options, extractor=shallow, max_tile_pixels=max_tile_pixels)

@@ -3,26 +3,30 @@ order (warm start, temporal loss, resume, stop), on tiny frames with random weig
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from spec.options import StyleOptions
-from spec.plan import plan_video
+from spec.plan import VideoPlan, plan_video
 from tests.engine.conftest import stripes
 from tests.support.clips import pan, photo
 from worker.engine.flow import FrameFlow, warping_error
 from worker.engine.model import FeatureExtractor
 from worker.engine.temporal import TemporalTarget, temporal_loss
-from worker.engine.video import FrameDone, VideoHooks, VideoResume, stylize_video
+from worker.engine.video import FrameDone, VideoHooks, VideoResult, VideoResume, stylize_video
 
-SIDE = 40
+SIDE = 32  # a size other engine tests compile too (the session extractor keeps its steps)
 STEP = 2  # px the pan moves a frame
+FRAMES = 3
+ITERATIONS, FRAME_ITERATIONS = 16, 8  # the first frame's steps, each later one's
 
 
 @pytest.fixture(scope="module")
 def clip() -> list[np.ndarray]:
-    return pan(photo(), 5, SIDE, SIDE, step=STEP)
+    return pan(photo(), FRAMES, SIDE, SIDE, step=STEP)
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +34,33 @@ def flows(clip: list[np.ndarray]) -> list[FrameFlow]:
     return [FrameFlow.between(a, b) for a, b in zip(clip, clip[1:], strict=False)]
 
 
-def _run(clip: list[np.ndarray], extractor: FeatureExtractor, hooks: VideoHooks | None = None, **options):
-    chosen = StyleOptions(max_size=SIDE, iterations=24, frame_iterations=12, **options)
-    plan = plan_video(clip[0].shape[:2], [(64, 64)], chosen, frames=len(clip), fps=12.0)
-    return stylize_video(plan, clip, [stripes()], extractor, hooks)
+def _plan(clip: list[np.ndarray], **options: object) -> VideoPlan:
+    chosen = StyleOptions(max_size=SIDE, iterations=ITERATIONS, frame_iterations=FRAME_ITERATIONS, **options)
+    return plan_video(clip[0].shape[:2], [(64, 64)], chosen, frames=len(clip), fps=12.0)
+
+
+def _run(
+    clip: list[np.ndarray], extractor: FeatureExtractor, hooks: VideoHooks | None = None, **options: object
+) -> VideoResult:
+    return stylize_video(_plan(clip, **options), clip, [stripes()], extractor, hooks)
+
+
+class _Watched(NamedTuple):
+    result: VideoResult
+    done: list[FrameDone]  # on_frame's reports
+    steps: list[tuple[int, int, int]]  # on_progress's (frame, step, total)
+
+
+@pytest.fixture(scope="module")
+def temporal(clip: list[np.ndarray], extractor: FeatureExtractor) -> _Watched:
+    """The clip stylised with the defaults (warm start and temporal loss), its hooks' reports kept:
+    the run the tests of the temporal loss and of the frames' order both look at."""
+    done: list[FrameDone] = []
+    steps: list[tuple[int, int, int]] = []
+    hooks = VideoHooks(
+        on_frame=done.append, on_progress=lambda frame, p: steps.append((frame, p.step, p.total))
+    )
+    return _Watched(_run(clip, extractor, hooks), done, steps)
 
 
 def test_the_flow_of_a_pan_is_its_shift_and_the_entering_edge_is_inconsistent(flows: list[FrameFlow]) -> None:
@@ -73,38 +100,33 @@ def test_the_temporal_loss_is_differentiable_and_zero_where_the_mask_is() -> Non
 
 
 def test_the_temporal_loss_makes_consecutive_frames_agree(
-    clip: list[np.ndarray], flows: list[FrameFlow], extractor: FeatureExtractor
+    clip: list[np.ndarray], flows: list[FrameFlow], extractor: FeatureExtractor, temporal: _Watched
 ) -> None:
     independent = _run(clip, extractor, temporal_weight=0, frame_init="content")
-    temporal = _run(clip, extractor)  # the defaults: warm start and temporal loss
-    assert len(independent.frames) == len(temporal.frames) == len(clip)
-    assert all(frame.shape == (SIDE, SIDE, 3) for frame in temporal.frames)
-    before, after = warping_error(independent.frames, flows), warping_error(temporal.frames, flows)
-    assert after < before / 2, (before, after)
+    frames = temporal.result.frames
+    assert len(independent.frames) == len(frames) == len(clip)
+    assert all(frame.shape == (SIDE, SIDE, 3) for frame in frames)
+    before, after = warping_error(independent.frames, flows), warping_error(frames, flows)
+    assert after < before / 2, (before, after)  # measured 0.40 of it
 
 
 def test_frames_come_in_order_with_their_steps_and_a_resume_does_only_the_rest(
-    clip: list[np.ndarray], extractor: FeatureExtractor
+    clip: list[np.ndarray], extractor: FeatureExtractor, temporal: _Watched
 ) -> None:
-    done: list[FrameDone] = []
-    steps: list[tuple[int, int, int]] = []
-    hooks = VideoHooks(
-        on_frame=done.append, on_progress=lambda frame, p: steps.append((frame, p.step, p.total))
-    )
-    _run(clip[:3], extractor, hooks)
+    done, steps = temporal.done, temporal.steps
     assert [d.frame for d in done] == [1, 2, 3]
-    assert steps[0] == (1, 1, 24) and steps[24] == (2, 1, 12) and steps[-1] == (3, 12, 12)
+    first, later = ITERATIONS, FRAME_ITERATIONS
+    assert steps[0] == (1, 1, first) and steps[first] == (2, 1, later) and steps[-1] == (3, later, later)
+    assert len(steps) == first + 2 * later
 
-    chosen = StyleOptions(max_size=SIDE, iterations=24, frame_iterations=12)
-    plan = plan_video(clip[0].shape[:2], [(64, 64)], chosen, frames=len(clip), fps=12.0)
     resumed_steps: list[int] = []
     resumed = stylize_video(
-        plan, clip, [stripes()], extractor,
+        _plan(clip), clip, [stripes()], extractor,
         VideoHooks(on_progress=lambda frame, p: resumed_steps.append(frame)),
-        resume=VideoResume(frame=3, raw=done[-1].raw),
+        resume=VideoResume(frame=2, raw=done[1].raw),
     )  # fmt: skip
-    assert resumed.first_frame == 4 and len(resumed.frames) == 2
-    assert sorted(set(resumed_steps)) == [4, 5]
+    assert resumed.first_frame == 3 and len(resumed.frames) == 1
+    assert sorted(set(resumed_steps)) == [3]
 
 
 def test_a_stop_ends_the_clip_with_the_finished_frames(
@@ -114,7 +136,7 @@ def test_a_stop_ends_the_clip_with_the_finished_frames(
 
     def stop_in_frame_two() -> bool:
         calls["n"] += 1
-        return calls["n"] > 24 + 5
+        return calls["n"] > ITERATIONS + 5
 
     result = _run(clip, extractor, VideoHooks(should_stop=stop_in_frame_two))
     assert result.stopped and len(result.frames) == 1
