@@ -30,8 +30,8 @@ from spec.options import StyleOptions
 from spec.plan import RunPlan
 from worker.engine import control as controls
 from worker.engine import images as imaging
+from worker.engine import losses, tiling
 from worker.engine import temporal as temporal_terms
-from worker.engine import tiling
 from worker.engine.hooks import Checkpoint, Hooks, Progress, RunImages
 from worker.engine.model import FeatureExtractor
 from worker.engine.objective import (
@@ -321,10 +321,13 @@ def _sliced_targets(
 
     def style_features(style: np.ndarray) -> dict[str, tf.Tensor]:
         found = extractor(tf.constant(style[None]))
-        return {name: tf.reshape(found[name], (-1, found[name].shape[-1])) for name in layers}
+        return {
+            name: losses.style_sample(tf.reshape(found[name], (-1, found[name].shape[-1]))) for name in layers
+        }
 
+    what = ("features", layers, losses.SLICED_STYLE_PIXELS)
     samples = [
-        lookup.get(index, style_side, ("features", layers), functools.partial(style_features, style))
+        lookup.get(index, style_side, what, functools.partial(style_features, style))
         for index, style in enumerate(styles)
     ]
     return sliced_targets(content_targets, samples, options.normalized_blend(len(styles)), options.seed)
