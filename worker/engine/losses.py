@@ -149,7 +149,7 @@ def w2_distance(mean: tf.Tensor | None, second: tf.Tensor, target: StyleTarget) 
     channels = tf.cast(tf.shape(mean)[-1], tf.float32)
     # The target's ridge: its covariance's trace is (1 + W2_RIDGE) x the unridged one's.
     covariance = second - outer(mean) + ridge(target.second, W2_RIDGE / (1.0 + W2_RIDGE))
-    coupled = tf.cast(coupling(tf.cast(covariance, target.root.dtype), target.root), tf.float32)
+    coupled = tf.cast(coupling(tf.cast(covariance, tf.float64), target.root), tf.float32)
     traces = tf.linalg.trace(covariance) + tf.linalg.trace(target.second) - 2.0 * coupled
     return tf.reduce_mean(tf.square(mean - target.mean), axis=1) + traces / channels
 
@@ -180,7 +180,7 @@ def coupling(covariance: tf.Tensor, root: tf.Tensor) -> tf.Tensor:
         result = tf.reduce_sum(tf.sqrt(tf.maximum(values, 0.0)), axis=-1)
 
         def gradient(upstream: tf.Tensor) -> tf.Tensor:
-            floor = EIGEN_FLOOR[values.dtype] * tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
+            floor = EIGEN_FLOOR * tf.reduce_max(tf.abs(values), axis=-1, keepdims=True)
             scale = upstream[:, None] * 0.5 / tf.sqrt(tf.maximum(values, floor))
             spread = root @ vectors
             return (spread * scale[:, None, :]) @ tf.linalg.matrix_transpose(spread)
@@ -190,9 +190,10 @@ def coupling(covariance: tf.Tensor, root: tf.Tensor) -> tf.Tensor:
     return trace_sqrt(covariance)
 
 
-# coupling's gradient treats eigenvalues below this x the largest as this, per dtype (about their rounding)
-EIGEN_FLOOR = {tf.float64: 1e-12, tf.float32: 1e-5}
-W2_DTYPE = tf.float64  # the dtype of w2's per-step square root (coupling)
+# float64: coupling's gradient treats smaller eigenvalues than this x the largest as this. float64,
+# not float32: float32 eigenvalues lose the small ones the gradient 1 / sqrt(lambda) weighs most
+# (3-7% off a float64 reference's gradient at the start, as large as it near convergence).
+EIGEN_FLOOR = 1e-12
 
 
 def matrix_sqrt(matrices: tf.Tensor) -> tf.Tensor:
@@ -213,7 +214,7 @@ def style_target(loss: str, mean: tf.Tensor | None, second: tf.Tensor) -> StyleT
     if loss != "w2":
         return StyleTarget(covariance, mean)
     covariance = covariance + ridge(covariance)
-    return StyleTarget(covariance, mean, tf.cast(matrix_sqrt(covariance), W2_DTYPE))
+    return StyleTarget(covariance, mean, matrix_sqrt(covariance))
 
 
 def random_directions(draw: tf.Tensor, channels: int, count: int) -> tf.Tensor:
@@ -292,7 +293,9 @@ def sliced_directions(channels: int) -> int:
     return min(SLICED_DIRECTIONS, channels) if SLICED_DIRECTIONS else channels
 
 
-SLICED_DIRECTIONS = 0  # directions per layer; 0: as many as its channels (Heitz et al.)
+# Directions per layer (0: as many as its channels, Heitz et al.'s choice). 16: the step within
+# 1.5x of gram's with the quality proxy unchanged (docs/performance.md, section 8).
+SLICED_DIRECTIONS = 16
 
 
 def style_sample(values: tf.Tensor, limit: int | None = None) -> tf.Tensor:
@@ -308,7 +311,9 @@ def style_sample(values: tf.Tensor, limit: int | None = None) -> tf.Tensor:
     return tf.gather(values, tf.sort(tf.math.top_k(keys, limit).indices))
 
 
-SLICED_STYLE_PIXELS = 0  # at most this many of the style's pixels per layer for sliced_w; 0: all
+# At most this many of the style's pixels per layer for sliced_w (0: all): its sort each step then
+# costs little beside the image's; 4096 is block2_conv1's count at 128 px.
+SLICED_STYLE_PIXELS = 4096
 
 
 Distance = Callable[[Any, tf.Tensor, StyleTarget], tf.Tensor]
