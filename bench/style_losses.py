@@ -67,8 +67,9 @@ def measure(loss: str, size: int, precision: str, steps: int) -> dict:
     }
 
 
-def run_child(loss: str, size: int, precision: str, steps: int) -> dict:
-    command = [sys.executable, __file__, "--child", loss, str(size), precision, "--steps", str(steps)]
+def run_child(loss: str, size: int, precision: str, steps: int, sliced: tuple[int, int]) -> dict:
+    command = [sys.executable, __file__, "--child", loss, str(size), precision, "--steps", str(steps),
+               "--sliced-directions", str(sliced[0]), "--sliced-style-pixels", str(sliced[1])]  # fmt: skip
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
         return {"loss": loss, "size": size, "precision": precision, "error": completed.stderr.strip()[-2000:]}
@@ -84,8 +85,27 @@ def main() -> None:
     parser.add_argument("--precisions", default="mixed_bfloat16,float32")
     parser.add_argument("--steps", type=int, default=5, help="Adam steps per run (the first is not timed)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration, interleaved; medians")
+    parser.add_argument(
+        "--sliced-directions",
+        type=int,
+        default=None,
+        help="sliced_w's directions per layer (losses.SLICED_DIRECTIONS; 0: as many as channels)",
+    )
+    parser.add_argument(
+        "--sliced-style-pixels",
+        type=int,
+        default=None,
+        help="sliced_w's style pixels per layer (losses.SLICED_STYLE_PIXELS; 0: all)",
+    )
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    from worker.engine import losses
+
+    if args.sliced_directions is not None:
+        losses.SLICED_DIRECTIONS = args.sliced_directions
+    if args.sliced_style_pixels is not None:
+        losses.SLICED_STYLE_PIXELS = args.sliced_style_pixels
+    sliced = (losses.SLICED_DIRECTIONS, losses.SLICED_STYLE_PIXELS)
     if args.child:
         loss, size, precision = args.child
         print(json.dumps(measure(loss, int(size), precision, args.steps)))
@@ -101,7 +121,7 @@ def main() -> None:
     samples: dict[tuple, list[dict]] = {config: [] for config in configs}
     for _ in range(args.repeat):  # interleaved: a busy spell of the shared machine spreads over all
         for precision, size, loss in configs:
-            samples[precision, size, loss].append(run_child(loss, size, precision, args.steps))
+            samples[precision, size, loss].append(run_child(loss, size, precision, args.steps, sliced))
     rows: list[dict] = []
     print(f"{'precision':>15} {'size':>5} {'loss':>9} {'ms/step':>8} {'x gram':>7} {'CPU ms':>7} "
           f"{'x gram':>7} {'peak MiB':>9}")  # fmt: skip
@@ -128,7 +148,10 @@ def main() -> None:
     out = ROOT / "bench" / "results" / f"style-losses-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     load = (load_before, os.getloadavg()[0])
-    out.write_text(json.dumps({"args": vars(args), "rows": rows, "load_average": load}, indent=2))
+    out.write_text(
+        json.dumps({"args": vars(args), "sliced": sliced, "rows": rows, "load_average": load}, indent=2)
+    )
+    print(f"sliced_w: {sliced[0] or 'channels'} directions per layer, {sliced[1] or 'all'} style pixels")
     print(f"load average {load[0]:.1f} -> {load[1]:.1f}; wrote {out.relative_to(ROOT)}")
 
 
