@@ -31,15 +31,15 @@ def batch_files(contents: int, styles: int) -> list[tuple[str, tuple[str, bytes,
 
 def wait_for_batch(stack: Stack, batch_id: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
-    while True:
-        with stack.client as client:
+    with stack.client as client:  # one client for the polls, not one (and its TLS set-up) each
+        while True:
             status = client.get(f"/api/batches/{batch_id}").json()
-        if status["status"] == "finished":
-            return status
-        assert time.monotonic() < deadline, f"batch still {status['status']}: {status['totals']}"
-        for process in stack.processes.values():
-            process.check_alive()
-        time.sleep(0.2)
+            if status["status"] == "finished":
+                return status
+            assert time.monotonic() < deadline, f"batch still {status['status']}: {status['totals']}"
+            for process in stack.processes.values():
+                process.check_alive()
+            time.sleep(0.2)
 
 
 def started(stack: Stack, job_id: str) -> float:

@@ -27,14 +27,20 @@ def images(tmp_path: Path) -> tuple[Path, Path]:
 
 def atelier_submit(stack: Stack, *args: str | Path) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "worker.cli", "submit", "--server", stack.base_url, *map(str, args)],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # A suite run in the background (nohup, `make test &`) ignores SIGINT, and a child inherits an
+    # ignored signal: its Ctrl-C would do nothing. A handler is reset to the default at exec instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "worker.cli", "submit", "--server", stack.base_url, *map(str, args)],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_submit_wait_follows_the_job_and_writes_the_result(

@@ -51,10 +51,11 @@ def run_job_with_callback(stack: Stack, url: str) -> dict:
 
 def wait_for_webhook_state(stack: Stack, job_id: str, states: set[str], timeout: float = 30) -> dict:
     deadline = time.monotonic() + timeout
-    while (webhook := stack.status(job_id)["webhook"])["state"] not in states:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"webhook still {webhook}")
-        time.sleep(0.05)
+    with stack.client as client:  # one client for the polls, not one (and its TLS set-up) each
+        while (webhook := client.get(f"/api/jobs/{job_id}").json()["webhook"])["state"] not in states:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"webhook still {webhook}")
+            time.sleep(0.05)
     return webhook
 
 
@@ -144,11 +145,10 @@ def test_a_batch_posts_one_event_once_every_job_has_ended(webhook_stack: Stack) 
         batch = response.json()
         [received] = receiver.wait_for(1)
         deadline = time.monotonic() + 20
-        while (status := httpx.get(webhook_stack.base_url + batch["status_url"]).json())["webhook"][
-            "state"
-        ] != "delivered":
-            assert time.monotonic() < deadline, status["webhook"]
-            time.sleep(0.05)
+        with webhook_stack.client as client:  # one client for the polls, not one (and its TLS set-up) each
+            while (status := client.get(batch["status_url"]).json())["webhook"]["state"] != "delivered":
+                assert time.monotonic() < deadline, status["webhook"]
+                time.sleep(0.05)
         time.sleep(1)
         assert len(receiver.received) == 1  # one event for the batch, none per job
 
