@@ -98,20 +98,31 @@ def _store(stack: Stack) -> tuple[Redis, JobStore]:
 
 
 def _warm(fleet: Fleet, timeout: float = 180) -> None:
-    """Run tiny jobs until every worker has run one (built its model), so timings are not cold starts."""
+    """Run a tiny job on every worker that has run none (compiling the tests' step), so timings are not
+    cold starts. Waits for each to build its extractor first, then sends the jobs with the warm workers
+    drained: tiny jobs submitted while a worker still loads TensorFlow all went to the warm one."""
     deadline = time.monotonic() + timeout
-    while cold := [
-        name for name, process in fleet.workers().items() if "succeeded" not in process.tail(2000)
-    ]:
-        assert time.monotonic() < deadline, f"workers {cold} never ran a job"
-        ids = [  # the tests' image sizes: the steps they run are compiled here
-            fleet.stack.submit(
-                png_bytes(48, 48, seed=i), [png_bytes(48, 48, seed=i + 1)], size=32, iterations=2
-            ).json()["id"]
-            for i in range(len(cold))
-        ]
-        for job_id in ids:
-            fleet.stack.wait_for(job_id, {"succeeded"}, timeout=120)
+    while cold := [process for process in fleet.workers().values() if "succeeded" not in process.tail(2000)]:
+        for process in cold:
+            while "VGG19 extractor ready" not in process.tail(2000):
+                process.check_alive()
+                assert time.monotonic() < deadline, f"worker {process.name} never built its extractor"
+                time.sleep(0.2)
+        warm = [process for process in fleet.workers().values() if process not in cold]
+        if warm:
+            fleet.consuming(warm, on=False)
+        try:
+            ids = [  # the tests' image sizes: the steps they run are compiled here
+                fleet.stack.submit(
+                    png_bytes(48, 48, seed=i), [png_bytes(48, 48, seed=i + 1)], size=32, iterations=2
+                ).json()["id"]
+                for i in range(len(cold))
+            ]
+            for job_id in ids:
+                fleet.stack.wait_for(job_id, {"succeeded"}, timeout=120)
+        finally:
+            if warm:
+                fleet.consuming(warm, on=True)
 
 
 @pytest.fixture

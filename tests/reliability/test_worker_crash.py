@@ -23,8 +23,11 @@ CRASH_ENV = {
 # Killed after step 15 (checkpoint at 10); the rest leaves ~20 steps of margin for the kill to land
 # before the end (80 made each test several seconds longer for nothing).
 ITERATIONS = 40
-# Both crash tests share one stack: each kills the workers it finds and starts its own.
+# Both crash tests share one stack. The first kills its solo worker and starts the prefork worker the
+# second needs as the replacement (a worker start costs ~5 s of CPU: TensorFlow); the second, alone,
+# kills what it finds and starts that prefork worker itself.
 CRASH_STACK = "worker-crash"
+PREFORK = "prefork"
 
 
 def _kill_workers(stack: Stack) -> Process:
@@ -70,7 +73,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
     first_worker = _kill_workers(crashing)  # SIGKILL: no ack, no status update, nothing saved
     killed_at = time.monotonic()
     checkpoint = _checkpoint_step(crashing, job_id)
-    start_worker(crashing, "worker-2", template=first_worker, pool="solo")
+    start_worker(crashing, PREFORK, template=first_worker, pool="prefork")
     during = crashing.status(job_id)
     final = crashing.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90)
     recovered_in = time.monotonic() - killed_at
@@ -79,7 +82,7 @@ def test_a_killed_worker_s_job_resumes_from_its_checkpoint_on_a_new_worker(
     assert final["status"] == "succeeded", final
     assert final["attempts"] == 2  # the status shows the retry
     assert final["stats"]["steps"] == ITERATIONS
-    second_log = crashing.processes["worker-2"].tail(400)
+    second_log = crashing.processes[PREFORK].tail(400)
     assert f"job {job_id}: redelivered after its worker stopped; attempt 2 of 3" in second_log
     assert f"job {job_id}: resuming from the checkpoint of step {checkpoint}" in second_log
     assert f"job {job_id}: succeeded" in second_log
@@ -121,7 +124,9 @@ def test_a_killed_pool_process_s_job_is_requeued_at_once_and_resumes(
     # `make run` runs a prefork worker: the OOM killer takes its pool process, the parent survives,
     # and (task_reject_on_worker_lost) puts the job straight back on the queue at once.
     crashing = stack_factory(CRASH_STACK, CRASH_ENV)
-    worker = start_worker(crashing, "prefork", template=_kill_workers(crashing), pool="prefork")
+    worker = crashing.processes.get(PREFORK) or start_worker(
+        crashing, PREFORK, template=_kill_workers(crashing), pool="prefork"
+    )
     job_id = _submit_and_run_past_first_checkpoint(crashing, seed=74, timeout=90)
 
     kill_pool_child(worker)
