@@ -94,24 +94,27 @@ def test_upload_watch_progress_and_download(
     wait_for_image(page, "#result-image")
 
 
-def test_a_long_job_stays_live_across_stream_reconnects_and_can_be_cancelled(
-    page: Page, stack: Stack
+def test_a_long_job_stays_live_across_stream_reconnects_and_can_be_cancelled_while_another_waits(
+    page: Page, browser: Browser, stack: Stack
 ) -> None:
+    """One long job serves both claims (the worker is busy only once): it stays live across the
+    stream's reconnects while a second job, submitted meanwhile, shows its place in the queue."""
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
     page.goto("/")
     fill_form(page, size=48, iterations=2000)  # minutes of work: only a cancel ends it quickly
     job_id = submit_form(page)
     try:
+        wait_for_bar(page, 0, timeout_s=60)
+        expect(page.locator("#status-badge")).to_have_text("Running")
+        # The stream's reconnect (ATELIER_EVENT_STREAM_SECONDS) comes while the second job is looked at.
+        a_queued_job_shows_its_place_and_its_submitter_can_cancel_it(page.context.new_page(), browser, stack)
         watch_live_and_cancel(page, stack, job_id, requested)
     finally:
         cancel_unless_finished(stack, job_id)
 
 
 def watch_live_and_cancel(page: Page, stack: Stack, job_id: str, requested: list[str]) -> None:
-    wait_for_bar(page, 0, timeout_s=60)
-    expect(page.locator("#status-badge")).to_have_text("Running")
-
     # The server ends each event stream after ATELIER_EVENT_STREAM_SECONDS; the page reconnects and
     # stays live.
     wait_until(
@@ -141,7 +144,7 @@ def test_job_page_polls_when_event_source_is_unavailable(context: BrowserContext
     page = context.new_page()
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    response = stack.submit(png_bytes(40, 32, seed=5), [png_bytes(32, 32, seed=6)], size=32, iterations=30)
+    response = stack.submit(png_bytes(64, 48, seed=5), [png_bytes(32, 32, seed=6)], size=32, iterations=30)
     job_id = response.json()["id"]
 
     page.goto(f"/jobs/{job_id}")
@@ -153,17 +156,15 @@ def test_job_page_polls_when_event_source_is_unavailable(context: BrowserContext
     assert not any("/events" in url for url in requested)
 
 
-def test_a_queued_job_shows_its_place_in_the_queue_and_its_submitter_can_cancel_it(
+def a_queued_job_shows_its_place_and_its_submitter_can_cancel_it(
     page: Page, browser: Browser, stack: Stack
 ) -> None:
-    busy = stack.submit(png_bytes(40, 32, seed=15), [png_bytes(32, 32, seed=16)], size=48, iterations=2000)
-    busy_id = busy.json()["id"]
+    """With the worker busy, a job submitted from the form waits "next in line"; only its submitter
+    (this browser, which holds its token) can cancel it, and it never starts."""
+    page.goto("/")
+    fill_form(page, size=32, iterations=5)
+    waiting_id = submit_form(page)
     try:
-        stack.wait_for(busy_id, {"running"}, timeout=60)
-        page.goto("/")
-        fill_form(page, size=32, iterations=5)
-        waiting_id = submit_form(page)
-
         expect(page.locator("#status-badge")).to_have_text("Queued")
         expect(page.locator("#queue-note")).to_contain_text("Next in line")
         assert bar_value(page) == 0
@@ -181,7 +182,8 @@ def test_a_queued_job_shows_its_place_in_the_queue_and_its_submitter_can_cancel_
         expect(page.locator("#job-message")).to_contain_text("cancelled before it started")
         assert stack.status(waiting_id)["started_at"] is None
     finally:
-        cancel_unless_finished(stack, busy_id)
+        page.close()
+        cancel_unless_finished(stack, waiting_id)
 
 
 def test_a_failed_job_says_why(browser: Browser, offline_stack: Stack, artifacts: Path) -> None:

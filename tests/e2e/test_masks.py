@@ -26,7 +26,7 @@ from tests.e2e.helpers import (
 from tests.support.images import png_bytes
 from tests.support.stack import Stack
 
-CONTENT = (96, 64)  # width, height of the generated content image
+CONTENT = (64, 48)  # width, height of the content: the size most browser tests use (compiled steps reused)
 
 
 def open_painter(page: Page) -> dict[str, float]:
@@ -63,7 +63,7 @@ def test_a_mask_painted_with_the_mouse_reaches_the_worker_and_the_job_page(
     console: list[str] = []
     page.on("console", lambda message: console.append(message.text))
     box = open_painter(page)
-    page.locator("#mask-brush-size").fill("20")  # 20% of the longer side: about 19 px of 96
+    page.locator("#mask-brush-size").fill("20")  # 20% of the longer side: about 13 px of 64
     # Style 1 is chosen by default: three vertical strokes fill most of the left half.
     for x in (0.12, 0.25, 0.38):
         drag(page, box, [(x, 0.02), (x, 0.98)])
