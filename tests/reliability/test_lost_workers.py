@@ -7,9 +7,8 @@
   worker within seconds, without counting an attempt.
 - A worker killed while holding a reserved job it had not started: that job is resumed too.
 - A handed-back job goes to the front of the queue.
-Workers are kept from taking jobs with Celery's remote control (cancel_consumer, as an operator drains a
-worker), not with long blocking jobs: those burned a core each for the whole test. A replacement worker
-is started only when the next test needs a second one (each start costs ~5 s of CPU: TensorFlow).
+A replacement worker is started only when the next test needs a second one (each start costs ~5 s of
+CPU: TensorFlow).
 The timings go to tests/artifacts/recovery-report.json (one entry per case); docs/reliability.md
 quotes them.
 """
@@ -20,14 +19,12 @@ import itertools
 import json
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from celery import Celery
 from redis import Redis
 
 from core.jobs import JobRecord, JobStore
@@ -39,9 +36,6 @@ REPORT = Path(__file__).resolve().parents[1] / "artifacts" / "recovery-report.js
 LEASE_SECONDS = 3.0
 CHECKPOINT_EVERY = 10
 ITERATIONS = 60
-# Job A of the reserved-job test runs until it is resumed elsewhere, then is cancelled: it only has to
-# outlast the two leases it is held for (a resumed job's success is the SIGKILL test's claim).
-HELD_ITERATIONS = 2000
 _replacements = itertools.count(1)  # names of replacement workers, unique in the session
 # Default visibility timeout (4 h) on purpose: recovery must not wait for it.
 LOST_WORKERS_ENV = {
@@ -55,7 +49,6 @@ class Fleet:
     """The stack and the names of its live worker processes."""
 
     stack: Stack
-    drained: set[str] = field(default_factory=set)  # names of workers told to take no jobs
 
     def workers(self) -> dict[str, Process]:
         return {name: process for name, process in self.stack.processes.items() if name.startswith("worker")}
@@ -73,19 +66,6 @@ class Fleet:
         """Start a worker like the lost one, so the next test has two again."""
         start_worker(self.stack, f"worker-r{next(_replacements)}", template=template)
 
-    def consuming(self, processes: list[Process], on: bool) -> None:
-        """Make the workers stop taking messages from the queue (or take them again), through Celery's
-        remote control; returns once each has answered (a broadcast reaches only running workers: one
-        still starting misses it)."""
-        nodes = [_hostname_arg(process).replace("%h", socket.gethostname()) for process in processes]
-        control = Celery("lost-workers-control", broker=self.stack.redis_url).control
-        command = control.add_consumer if on else control.cancel_consumer
-        replies = command(self.stack.queue_name, destination=nodes, reply=True, timeout=20)
-        answered = {node for reply in replies for node in reply}
-        assert answered == set(nodes), (replies, nodes)
-        names = {process.name for process in processes}
-        self.drained = self.drained - names if on else self.drained | names
-
 
 def _hostname_arg(process: Process) -> str:
     args = list(process.popen.args)  # type: ignore[arg-type]
@@ -98,9 +78,9 @@ def _store(stack: Stack) -> tuple[Redis, JobStore]:
 
 
 def _warm(fleet: Fleet, timeout: float = 180) -> None:
-    """Run a tiny job on every worker that has run none (compiling the tests' step), so timings are not
-    cold starts. Waits for each to build its extractor first, then sends the jobs with the warm workers
-    drained: tiny jobs submitted while a worker still loads TensorFlow all went to the warm one."""
+    """Run tiny jobs until every worker has run one (compiling the tests' step), so timings are not
+    cold starts; each new worker's extractor is built first (tiny jobs sent while it still loaded
+    TensorFlow all went to the warm worker: 40 of them)."""
     deadline = time.monotonic() + timeout
     while cold := [process for process in fleet.workers().values() if "succeeded" not in process.tail(2000)]:
         for process in cold:
@@ -108,21 +88,15 @@ def _warm(fleet: Fleet, timeout: float = 180) -> None:
                 process.check_alive()
                 assert time.monotonic() < deadline, f"worker {process.name} never built its extractor"
                 time.sleep(0.2)
-        warm = [process for process in fleet.workers().values() if process not in cold]
-        if warm:
-            fleet.consuming(warm, on=False)
-        try:
-            ids = [  # the tests' image sizes: the steps they run are compiled here
-                fleet.stack.submit(
-                    png_bytes(48, 48, seed=i), [png_bytes(48, 48, seed=i + 1)], size=32, iterations=2
-                ).json()["id"]
-                for i in range(len(cold))
-            ]
-            for job_id in ids:
-                fleet.stack.wait_for(job_id, {"succeeded"}, timeout=120)
-        finally:
-            if warm:
-                fleet.consuming(warm, on=True)
+        assert time.monotonic() < deadline, f"workers {[process.name for process in cold]} never ran a job"
+        ids = [  # the tests' image sizes: the steps they run are compiled here
+            fleet.stack.submit(
+                png_bytes(48, 48, seed=i), [png_bytes(48, 48, seed=i + 1)], size=32, iterations=2
+            ).json()["id"]
+            for i in range(len(cold))
+        ]
+        for job_id in ids:
+            fleet.stack.wait_for(job_id, {"succeeded"}, timeout=120)
 
 
 @pytest.fixture
@@ -135,8 +109,6 @@ def fleet(stack_factory: Callable[..., Stack]) -> Iterator[Fleet]:
     yield fleet
     for job_id in stack.busy_job_ids():  # a failed test may leave its job behind
         stack.cancel_in_store(job_id)
-    if drained := [process for name, process in fleet.workers().items() if name in fleet.drained]:
-        fleet.consuming(drained, on=True)  # ... or a worker that takes no jobs
 
 
 def _submit_and_run_past_first_checkpoint(stack: Stack, seed: int) -> tuple[str, JobRecord]:
@@ -289,36 +261,46 @@ def test_sigterm_hands_the_running_job_to_the_other_worker_without_an_attempt(fl
 
 
 def test_a_job_reserved_by_a_killed_worker_before_it_started_is_resumed(fleet: Fleet) -> None:
-    # The solo workers stop taking jobs; a prefork worker that prefetches two messages then takes job A
-    # (running) and job B (reserved, waiting for a pool process); the solo workers take jobs again, and
-    # the prefork worker's whole tree is SIGKILLed.
+    # Two long jobs keep both solo workers busy; a prefork worker that prefetches two messages then
+    # takes job A (running) and job B (reserved, waiting for a pool process); the blockers are
+    # cancelled, and the prefork worker's whole tree is SIGKILLed.
     stack = fleet.stack
-    solo = list(fleet.workers().values())
-    fleet.consuming(solo, on=False)
-    args = [arg for arg in solo[0].popen.args if not str(arg).startswith("--pool")]  # type: ignore[union-attr]
+    blockers = [
+        stack.submit(
+            png_bytes(48, 48, seed=s), [png_bytes(48, 48, seed=s + 1)], size=32, iterations=2000
+        ).json()["id"]
+        for s in (160, 162)
+    ]
+    for blocker in blockers:
+        stack.wait_for(blocker, {"running"}, timeout=60)
+    template = next(iter(fleet.workers().values()))
+    args = [arg for arg in template.popen.args if not str(arg).startswith("--pool")]  # type: ignore[union-attr]
     hostname_at = args.index("--hostname") + 1
     args[hostname_at] = f"prefork-{args[hostname_at]}"
     args += ["--pool=prefork", "--prefetch-multiplier=2"]
     stack.processes["prefork"] = spawn(
-        "prefork", [str(arg) for arg in args], stack.env, solo[0].log_path.parent
+        "prefork", [str(arg) for arg in args], stack.env, template.log_path.parent
     )
     first, second = (
         stack.submit(
-            png_bytes(48, 48, seed=s), [png_bytes(48, 48, seed=s + 1)], size=32, iterations=iterations
+            png_bytes(48, 48, seed=s), [png_bytes(48, 48, seed=s + 1)], size=32, iterations=ITERATIONS
         ).json()["id"]
-        for s, iterations in ((164, HELD_ITERATIONS), (166, ITERATIONS))
+        for s in (164, 166)
     )
     redis, store = _store(stack)
     with redis:
         deadline = time.monotonic() + 90
-        while not (redis.llen(stack.queue_name) == 0 and redis.hlen("unacked") == 2):
+        while not (redis.llen(stack.queue_name) == 0 and redis.hlen("unacked") == 4):
             assert time.monotonic() < deadline, "the prefork worker did not take both jobs"
             time.sleep(0.1)
         stack.wait_for(first, {"running"}, timeout=90)
         time.sleep(2 * LEASE_SECONDS)  # a live worker keeps its reserved job: nothing is requeued
         assert store.get(second).status == "queued"  # type: ignore[union-attr]
-        assert redis.llen(stack.queue_name) == 0 and redis.hlen("unacked") == 2
-        fleet.consuming(solo, on=True)
+        assert redis.llen(stack.queue_name) == 0 and redis.hlen("unacked") == 4
+        for blocker in blockers:
+            with stack.client as client:
+                assert client.post(f"/api/jobs/{blocker}/cancel").status_code in (200, 202)
+            stack.wait_for(blocker, {"cancelled"}, timeout=30)
 
         first_worker = store.get(first).worker or ""  # type: ignore[union-attr]
         killed = kill(stack, "prefork")  # the parent (holding B) and its pool process (running A)
@@ -329,8 +311,6 @@ def test_a_job_reserved_by_a_killed_worker_before_it_started_is_resumed(fleet: F
             time.sleep(0.01)
         second_started = time.monotonic() - fault_at
         recovery = _wait_for_takeover(stack, first, first_worker, fault_at, timeout=LEASE_SECONDS + 15)
-    with stack.client as client:  # A goes on where it was; running it to its end would prove no more
-        assert client.post(f"/api/jobs/{first}/cancel").status_code in (200, 202)
     finals = [
         stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=90) for job_id in (first, second)
     ]
@@ -340,32 +320,33 @@ def test_a_job_reserved_by_a_killed_worker_before_it_started_is_resumed(fleet: F
 
     assert second_started < LEASE_SECONDS + 5
     assert recovery.claimed_after < LEASE_SECONDS + 5
-    assert recovery.record.attempts == 2  # A: redelivered, resumed on a solo worker
-    assert [final["status"] for final in finals] == ["cancelled", "succeeded"], finals
+    assert [final["status"] for final in finals] == ["succeeded", "succeeded"], finals
     assert finals[0]["attempts"] == 2 and finals[1]["attempts"] == 1
     assert f"job {second}: running" not in killed.tail(3000)  # it had only reserved B
 
 
 def test_a_handed_back_job_goes_to_the_front_of_the_queue(fleet: Fleet) -> None:
-    # X runs on one worker while the other takes no jobs; Z waits in the queue. X's worker is stopped;
-    # when the other takes jobs again it must continue X before it starts Z, which waited less.
+    # X runs on one worker, a long job on the other, Z waits in the queue. X's worker is stopped, then
+    # the long job cancelled: its worker, the next free one, must continue X before it starts Z, which
+    # waited less. (A solo worker busy with a job reserves no other: Z stays in the queue meanwhile.)
     stack = fleet.stack
-    workers = list(fleet.workers().values())
-    other = workers[1]
-    fleet.consuming([other], on=False)
     job_x, running = _submit_and_run_past_first_checkpoint(stack, seed=170)
+    blocker = stack.submit(
+        png_bytes(48, 48, seed=172), [png_bytes(48, 48, seed=173)], size=32, iterations=2000
+    ).json()["id"]
+    stack.wait_for(blocker, {"running"}, timeout=60)
     job_z = stack.submit(
         png_bytes(48, 48, seed=174), [png_bytes(48, 48, seed=175)], size=32, iterations=ITERATIONS
     ).json()["id"]
     victim = stack.processes.pop(fleet.process_running(running))
-    assert victim is workers[0], "X ran on the worker that was told to take no jobs"
 
     os.kill(victim.popen.pid, signal.SIGTERM)
     assert victim.popen.wait(timeout=30) == 0
     redis, store = _store(stack)
     with redis:
         assert store.get(job_z).status == "queued"  # type: ignore[union-attr]
-        fleet.consuming([other], on=True)
+        with stack.client as client:
+            assert client.post(f"/api/jobs/{blocker}/cancel").status_code in (200, 202)
         deadline = time.monotonic() + 60
         while (record := store.get(job_x)) is not None and record.worker == running.worker:
             assert time.monotonic() < deadline, record
@@ -373,9 +354,10 @@ def test_a_handed_back_job_goes_to_the_front_of_the_queue(fleet: Fleet) -> None:
             assert store.get(job_z).status == "queued"  # type: ignore[union-attr]
         z_when_x_resumed = store.get(job_z).status  # type: ignore[union-attr]
     finals = [
-        stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=120) for job_id in (job_x, job_z)
+        stack.wait_for(job_id, {"succeeded", "failed", "cancelled"}, timeout=120)
+        for job_id in (job_x, job_z, blocker)
     ]
 
     assert z_when_x_resumed == "queued"
-    assert [final["status"] for final in finals] == ["succeeded", "succeeded"]
+    assert [final["status"] for final in finals] == ["succeeded", "succeeded", "cancelled"]
     assert finals[0]["attempts"] == 1
