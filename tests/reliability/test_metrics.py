@@ -30,11 +30,6 @@ def _scrape(base_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], floa
     }
 
 
-@pytest.fixture
-def metrics_stack(stack: Stack) -> Stack:
-    return stack
-
-
 @contextlib.contextmanager
 def _another_web(stack: Stack, name: str, env: dict[str, str], processes: int) -> Iterator[str]:
     """Another uvicorn (with `processes` worker processes) on the stack's Redis; yields its URL."""
@@ -59,13 +54,12 @@ def _another_web(stack: Stack, name: str, env: dict[str, str], processes: int) -
 
 
 @pytest.fixture
-def two_process_web(metrics_stack: Stack) -> Iterator[str]:
-    with _another_web(metrics_stack, "web-2-processes", metrics_stack.env, processes=2) as base_url:
+def two_process_web(stack: Stack) -> Iterator[str]:
+    with _another_web(stack, "web-2-processes", stack.env, processes=2) as base_url:
         yield base_url
 
 
-def test_metrics_parse_and_move_when_jobs_run(metrics_stack: Stack) -> None:
-    stack = metrics_stack
+def test_metrics_parse_and_move_when_jobs_run(stack: Stack) -> None:
     stack.wait_idle()
     before = _scrape(stack.base_url)
     job_ids = [
@@ -109,8 +103,7 @@ def _live_workers(stack: Stack) -> list[str]:
     return [name for name, process in stack.processes.items() if name.startswith("worker")]
 
 
-def test_queue_depth_and_running_jobs_are_counted_while_workers_are_busy(metrics_stack: Stack) -> None:
-    stack = metrics_stack
+def test_queue_depth_and_running_jobs_are_counted_while_workers_are_busy(stack: Stack) -> None:
     stack.wait_idle()
     live = len(_live_workers(stack))
     ids = [
@@ -133,9 +126,9 @@ def test_queue_depth_and_running_jobs_are_counted_while_workers_are_busy(metrics
         stack.wait_idle()
 
 
-def test_every_web_process_serves_the_same_numbers(metrics_stack: Stack, two_process_web: str) -> None:
+def test_every_web_process_serves_the_same_numbers(stack: Stack, two_process_web: str) -> None:
     scrapes = [_scrape(two_process_web) for _ in range(8)]  # spread over both uvicorn processes
-    single = _scrape(metrics_stack.base_url)
+    single = _scrape(stack.base_url)
 
     for scrape in scrapes:
         assert scrape[("atelier_jobs_submitted_total", ())] == single[("atelier_jobs_submitted_total", ())]
@@ -145,13 +138,13 @@ def test_every_web_process_serves_the_same_numbers(metrics_stack: Stack, two_pro
         )
 
 
-def test_metrics_are_not_public(metrics_stack: Stack) -> None:
-    assert httpx.get(f"{metrics_stack.base_url}/metrics", timeout=10, verify=TLS).status_code == 401
+def test_metrics_are_not_public(stack: Stack) -> None:
+    assert httpx.get(f"{stack.base_url}/metrics", timeout=10, verify=TLS).status_code == 401
     wrong = httpx.get(
-        f"{metrics_stack.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10, verify=TLS
+        f"{stack.base_url}/metrics", headers={"Authorization": "Bearer nope"}, timeout=10, verify=TLS
     )
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
     # Without ATELIER_METRICS_TOKEN (the default) there is no endpoint at all.
-    env = {name: value for name, value in metrics_stack.env.items() if name != "ATELIER_METRICS_TOKEN"}
-    with _another_web(metrics_stack, "web-without-token", env, processes=1) as base_url:
+    env = {name: value for name, value in stack.env.items() if name != "ATELIER_METRICS_TOKEN"}
+    with _another_web(stack, "web-without-token", env, processes=1) as base_url:
         assert httpx.get(f"{base_url}/metrics", headers=AUTH, timeout=10, verify=TLS).status_code == 404

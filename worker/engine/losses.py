@@ -239,12 +239,18 @@ def resampled(sorted_values: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
     return low * (1.0 - fraction) + high * fraction
 
 
+def projections(values: tf.Tensor, directions: tf.Tensor) -> tf.Tensor:
+    """(n, C) values projected on (C, K) directions: (K, n), each projection a row (sorted along
+    the last axis, nothing is transposed)."""
+    return tf.matmul(directions, values, transpose_a=True, transpose_b=True)
+
+
 def sorted_projections(values: tf.Tensor, directions: tf.Tensor) -> tf.Tensor:
     """(n, C) values projected on (C, K) directions, each projection sorted: (K, n). The order is
     found once (argsort, not differentiated) and the gradient flows through a gather, which on a CPU
     is ~30% cheaper than tf.sort's own gradient (docs/performance.md, section 8); along the last
     axis, as the sort runs, so nothing is transposed."""
-    projected = tf.matmul(directions, values, transpose_a=True, transpose_b=True)  # (K, n)
+    projected = projections(values, directions)
     order = tf.stop_gradient(tf.argsort(projected, axis=-1))
     return tf.gather(projected, order, batch_dims=1)
 
@@ -259,10 +265,7 @@ def sliced_distance(
     values = tf.reshape(features, (-1, tf.shape(features)[-1]))
     image = sorted_projections(values, directions)
     count = tf.shape(image)[-1]
-    quantiles = [
-        resampled(tf.sort(tf.matmul(directions, style, transpose_a=True, transpose_b=True), axis=-1), count)
-        for style in samples
-    ]
+    quantiles = [resampled(tf.sort(projections(style, directions), axis=-1), count) for style in samples]
     target = blended(tf.unstack(blend), quantiles)
     return tf.reduce_mean(tf.square(image - tf.stop_gradient(target)))
 
