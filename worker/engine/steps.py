@@ -113,7 +113,7 @@ class StepCache:
                     )
 
                 signature = [tf.TensorSpec((1, None, None, 3), tf.float32)]
-                found = (extractor, tf.function(features, input_signature=signature))
+                found = (extractor, tf.function(features, input_signature=signature, autograph=False))
                 self._features[key] = found
             return found[1]
 
@@ -149,12 +149,13 @@ class Compiled:
         self.iterations = tf.Variable(0.0, trainable=False, name="adam_steps")
         # Partials, not bound methods: TensorFlow counts traces per underlying function, and a worker
         # that runs many sizes would log "excessive retracing" warnings for entries that trace once.
-        self.evaluate = tf.function(functools.partial(Compiled._evaluate, self), jit_compile=jit)
-        self.loss_and_gradient = tf.function(
-            functools.partial(Compiled._loss_and_gradient, self), jit_compile=jit
-        )
-        self.adam_step = tf.function(functools.partial(Compiled._adam_step, self), jit_compile=jit)
-        self.apply_adam = tf.function(self._apply_adam, jit_compile=jit)  # after a tiled gradient
+        # No autograph: the steps branch on no tensor, and converting them costs about a second of
+        # CPU at a process's first trace (docs/testing.md).
+        compile_step = functools.partial(tf.function, jit_compile=jit, autograph=False)
+        self.evaluate = compile_step(functools.partial(Compiled._evaluate, self))
+        self.loss_and_gradient = compile_step(functools.partial(Compiled._loss_and_gradient, self))
+        self.adam_step = compile_step(functools.partial(Compiled._adam_step, self))
+        self.apply_adam = compile_step(self._apply_adam)  # after a tiled gradient
 
     def reset(self, initial: np.ndarray) -> None:
         """Adam starts over from ``initial`` (H x W x 3): moments and step count zero."""
