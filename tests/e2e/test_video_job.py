@@ -1,5 +1,5 @@
-"""A clip through the API and a real worker: a 16-frame, 64 px pan whose motion is known. The result
-decodes to its 16 frames at its rate, and the temporal loss makes it flicker less than frames
+"""A clip through the API and a real worker: an 8-frame, 64 px pan whose motion is known. The result
+decodes to its 8 frames at its rate, and the temporal loss makes it flicker less than frames
 stylised independently; progress counts frames and steps, previews show the latest frame."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.support.images import png_bytes
 from tests.support.stack import Stack
 from worker.engine.flow import FrameFlow, warping_error
 
-FRAMES, SIDE, FPS, STEP = 16, 64, 8, 2
+FRAMES, SIDE, FPS, STEP = 8, 64, 8, 2
 CLIP = encode(pan(photo(), FRAMES, SIDE, SIDE, step=STEP), fps=FPS)
 STYLE = png_bytes(48, 48, seed=41)
 OPTIONS = {"size": SIDE, "iterations": 16, "frame_iterations": 8, "preview_every": 0}
@@ -59,9 +59,8 @@ def test_a_clip_runs_frame_by_frame_and_the_temporal_loss_cuts_flicker(stack: St
         assert webp.format == "WEBP" and webp.n_frames == FRAMES
 
     texts = [s["video"]["progress_text"] for s in seen if s["video"] and s["video"]["progress_text"]]
-    assert any(re.fullmatch(rf"frame ([2-9]|1[0-6]) of {FRAMES}, step \d of 8", text) for text in texts), (
-        texts
-    )
+    later = [re.fullmatch(rf"frame (\d+) of {FRAMES}, step \d of 8", text) for text in texts]
+    assert any(match and int(match[1]) >= 2 for match in later), texts
     assert any(re.fullmatch(rf"frame 1 of {FRAMES}, step \d+ of 16", text) for text in texts), texts
     progress = [s["progress"] for s in seen if s["status"] == "running"]
     assert progress == sorted(progress)  # the clip's work, never going back at a new frame
