@@ -178,7 +178,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def healthcheck(redis_url: str, hostname: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["sh", str(SCRIPTS / "worker-healthcheck.sh")],
-        env=script_env(ATELIER_REDIS_URL=redis_url, HOSTNAME=hostname, ATELIER_HEALTHCHECK_TIMEOUT="3"),
+        env=script_env(ATELIER_REDIS_URL=redis_url, HOSTNAME=hostname, ATELIER_HEALTHCHECK_TIMEOUT="1"),
         capture_output=True,
         text=True,
         timeout=60,
