@@ -141,3 +141,27 @@ def test_lbfgs_runs_reuse_their_compiled_evaluation_too() -> None:
     second = stylize_arrays(gradient(32, 32), [stripes()], options, extractor=shared)
     assert (first.warm_start, second.warm_start) == (False, True)
     np.testing.assert_array_equal(first.image, second.image)
+
+
+def test_tiled_runs_of_any_size_share_one_compiled_set_of_tile_functions() -> None:
+    layers = {"content_layers": ("block2_conv1",), "style_layers": ("block1_conv1", "block2_conv1")}
+    shared = load_extractor("random", seed=WEIGHTS_SEED, **layers)
+    options = _options(**layers, max_size=48, iterations=2)
+
+    def run(extractor: FeatureExtractor, height: int, width: int) -> np.ndarray:
+        inputs = (gradient(height, width), [stripes(48, 48)])
+        return stylize_arrays(*inputs, options, extractor=extractor, max_tile_pixels=24 * 24).image
+
+    run(shared, 48, 48)
+    functions = steps_for(shared).tile_functions.get(shared, *layers.values(), "gram")
+    traces = (
+        functions.forward.experimental_get_tracing_count(),
+        functions.backward.experimental_get_tracing_count(),
+    )
+    assert traces[1] >= 1  # the run above went by tiles, through these
+    second = run(shared, 40, 48)  # another size, another run: no new trace
+    assert (
+        functions.forward.experimental_get_tracing_count(),
+        functions.backward.experimental_get_tracing_count(),
+    ) == traces
+    np.testing.assert_array_equal(second, run(load_extractor("random", seed=WEIGHTS_SEED, **layers), 40, 48))

@@ -292,7 +292,9 @@ def _tiled_targets(
     """tiling.tiled_targets, through the style target cache (each style's statistics by tiles of a
     budget), its tiles halved while they run out of memory (as a tiled step's are)."""
     blend, loss = options.normalized_blend(len(styles)), options.style_loss
-    tiled = tiling.TiledTargets(extractor, options.content_layers, options.style_layers, loss)
+    tiled = tiling.TiledTargets(
+        extractor, options.content_layers, options.style_layers, loss, steps_for(extractor).tile_functions
+    )
 
     def within(budget: int) -> Targets:
         content_targets = tiled.content(content, budget)  # first, as before: where an OOM shows first

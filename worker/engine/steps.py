@@ -67,6 +67,7 @@ class StepCache:
         self.misses = 0
         self._entries: OrderedDict[tuple, Compiled] = OrderedDict()
         self._features: dict[tuple, tuple[FeatureExtractor, Callable]] = {}
+        self.tile_functions = tiling.TileFunctionCache()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -226,7 +227,12 @@ class TiledSteps:
         _, height, width, _ = compiled.image.shape
         self.size = (height, width)
         tiled = tiling.needs_tiles(height, width, max_tile_pixels)
-        self.objective = tiling.TiledObjective(compiled.extractor, max_tile_pixels, label) if tiled else None
+        self.objective = self._objective(max_tile_pixels) if tiled else None
+
+    def _objective(self, max_tile_pixels: int) -> tiling.TiledObjective:
+        extractor = self.compiled.extractor
+        functions = steps_for(extractor).tile_functions
+        return tiling.TiledObjective(extractor, max_tile_pixels, self.label, functions)
 
     def evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
         return self._either(self.compiled.evaluate, lambda: self._tiled.evaluate, image, targets, weights)
@@ -271,5 +277,5 @@ class TiledSteps:
                     "%s: out of memory at %dx%d untiled (%s); retrying the step by tiles of %d pixels",
                     self.label, width, height, tiling.first_line(error), budget,
                 )  # fmt: skip
-                self.objective = tiling.TiledObjective(self.compiled.extractor, budget, self.label)
+                self.objective = self._objective(budget)
         return tiled()(*arguments)
