@@ -165,3 +165,21 @@ def test_tiled_runs_of_any_size_share_one_compiled_set_of_tile_functions() -> No
         functions.backward.experimental_get_tracing_count(),
     ) == traces
     np.testing.assert_array_equal(second, run(load_extractor("random", seed=WEIGHTS_SEED, **layers), 40, 48))
+
+
+def test_the_loss_evaluation_stops_tracing_after_a_few_sizes() -> None:
+    layers = ("block1_conv1",)
+    shared = load_extractor("random", seed=WEIGHTS_SEED, content_layers=layers, style_layers=layers)
+    options = _options(content_layers=layers, style_layers=layers, iterations=1)
+    evaluate = steps_for(shared).evaluate(shared)
+
+    def run(side: int) -> None:
+        stylize_arrays(gradient(side, side), [stripes()], options, extractor=shared)
+
+    for side in (16, 24, 32):
+        run(side)
+    traces = evaluate.experimental_get_tracing_count()
+    assert 1 <= traces <= 3  # the runs evaluated through it, with shapes relaxed, not a graph per size
+    run(40)
+    run(48)
+    assert evaluate.experimental_get_tracing_count() == traces

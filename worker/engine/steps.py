@@ -31,6 +31,8 @@ from worker.engine.objective import LossWeights, Targets, loss_and_gradient, los
 logger = logging.getLogger(__name__)
 
 _T = TypeVar("_T")
+# (image, targets, weights) -> the weighted loss parts: objective.loss_parts, compiled
+Evaluate = Callable[[tf.Tensor, Targets, LossWeights], dict[str, tf.Tensor]]
 
 
 class AdamHyper(NamedTuple):
@@ -67,6 +69,7 @@ class StepCache:
         self.misses = 0
         self._entries: OrderedDict[tuple, Compiled] = OrderedDict()
         self._features: dict[tuple, tuple[FeatureExtractor, Callable]] = {}
+        self._evaluate: tuple[FeatureExtractor, Evaluate] | None = None
         self.tile_functions = tiling.TileFunctionCache()
         self._lock = threading.Lock()
 
@@ -78,6 +81,7 @@ class StepCache:
         self, extractor: FeatureExtractor, height: int, width: int, options: StyleOptions
     ) -> Iterator[Compiled]:
         key = (height, width, options.content_layers, options.style_layers)
+        evaluate = self.evaluate(extractor)
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None and entry.extractor is extractor and not entry.busy:
@@ -85,7 +89,7 @@ class StepCache:
                 self.hits += 1
             else:
                 self.misses += 1
-                entry = Compiled(extractor, height, width)
+                entry = Compiled(extractor, height, width, evaluate)
                 if key not in self._entries or self._entries[key].extractor is not extractor:
                     self._entries[key] = entry
                     while len(self._entries) > self.max_entries:
@@ -95,6 +99,21 @@ class StepCache:
             yield entry
         finally:
             entry.busy = False
+
+    def evaluate(self, extractor: FeatureExtractor) -> Evaluate:
+        """The loss parts of an image, compiled once for every size (its shapes relaxed at the second):
+        a run evaluates its start and its result once each, so a graph per size was a trace for two
+        calls (~0.25 s of CPU per new size)."""
+        with self._lock:
+            if self._evaluate is None or self._evaluate[0] is not extractor:
+                evaluate = tf.function(
+                    functools.partial(_loss_parts, extractor),
+                    jit_compile=extractor.jit_compile,
+                    reduce_retracing=True,
+                    autograph=False,
+                )
+                self._evaluate = (extractor, evaluate)
+            return self._evaluate[1]
 
     def features(
         self, extractor: FeatureExtractor, content_layers: Sequence[str], style_layers: Sequence[str]
@@ -139,7 +158,9 @@ def steps_for(extractor: FeatureExtractor) -> StepCache:
 class Compiled:
     """One image size's compiled functions and Adam's variables; see StepCache."""
 
-    def __init__(self, extractor: FeatureExtractor, height: int, width: int) -> None:
+    def __init__(
+        self, extractor: FeatureExtractor, height: int, width: int, evaluate: Evaluate | None = None
+    ) -> None:
         self.extractor = extractor
         self.busy = False
         jit = extractor.jit_compile
@@ -153,7 +174,9 @@ class Compiled:
         # No autograph: the steps branch on no tensor, and converting them costs about a second of
         # CPU at a process's first trace (docs/testing.md).
         compile_step = functools.partial(tf.function, jit_compile=jit, autograph=False)
-        self.evaluate = compile_step(functools.partial(Compiled._evaluate, self))
+        self.evaluate = (
+            compile_step(functools.partial(_loss_parts, extractor)) if evaluate is None else evaluate
+        )
         self.loss_and_gradient = compile_step(functools.partial(Compiled._loss_and_gradient, self))
         self.adam_step = compile_step(functools.partial(Compiled._adam_step, self))
         self.apply_adam = compile_step(self._apply_adam)  # after a tiled gradient
@@ -181,9 +204,6 @@ class Compiled:
         so they never share these variables)."""
         return AdamState(self.moment, self.velocity, float(self.iterations.numpy()))
 
-    def _evaluate(self, image: tf.Tensor, targets: Targets, weights: LossWeights) -> dict[str, tf.Tensor]:
-        return loss_parts(self.extractor, weights, image, targets)
-
     def _loss_and_gradient(
         self, image: tf.Tensor, targets: Targets, weights: LossWeights
     ) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
@@ -209,6 +229,12 @@ class Compiled:
         velocity = self.velocity.assign_add((tf.square(gradient) - self.velocity) * (1.0 - hyper.beta_2))
         alpha = hyper.learning_rate * tf.sqrt(1.0 - hyper.beta_2**step) / (1.0 - hyper.beta_1**step)
         image.assign(tf.clip_by_value(image - alpha * moment / (tf.sqrt(velocity) + hyper.epsilon), 0.0, 1.0))
+
+
+def _loss_parts(
+    extractor: FeatureExtractor, image: tf.Tensor, targets: Targets, weights: LossWeights
+) -> dict[str, tf.Tensor]:
+    return loss_parts(extractor, weights, image, targets)
 
 
 class TiledSteps:
