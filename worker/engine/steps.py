@@ -101,9 +101,9 @@ class StepCache:
             entry.busy = False
 
     def evaluate(self, extractor: FeatureExtractor) -> Evaluate:
-        """The loss parts of an image, compiled once for every size (its shapes relaxed at the second):
-        a run evaluates its start and its result once each, so a graph per size was a trace for two
-        calls (~0.25 s of CPU per new size)."""
+        """The loss parts of an image, compiled once for every size (TensorFlow relaxes its shapes
+        at the second): a run evaluates only its start and its result, too few calls to repay a
+        graph per size (~0.25 s of CPU each)."""
         with self._lock:
             if self._evaluate is None or self._evaluate[0] is not extractor:
                 evaluate = tf.function(

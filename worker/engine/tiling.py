@@ -387,10 +387,9 @@ def _tiled_features(
 
 
 class TileFunctionCache:
-    """One extractor's compiled tile functions, by layers and moment precision: their shapes are
-    dynamic, so one graph serves every tile, image size and run. Kept by the extractor's step cache
-    (steps.StepCache); each TiledObjective and TiledTargets traced its own before, ~0.5 s of CPU
-    per rung of every tiled job."""
+    """One extractor's compiled tile functions, by layers and moment precision, kept by its step
+    cache (steps.StepCache): their shapes are dynamic, so one graph serves every tile, image size and
+    run, and a tiled job traces nothing once one has (a trace costs ~0.5 s of CPU per rung)."""
 
     def __init__(self) -> None:
         self._functions: dict[tuple, _TileFunctions] = {}
