@@ -24,7 +24,7 @@ MAX_EXAMPLES = 40
 # schema only so that the route can name a missing one itself. Every other check stays on.
 EXCLUDED_CHECKS = [positive_data_acceptance]
 # Schema keys that say nothing a value must satisfy.
-ANNOTATIONS = {"type", "title", "description"}
+ANNOTATIONS = {"title", "description"}
 # The operations whose schema-violating requests must be tried (each has a body or a constrained parameter).
 VIOLABLE = {"POST /api/jobs", "POST /api/plan", "POST /api/batches", "GET /api/jobs/{job_id}/result"}
 
@@ -72,6 +72,10 @@ def violable(definition: dict) -> bool:
     cookie parameter, or a path parameter constrained beyond "a string" (any string is a valid path
     segment, so a plain string id has nothing to violate)."""
     return "requestBody" in definition or any(
-        parameter["in"] != "path" or set(parameter.get("schema", {})) - ANNOTATIONS
+        parameter["in"] != "path" or _constraints(parameter.get("schema", {})) not in ({}, {"type": "string"})
         for parameter in definition.get("parameters", [])
     )
+
+
+def _constraints(schema: dict) -> dict:
+    return {key: value for key, value in schema.items() if key not in ANNOTATIONS}
